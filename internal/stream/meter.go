@@ -1,0 +1,261 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Error types: the values of error.type. They are few and fixed (an HTTP
+// status adds its code, "503"), so they are safe as metric labels.
+const (
+	ErrTransport  = "transport"         // the connection failed
+	ErrTimeout    = "timeout"           // a deadline passed
+	ErrCanceled   = "canceled"          // the client went away
+	ErrInStream   = "stream_error"      // an error object arrived inside the stream
+	ErrMalformed  = "malformed_stream"  // a chunk that is not JSON
+	ErrIncomplete = "incomplete_stream" // the stream ended without its final marker
+)
+
+// maxErrorMessage bounds the error text a Measurement keeps.
+const maxErrorMessage = 512
+
+// ChunkEvent is one output-carrying chunk, as it arrives.
+type ChunkEvent struct {
+	Index int           // among output chunks, from 0
+	At    time.Time     // when the bytes that completed it arrived
+	Gap   time.Duration // since the previous output chunk; 0 for the first
+	Text  string        // generated and reasoning text it carries
+}
+
+// Config sets up a Meter.
+type Config struct {
+	// API is the protocol of the response (decides what "[DONE]" means).
+	API API
+	// Start is t_start: when the request began (see docs/METRICS.md).
+	Start time.Time
+	// Clock reads the time; time.Now when nil. Tests pass a fake.
+	Clock func() time.Time
+	// OnChunk, when set, is called for every output-carrying chunk.
+	OnChunk func(ChunkEvent)
+	// MaxChunk bounds one chunk's size; DefaultMaxChunk when 0.
+	MaxChunk int
+}
+
+// Meter taps one response body as it streams and measures it. Feed it the
+// status with Response, every body byte with Write, and call Finish once.
+// A Meter is not safe for concurrent use.
+type Meter struct {
+	cfg           Config
+	framer        *framer
+	m             Measurement
+	malformedSeen bool
+	inStreamErr   string
+	finished      bool
+	now           time.Time // the time of the Write being read
+}
+
+// NewMeter returns a Meter for one response.
+func NewMeter(cfg Config) *Meter {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = cfg.Clock()
+	}
+	return &Meter{cfg: cfg, m: Measurement{API: cfg.API, Start: cfg.Start}}
+}
+
+// Response records the response's status and framing (from Content-Type).
+func (mt *Meter) Response(status int, contentType string) {
+	mt.m.Status = status
+	mt.m.Format = FormatOf(contentType)
+	mt.framer = newFramer(mt.m.Format, mt.cfg.MaxChunk)
+}
+
+// Write reads body bytes; it never fails, so it can sit in an io.TeeReader.
+func (mt *Meter) Write(p []byte) (int, error) {
+	if len(p) == 0 || mt.finished {
+		return len(p), nil
+	}
+	if mt.framer == nil {
+		mt.Response(200, "")
+	}
+	mt.now = mt.cfg.Clock()
+	if mt.m.FirstByte.IsZero() {
+		mt.m.FirstByte = mt.now
+	}
+	mt.framer.write(p, mt.chunk)
+	return len(p), nil
+}
+
+func (mt *Meter) chunk(payload []byte) {
+	ci := inspect(mt.cfg.API, payload)
+	m := &mt.m
+	switch {
+	case ci.malformed:
+		mt.malformedSeen = true
+		return
+	case ci.isErr:
+		if mt.inStreamErr == "" {
+			mt.inStreamErr = ci.errMsg
+			if mt.inStreamErr == "" {
+				mt.inStreamErr = "error object in stream"
+			}
+		}
+		return
+	}
+	if ci.model != "" {
+		m.Model = ci.model
+	}
+	if ci.output {
+		ev := ChunkEvent{Index: m.OutputChunks, At: mt.now, Text: ci.text}
+		if m.OutputChunks == 0 {
+			m.FirstToken = mt.now
+		} else {
+			ev.Gap = mt.now.Sub(m.LastToken)
+			m.Gaps = append(m.Gaps, ev.Gap)
+		}
+		m.LastToken = mt.now
+		m.OutputChunks++
+		if mt.cfg.OnChunk != nil {
+			mt.cfg.OnChunk(ev)
+		}
+	}
+	if ci.finishReason != "" {
+		m.FinishReason = ci.finishReason
+	}
+	if ci.hasUsage {
+		m.InputTokens, m.OutputTokens, m.serverCounts = ci.inputTokens, ci.outputTokens, true
+	}
+	if ci.ollama != nil {
+		m.Ollama = ci.ollama
+	}
+	if ci.final {
+		m.Complete = true
+	}
+}
+
+// Finish ends the measurement. err is how reading the body ended: nil or
+// io.EOF for a clean end, else the transport error. Later calls return the
+// same Measurement.
+func (mt *Meter) Finish(err error) *Measurement {
+	m := &mt.m
+	if mt.finished {
+		return m
+	}
+	mt.finished = true
+	m.End = mt.cfg.Clock()
+	if mt.framer == nil {
+		mt.Response(0, "")
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		mt.now = m.End
+		mt.framer.close(mt.chunk)
+		if mt.m.Format == FormatJSON && m.Status > 0 && m.Status < 400 && !mt.malformedSeen && mt.inStreamErr == "" {
+			m.Complete = true
+		}
+	}
+	if !m.serverCounts {
+		m.OutputTokens, m.TokensEstimated = m.OutputChunks, true
+	}
+	switch {
+	case m.Status >= 400:
+		m.setError(strconv.Itoa(m.Status), mt.inStreamErr)
+	case err != nil && !errors.Is(err, io.EOF):
+		m.setError(ClassifyError(err), err.Error())
+	case mt.inStreamErr != "":
+		m.setError(ErrInStream, mt.inStreamErr)
+	case mt.malformedSeen:
+		m.setError(ErrMalformed, "a chunk of the stream is not JSON")
+	case !m.Complete:
+		m.setError(ErrIncomplete, "the stream ended without its final marker")
+	}
+	return m
+}
+
+// ClassifyError names a transport error with one of the fixed error types.
+func ClassifyError(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ErrCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return ErrTimeout
+	default:
+		return ErrTransport
+	}
+}
+
+// Measurement is one request measured per docs/METRICS.md.
+type Measurement struct {
+	API    API
+	Format Format
+	Status int // 0 when no response arrived
+
+	Start      time.Time // t_start
+	FirstByte  time.Time // t_first_byte; zero when no body byte arrived
+	FirstToken time.Time // t_first_token; zero when no output arrived
+	LastToken  time.Time // t_last_token
+	End        time.Time // t_end
+
+	OutputChunks int             // output-carrying chunks
+	Gaps         []time.Duration // every t_k − t_(k−1), k ≥ 2
+
+	InputTokens     int
+	OutputTokens    int
+	TokensEstimated bool // the server gave no counts: OutputTokens counts chunks
+	serverCounts    bool
+
+	FinishReason string
+	Model        string         // the response's model
+	Ollama       *OllamaTimings // Ollama's final-chunk timings, when sent
+	Complete     bool           // the final marker arrived
+
+	ErrorType string // "" when the request succeeded
+	Error     string // what went wrong, bounded
+}
+
+func (m *Measurement) setError(typ, msg string) {
+	if len(msg) > maxErrorMessage {
+		msg = msg[:maxErrorMessage]
+	}
+	m.ErrorType, m.Error = typ, msg
+}
+
+// OK reports whether the request succeeded.
+func (m *Measurement) OK() bool { return m.ErrorType == "" }
+
+// TTFT is t_first_token − t_start; false when no output arrived.
+func (m *Measurement) TTFT() (time.Duration, bool) {
+	if m.FirstToken.IsZero() {
+		return 0, false
+	}
+	return m.FirstToken.Sub(m.Start), true
+}
+
+// E2E is t_end − t_start.
+func (m *Measurement) E2E() time.Duration { return m.End.Sub(m.Start) }
+
+// TPOT is (t_last_token − t_first_token) / (output_tokens − 1); false when
+// fewer than two output tokens arrived.
+func (m *Measurement) TPOT() (time.Duration, bool) {
+	if m.OutputTokens < 2 || m.OutputChunks < 2 {
+		return 0, false
+	}
+	return m.LastToken.Sub(m.FirstToken) / time.Duration(m.OutputTokens-1), true
+}
+
+// DecodeSpeed is the per-request decode speed, 1/TPOT, in tokens per second.
+func (m *Measurement) DecodeSpeed() float64 {
+	tpot, ok := m.TPOT()
+	if !ok || tpot <= 0 {
+		return 0
+	}
+	return float64(time.Second) / float64(tpot)
+}
