@@ -85,7 +85,7 @@ func (f *framer) write(p []byte, emit func([]byte)) {
 			return
 		}
 		line := p[:i]
-		if len(f.pending) > 0 || f.overflow {
+		if len(f.pending) > 0 || f.overflow || len(line) > f.maxChunk {
 			f.hold(line)
 			line = f.pending
 		}

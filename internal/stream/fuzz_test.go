@@ -1,0 +1,66 @@
+package stream
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func addSeeds(f *testing.F) {
+	f.Add([]byte(ollamaLine("a")+ollamaLine("b")+ollamaFinal), uint8(3), false)
+	f.Add([]byte(sse(`{"choices":[{"delta":{"content":"x"}}]}`)+sse("[DONE]")), uint8(5), true)
+	f.Add([]byte("data: a\r\ndata: b\r\n\r\n: c\n\nevent: e\n\n"), uint8(1), true)
+	f.Add([]byte("{\"error\":\"x\"}\n\n\r\n{"), uint8(2), false)
+}
+
+// FuzzFraming: however the body is cut into reads, the chunks are the same,
+// and the framer never panics or holds more than its limit.
+func FuzzFraming(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, body []byte, step uint8, isSSE bool) {
+		format := FormatNDJSON
+		if isSSE {
+			format = FormatSSE
+		}
+		s := int(step)%16 + 1
+		whole := frames(format, string(body), len(body)+1, 64)
+		cut := frames(format, string(body), s, 64)
+		if !reflect.DeepEqual(whole, cut) {
+			t.Fatalf("reads of %d bytes gave %q, one read gave %q", s, cut, whole)
+		}
+		for _, c := range whole {
+			if len(c) > 64 {
+				t.Fatalf("chunk of %d bytes passed a 64-byte limit", len(c))
+			}
+		}
+	})
+}
+
+// FuzzMeter: any body, of either API and framing, is measured without a
+// panic, and the figures hold together.
+func FuzzMeter(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, body []byte, step uint8, isSSE bool) {
+		api, ct := APIOllama, "application/x-ndjson"
+		if isSSE {
+			api, ct = APIOpenAI, "text/event-stream"
+		}
+		now := t0
+		m := NewMeter(Config{API: api, Start: t0, Clock: func() time.Time { now = now.Add(time.Millisecond); return now }})
+		m.Response(200, ct)
+		s := int(step)%16 + 1
+		for i := 0; i < len(body); i += s {
+			m.Write(body[i:min(i+s, len(body))])
+		}
+		got := m.Finish(nil)
+		if got.OutputChunks > 0 && len(got.Gaps) != got.OutputChunks-1 {
+			t.Fatalf("%d output chunks but %d gaps", got.OutputChunks, len(got.Gaps))
+		}
+		if ttft, ok := got.TTFT(); ok && (ttft <= 0 || ttft > got.E2E()) {
+			t.Fatalf("TTFT %v outside (0, E2E %v]", ttft, got.E2E())
+		}
+		if !got.Complete && got.OK() {
+			t.Fatal("a stream without its final marker counted as a success")
+		}
+	})
+}
