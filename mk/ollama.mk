@@ -1,0 +1,35 @@
+# A real Ollama, built from the Go module proxy, and a small generated model.
+# See docs/ollama.md. Both are cached in $(CACHE): a second `make test` reuses them.
+
+OLLAMA_VERSION := v0.6.5
+# Versioned folder: changing OLLAMA_VERSION builds a new binary beside the old one.
+OLLAMA_DIR := $(TOOLS)/ollama-$(OLLAMA_VERSION)
+OLLAMA_BIN := $(OLLAMA_DIR)/ollama
+
+# The small model the integration tests serve (about 2.5M parameters, F32).
+OLLAMA_MODEL_FLAGS := -width 256 -blocks 4 -heads 8 -kv-heads 2 -ff 512 -context 2048 -vocab 512 -seed 1
+OLLAMA_MODEL_GGUF := $(CACHE)/models/tiny-$(shell printf '%s' '$(OLLAMA_MODEL_FLAGS)' | sha256sum | cut -c1-12).gguf
+
+.PHONY: ollama ollama-model test-ollama
+
+ollama: $(OLLAMA_BIN)
+ollama-model: $(OLLAMA_MODEL_GGUF)
+
+# go install writes the binary last, so an interrupted build leaves no file and
+# the next make retries.
+$(OLLAMA_BIN):
+	@mkdir -p $(OLLAMA_DIR)
+	@echo "building ollama $(OLLAMA_VERSION) (CPU-only, cgo; a few minutes on 2 cores)"
+	CGO_ENABLED=1 GOBIN=$(OLLAMA_DIR) $(GO) install github.com/ollama/ollama@$(OLLAMA_VERSION)
+
+$(OLLAMA_MODEL_GGUF):
+	@mkdir -p $(dir $@)
+	$(GO) run ./supervisor make-model $(OLLAMA_MODEL_FLAGS) -o $@.tmp
+	mv $@.tmp $@
+
+# Real llama.cpp timing: serial (-p 1), never beside other heavy work.
+test-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
+	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
+		$(GO) test -tags ollama -p 1 -count=1 -timeout 20m ./internal/ollamatest/...
+
+TEST_STAGES += test-ollama
