@@ -1,0 +1,133 @@
+// Package memsample samples the resident memory of a whole process tree (an
+// engine and its runners) at a fixed interval and keeps the peak.
+package memsample
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
+)
+
+// TreeRSS returns the summed resident set size, in bytes, of the process pid
+// and all its descendants, and how many processes that was.
+func TreeRSS(ctx context.Context, pid int) (uint64, int, error) {
+	procs, err := process.ProcessesWithContext(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("list processes: %w", err)
+	}
+	children := map[int32][]*process.Process{}
+	var root *process.Process
+	for _, p := range procs {
+		if p.Pid == int32(pid) {
+			root = p
+			continue
+		}
+		ppid, err := p.PpidWithContext(ctx)
+		if err != nil {
+			continue // it exited meanwhile
+		}
+		children[ppid] = append(children[ppid], p)
+	}
+	if root == nil {
+		return 0, 0, fmt.Errorf("process %d not found", pid)
+	}
+	var total uint64
+	n := 0
+	queue := []*process.Process{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if mi, err := p.MemoryInfoWithContext(ctx); err == nil {
+			total += mi.RSS
+			n++
+		}
+		queue = append(queue, children[p.Pid]...)
+	}
+	return total, n, nil
+}
+
+// Result summarises the samples of one sampling period.
+type Result struct {
+	Samples   int
+	PeakBytes uint64
+	MeanBytes uint64
+	LastBytes uint64
+	// MaxProcesses is the largest number of processes seen in the tree.
+	MaxProcesses int
+}
+
+// Sampler samples a process tree until stopped.
+type Sampler struct {
+	pid      int
+	interval time.Duration
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	mu    sync.Mutex
+	res   Result
+	sum   float64
+	onErr error
+}
+
+// Start samples pid's tree every interval (at most 250 ms is what the
+// supervisor uses) from now until Stop; one sample is taken at once.
+func Start(pid int, interval time.Duration) *Sampler {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sampler{pid: pid, interval: interval, cancel: cancel, done: make(chan struct{})}
+	s.sample(ctx)
+	go s.loop(ctx)
+	return s
+}
+
+func (s *Sampler) loop(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sample(ctx)
+		}
+	}
+}
+
+func (s *Sampler) sample(ctx context.Context) {
+	rss, n, err := TreeRSS(ctx, s.pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.onErr = err
+		return
+	}
+	r := &s.res
+	r.Samples++
+	r.LastBytes = rss
+	r.PeakBytes = max(r.PeakBytes, rss)
+	r.MaxProcesses = max(r.MaxProcesses, n)
+	s.sum += float64(rss)
+	r.MeanBytes = uint64(s.sum / float64(r.Samples))
+}
+
+// Peak returns the peak so far.
+func (s *Sampler) Peak() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.res.PeakBytes
+}
+
+// Stop ends sampling (taking one last sample if the process still runs) and
+// returns the result. Err is the last sampling error, if any (the process
+// exited).
+func (s *Sampler) Stop() (Result, error) {
+	s.cancel()
+	<-s.done
+	s.sample(context.Background())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.res, s.onErr
+}
