@@ -3,8 +3,8 @@ package memsample
 import (
 	"context"
 	"os"
-	"runtime"
 	"os/exec"
+	"runtime"
 	"testing"
 	"time"
 
