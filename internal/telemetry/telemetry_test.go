@@ -1,0 +1,209 @@
+package telemetry
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// stuckExporter blocks every export until released, like a collector that hangs.
+type stuckExporter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	got     int
+}
+
+func (e *stuckExporter) ExportSpans(ctx context.Context, s []sdktrace.ReadOnlySpan) error {
+	select {
+	case <-e.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.mu.Lock()
+	e.got += len(s)
+	e.mu.Unlock()
+	return nil
+}
+func (e *stuckExporter) Shutdown(context.Context) error { return nil }
+
+func TestBatchProcessorNeverBlocksAndCountsDrops(t *testing.T) {
+	exp := &stuckExporter{release: make(chan struct{})}
+	p := NewBatchProcessor(exp, BatchConfig{QueueSize: 4, BatchSize: 1, BatchTimeout: time.Hour, ExportTimeout: time.Hour})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p))
+	tr := tp.Tracer("t")
+	const n = 50
+	start := time.Now()
+	for range n {
+		_, s := tr.Start(context.Background(), "x")
+		s.End()
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("ending %d spans with a stuck exporter took %v", n, el)
+	}
+	// One span is held by the stuck export, 4 wait in the queue: the rest are dropped.
+	if d := p.Dropped(); d < n-6 || d > n-4 {
+		t.Fatalf("dropped %d of %d spans, want %d..%d", d, n, n-6, n-4)
+	}
+	close(exp.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := int(p.Exported()) + int(p.Dropped()); got != n {
+		t.Fatalf("exported %d + dropped %d = %d, want %d", p.Exported(), p.Dropped(), got, n)
+	}
+}
+
+func TestTraceConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		check   func(TraceConfig) bool
+		wantErr string
+	}{
+		{"defaults", nil, func(c TraceConfig) bool { return c.ServiceName == "svc" && !c.Disabled && c.SampleRatio == nil }, ""},
+		{"endpoint and headers", map[string]string{
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=a%20b,x=y",
+			"OTEL_EXPORTER_OTLP_INSECURE": "true", "OTEL_SERVICE_NAME": "named",
+		}, func(c TraceConfig) bool {
+			return c.Endpoint == "http://collector:4317" && c.Headers["api-key"] == "a b" && c.Headers["x"] == "y" && c.Insecure && c.ServiceName == "named"
+		}, ""},
+		{"traces endpoint wins", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "a:1", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "b:2"},
+			func(c TraceConfig) bool { return c.Endpoint == "b:2" }, ""},
+		{"disabled", map[string]string{"OTEL_TRACES_EXPORTER": "none"}, func(c TraceConfig) bool { return c.Disabled }, ""},
+		{"ratio", map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
+			func(c TraceConfig) bool { return c.SampleRatio != nil && *c.SampleRatio == 0.25 }, ""},
+		{"bsp", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "10", "OTEL_BSP_SCHEDULE_DELAY": "250", "OTEL_BSP_EXPORT_TIMEOUT": "3000"},
+			func(c TraceConfig) bool {
+				return c.Batch.QueueSize == 10 && c.Batch.BatchTimeout == 250*time.Millisecond && c.Batch.ExportTimeout == 3*time.Second
+			}, ""},
+		{"bad ratio", map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, nil, "OTEL_TRACES_SAMPLER_ARG"},
+		{"bad exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, nil, "OTEL_TRACES_EXPORTER"},
+		{"bad insecure", map[string]string{"OTEL_EXPORTER_OTLP_INSECURE": "maybe"}, nil, "OTEL_EXPORTER_OTLP_INSECURE"},
+		{"bad headers", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, nil, "OTEL_EXPORTER_OTLP_HEADERS"},
+		{"bad queue", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "-1"}, nil, "OTEL_BSP_MAX_QUEUE_SIZE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := TraceConfigFromEnv(func(k string) string { return tt.env[k] }, "svc")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("config %+v is not what the environment says", c)
+			}
+		})
+	}
+}
+
+func TestNewTracingWithUnreachableCollectorDoesNotDelay(t *testing.T) {
+	// Nothing listens on port 1 of loopback: export fails, spans are counted as dropped.
+	tr, err := NewTracing(context.Background(), TraceConfig{ServiceName: "t", Endpoint: "127.0.0.1:1", Insecure: true,
+		Batch: BatchConfig{BatchTimeout: 10 * time.Millisecond, ExportTimeout: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 100 {
+		_, s := tr.Provider.Tracer("t").Start(context.Background(), "x")
+		s.End()
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("100 spans took %v with the collector down", el)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = tr.Provider.ForceFlush(ctx)
+	if tr.Processor.Dropped() == 0 {
+		t.Fatal("no span counted as dropped with the collector down")
+	}
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInstrumentBucketsReachSeedLatencies(t *testing.T) {
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	in, err := NewInstruments(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	in.TTFT.Record(ctx, 27)
+	in.Duration.Record(ctx, 250)
+	var rm metricdata.ResourceMetrics
+	if err := rd.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"gen_ai.server.time_to_first_token": 120, "gen_ai.server.request.duration": 300}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			top, ok := want[m.Name]
+			if !ok {
+				continue
+			}
+			h := m.Data.(metricdata.Histogram[float64])
+			b := h.DataPoints[0].Bounds
+			if b[len(b)-1] < top {
+				t.Errorf("%s: last bucket %v < %v", m.Name, b[len(b)-1], top)
+			}
+			delete(want, m.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("instruments not collected: %v", want)
+	}
+}
+
+func TestMetricsHandlerServesOpenMetricsExemplars(t *testing.T) {
+	ms, err := NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := NewInstruments(ms.Provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider()
+	ctx, span := tp.Tracer("t").Start(context.Background(), "x")
+	in.TTFT.Record(ctx, 0.3)
+	span.End()
+	srv := httptest.NewServer(ms.Handler)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	tid := span.SpanContext().TraceID().String()
+	if !strings.Contains(text, "gen_ai_server_time_to_first_token_seconds_bucket") || !strings.Contains(text, `trace_id="`+tid+`"`) {
+		t.Fatalf("no TTFT exemplar with trace id %s in:\n%s", tid, text)
+	}
+	if err := ms.Provider.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,170 @@
+// Package telemetry sets up OpenTelemetry for tokentrace's programs: a
+// tracer provider exporting over OTLP/gRPC that never delays a request, a
+// meter provider read by Prometheus (OpenMetrics, with exemplars), the W3C
+// propagator, and the instruments of docs/METRICS.md with their buckets.
+// Nothing here reads the environment or sets OTel globals: programs read
+// OTEL_* in main (TraceConfigFromEnv) and pass providers on explicitly.
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+)
+
+// TraceConfig configures the tracer provider. TraceConfigFromEnv fills it
+// from the standard OTEL_* variables.
+type TraceConfig struct {
+	// Disabled turns export off (OTEL_SDK_DISABLED=true or
+	// OTEL_TRACES_EXPORTER=none): spans are still made, never sent.
+	Disabled bool
+	// Endpoint is the collector's OTLP/gRPC address, "host:port" or a URL
+	// ("http://host:4317" implies Insecure). Empty: the SDK's default.
+	Endpoint string
+	// Insecure sends without TLS.
+	Insecure bool
+	// Headers are sent with every export (for example an API key).
+	Headers map[string]string
+	// ServiceName is service.name; required.
+	ServiceName string
+	// ResourceAttributes are added to the resource (OTEL_RESOURCE_ATTRIBUTES).
+	ResourceAttributes map[string]string
+	// SampleRatio is the share of new traces sampled, 0..1; an incoming
+	// sampled parent is always followed. Default 1.
+	SampleRatio *float64
+	// Batch sizes the non-blocking batch processor.
+	Batch BatchConfig
+	// MaxEvents bounds the events one span keeps (per-token events);
+	// default 1100, enough for a 1,000-token answer.
+	MaxEvents int
+}
+
+// DefaultMaxEvents is the default of TraceConfig.MaxEvents.
+const DefaultMaxEvents = 1100
+
+// Validate names the first bad field.
+func (c TraceConfig) Validate() error {
+	if c.ServiceName == "" {
+		return fmt.Errorf("trace config: ServiceName is empty")
+	}
+	if c.SampleRatio != nil && (*c.SampleRatio < 0 || *c.SampleRatio > 1) {
+		return fmt.Errorf("trace config: SampleRatio %v is outside 0..1", *c.SampleRatio)
+	}
+	if c.MaxEvents < 0 {
+		return fmt.Errorf("trace config: MaxEvents %d is negative", c.MaxEvents)
+	}
+	return nil
+}
+
+// Tracing is a tracer provider and the processor that feeds its exporter.
+type Tracing struct {
+	Provider  *sdktrace.TracerProvider
+	Processor *BatchProcessor // nil when export is disabled
+}
+
+// Shutdown flushes the spans still queued and stops export, bounded by ctx.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	if err := t.Provider.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shut down tracer provider: %w", err)
+	}
+	return nil
+}
+
+// NewTracing builds a tracer provider exporting over OTLP/gRPC. It does not
+// connect: a collector that is down costs dropped spans, never a delay.
+func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	res, err := newResource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ratio := 1.0
+	if cfg.SampleRatio != nil {
+		ratio = *cfg.SampleRatio
+	}
+	maxEvents := cfg.MaxEvents
+	if maxEvents == 0 {
+		maxEvents = DefaultMaxEvents
+	}
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{
+			AttributeValueLengthLimit:   -1,
+			AttributeCountLimit:         128,
+			EventCountLimit:             maxEvents,
+			LinkCountLimit:              128,
+			AttributePerEventCountLimit: 128,
+			AttributePerLinkCountLimit:  128,
+		}),
+	}
+	t := &Tracing{}
+	if !cfg.Disabled {
+		exp, err := otlptracegrpc.New(ctx, exporterOptions(cfg)...)
+		if err != nil {
+			return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
+		}
+		t.Processor = NewBatchProcessor(exp, cfg.Batch)
+		opts = append(opts, sdktrace.WithSpanProcessor(t.Processor))
+	}
+	t.Provider = sdktrace.NewTracerProvider(opts...)
+	return t, nil
+}
+
+func exporterOptions(cfg TraceConfig) []otlptracegrpc.Option {
+	var opts []otlptracegrpc.Option
+	switch {
+	case strings.Contains(cfg.Endpoint, "://"):
+		opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+	case cfg.Endpoint != "":
+		opts = append(opts, otlptracegrpc.WithEndpoint(cfg.Endpoint))
+	}
+	if cfg.Insecure {
+		opts = append(opts, otlptracegrpc.WithInsecure())
+	}
+	if len(cfg.Headers) > 0 {
+		opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
+	}
+	// The batch processor bounds each export; retrying inside it would only
+	// hold the queue longer while the collector is away.
+	opts = append(opts, otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
+	return opts
+}
+
+func newResource(cfg TraceConfig) (*resource.Resource, error) {
+	attrs := []attribute.KeyValue{semconv.ServiceName(cfg.ServiceName)}
+	for k, v := range cfg.ResourceAttributes {
+		if k != string(semconv.ServiceNameKey) {
+			attrs = append(attrs, attribute.String(k, v))
+		}
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
+	if err != nil {
+		return nil, fmt.Errorf("build trace resource: %w", err)
+	}
+	return res, nil
+}
+
+// Propagator is the W3C trace-context and baggage propagator.
+func Propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// millis reads a millisecond count, as the OTEL_BSP_* variables use.
+func millis(s string) (time.Duration, error) {
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a count of milliseconds", s)
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
