@@ -1,0 +1,177 @@
+package ollamaproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// The test binary doubles as a fake `ollama serve` when this variable is set:
+// it serves /api/version, logs a runner line and spawns a child that sleeps,
+// as the real server spawns its runner.
+const fakeEnv = "OLLAMAPROC_FAKE"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(fakeEnv) {
+	case "serve":
+		fakeServe()
+		return
+	case "runner":
+		time.Sleep(time.Hour)
+		return
+	case "crash":
+		fmt.Fprintln(os.Stderr, "Error: listen tcp: address already in use")
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func fakeServe() {
+	child := exec.Command(os.Args[0])
+	child.Env = []string{fakeEnv + "=runner"}
+	if err := child.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "time=x level=INFO msg=\"starting llama server\" cmd=\"%s runner --model /m --ctx-size 6144 --batch-size 512 --threads 2 --parallel 3 --port %d\"\n",
+		os.Args[0], child.Process.Pid)
+	http.HandleFunc("/api/version", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"version":"0.0.0"}`)
+	})
+	if err := http.ListenAndServe(os.Getenv("OLLAMA_HOST"), nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// A zombie has ended; only its parent's reaping is missing.
+	fields := strings.Fields(string(b))
+	return len(fields) > 2 && fields[2] != "Z"
+}
+
+func TestStartReadyRunnerStop(t *testing.T) {
+	s, err := Start(Config{Binary: os.Args[0], Dir: t.TempDir(), Env: []string{fakeEnv + "=serve"}, StopGrace: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.URL(), "http://127.0.0.1:") {
+		t.Errorf("URL %q is not on loopback", s.URL())
+	}
+	r, err := s.WaitRunner(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Parallel != 3 || r.CtxSize != 6144 || r.Model != "/m" {
+		t.Errorf("runner %+v, want parallel 3, ctx 6144, model /m", r)
+	}
+	runnerPid := r.Port // the fake logs its child's pid as the port
+	if !alive(runnerPid) {
+		t.Fatalf("fake runner %d not running", runnerPid)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Exited():
+	default:
+		t.Error("Stop returned before the server exited")
+	}
+	if alive(runnerPid) {
+		t.Errorf("runner %d outlived Stop: the process group was not stopped", runnerPid)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+}
+
+func TestWaitReadyWhenServerExits(t *testing.T) {
+	s, err := Start(Config{Binary: os.Args[0], Dir: t.TempDir(), Env: []string{fakeEnv + "=crash"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = s.WaitReady(ctx)
+	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("WaitReady = %v, want the exit and the log tail", err)
+	}
+	if _, err := s.WaitRunner(ctx, 1); err == nil {
+		t.Error("WaitRunner succeeded on a server that logged no runner")
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	if _, err := Start(Config{Dir: t.TempDir()}); err == nil {
+		t.Error("Start without a binary succeeded")
+	}
+	_, err := Start(Config{Binary: "/nonexistent/ollama", Dir: t.TempDir()})
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Start with a missing binary = %v, want not-exist", err)
+	}
+}
+
+func TestParseRunnerLine(t *testing.T) {
+	real := `time=2026-11-27T11:20:08.039Z level=INFO source=server.go:405 msg="starting llama server" cmd="/x/ollama runner --model /m/blobs/sha256-42 --ctx-size 8192 --batch-size 512 --threads 2 --no-mmap --parallel 4 --port 33267"`
+	tests := []struct {
+		name string
+		line string
+		want RunnerArgs
+		ok   bool
+	}{
+		{"real line", real, RunnerArgs{Parallel: 4, CtxSize: 8192, BatchSize: 512, Threads: 2, Port: 33267, Model: "/m/blobs/sha256-42"}, true},
+		{"parallel 1", strings.Replace(real, "--parallel 4", "--parallel 1", 1), RunnerArgs{Parallel: 1, CtxSize: 8192, BatchSize: 512, Threads: 2, Port: 33267, Model: "/m/blobs/sha256-42"}, true},
+		{"other line", `time=x level=INFO msg="llama runner started in 0.26 seconds"`, RunnerArgs{}, false},
+		{"no parallel", `msg="starting llama server" cmd="/x/ollama runner --ctx-size 8"`, RunnerArgs{}, false},
+		{"bad number", `msg="starting llama server" cmd="/x runner --parallel four"`, RunnerArgs{}, false},
+		{"unterminated", `msg="starting llama server" cmd="/x runner --parallel 4`, RunnerArgs{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := ParseRunnerLine(tt.line)
+			got.Cmd = ""
+			if ok != tt.ok || got != tt.want {
+				t.Fatalf("ParseRunnerLine = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func FuzzParseRunnerLine(f *testing.F) {
+	f.Add(`msg="starting llama server" cmd="/x runner --model /m --parallel 4 --port 1"`)
+	f.Add(`msg="starting llama server" cmd="\"\\ --parallel"`)
+	f.Fuzz(func(t *testing.T, line string) {
+		a, ok := ParseRunnerLine(line)
+		if ok && (a.Parallel < 0 || !strings.Contains(line, runnerMarker)) {
+			t.Fatalf("accepted %q as %+v", line, a)
+		}
+	})
+}
+
+func TestModelfile(t *testing.T) {
+	got := Modelfile("/models/tiny.gguf")
+	want := "FROM /models/tiny.gguf\nTEMPLATE \"\"\"{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}assistant:\"\"\"\n"
+	if got != want {
+		t.Errorf("Modelfile =\n%s\nwant\n%s", got, want)
+	}
+}
