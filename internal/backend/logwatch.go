@@ -19,8 +19,8 @@ type RunnerArgs struct {
 
 var (
 	runnerLine  = regexp.MustCompile(`starting llama server`)
-	parallelArg = regexp.MustCompile(`--parallel[ =](\d+)`)
-	ctxArg      = regexp.MustCompile(`--ctx-size[ =](\d+)`)
+	parallelArg = regexp.MustCompile(`(?:--parallel[ =]|\bparallel=)(\d+)`)
+	ctxArg      = regexp.MustCompile(`(?:--ctx-size[ =]|\bctx-size=)(\d+)`)
 	// Words with which Ollama, llama.cpp and the simulator say that memory
 	// ran out, or that the runner died (the kernel's OOM killer).
 	memoryWords = regexp.MustCompile(`(?i)out of memory|requires more system memory|cannot allocate memory|` +
@@ -126,3 +126,7 @@ func (w *LogWatch) Tail() string {
 	defer w.mu.Unlock()
 	return strings.Join(w.tail, "\n")
 }
+
+// SaysMemory reports whether a message speaks of memory running out, in the
+// words Ollama, llama.cpp, the simulator or the kernel use.
+func SaysMemory(s string) bool { return memoryWords.MatchString(s) }

@@ -158,11 +158,8 @@ func (o *Ollama) Model(ctx context.Context, name string) (ModelInfo, error) {
 // Load loads the model (an empty generate request) and keeps it loaded; it
 // returns the load time as the engine measured it (load_duration) and as
 // the supervisor saw it.
-func (o *Ollama) Load(ctx context.Context, model string, numCtx int) (server, wall time.Duration, err error) {
+func (o *Ollama) Load(ctx context.Context, model string) (server, wall time.Duration, err error) {
 	req := map[string]any{"model": model, "keep_alive": -1, "stream": false}
-	if numCtx > 0 {
-		req["options"] = map[string]any{"num_ctx": numCtx}
-	}
 	var out struct {
 		LoadDuration int64 `json:"load_duration"`
 	}
@@ -206,4 +203,15 @@ func KVCacheBytesPerSlot(modelInfo map[string]any, numCtx int) (int64, bool) {
 		headDim = kd
 	}
 	return 2 * layers * kvHeads * headDim * int64(numCtx) * 2, true
+}
+
+// Warm sends one short generation so that the first measured request does
+// not pay for anything the engine does once.
+func (o *Ollama) Warm(ctx context.Context, model string) error {
+	req := map[string]any{"model": model, "prompt": "Say hello.", "stream": false,
+		"options": map[string]any{"num_predict": 4}}
+	if err := o.do(ctx, http.MethodPost, "/api/generate", req, nil); err != nil {
+		return fmt.Errorf("warm model %s: %w", model, err)
+	}
+	return nil
 }

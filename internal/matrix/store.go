@@ -1,0 +1,262 @@
+package matrix
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Files of a run folder.
+const (
+	HeaderFile   = "header.json"
+	RequestsFile = "requests.jsonl"
+	ResultsFile  = "results.jsonl"
+	ResultsCSV   = "results.csv"
+)
+
+// Store appends a run's results to its folder. Each scenario's requests
+// are written before its result line, so a result line means the scenario
+// is complete on disk; requests of an attempt without a result line (an
+// interrupted scenario) are ignored by Load.
+type Store struct {
+	dir  string
+	mu   sync.Mutex
+	done map[string]bool
+}
+
+// Create starts a new run folder and writes its header. The folder may
+// exist but must not hold a run.
+func Create(dir string, h Header) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output folder: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, HeaderFile)); err == nil {
+		return nil, fmt.Errorf("output folder %s already holds a run: use --resume %s, or another --out", dir, dir)
+	}
+	b, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, HeaderFile), append(b, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("write run header: %w", err)
+	}
+	return &Store{dir: dir, done: map[string]bool{}}, nil
+}
+
+// CheckWritable fails when dir cannot be created or written to.
+func CheckWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output folder %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("output folder %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// Resume opens an existing run folder; Done tells which scenarios it has.
+func Resume(dir string) (*Store, Header, error) {
+	h, results, _, err := Load(dir)
+	if err != nil {
+		return nil, Header{}, err
+	}
+	for _, name := range []string{RequestsFile, ResultsFile, ResultsCSV} {
+		if err := repairTail(filepath.Join(dir, name)); err != nil {
+			return nil, Header{}, fmt.Errorf("resume %s: %w", dir, err)
+		}
+	}
+	s := &Store{dir: dir, done: map[string]bool{}}
+	for _, r := range results {
+		s.done[r.Name] = true
+	}
+	return s, h, nil
+}
+
+// Dir is the run folder.
+func (s *Store) Dir() string { return s.dir }
+
+// Done reports whether the scenario already has a result.
+func (s *Store) Done(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done[name]
+}
+
+// Append writes a scenario's requests and then its result.
+func (s *Store) Append(res Result, reqs []Request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, r := range reqs {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	if err := appendFile(filepath.Join(s.dir, RequestsFile), buf.Bytes()); err != nil {
+		return fmt.Errorf("write requests of %s: %w", res.Name, err)
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	if err := appendFile(filepath.Join(s.dir, ResultsFile), append(line, '\n')); err != nil {
+		return fmt.Errorf("write result of %s: %w", res.Name, err)
+	}
+	if err := s.appendCSV(res); err != nil {
+		return fmt.Errorf("write result of %s: %w", res.Name, err)
+	}
+	s.done[res.Name] = true
+	return nil
+}
+
+func (s *Store) appendCSV(res Result) error {
+	path := filepath.Join(s.dir, ResultsCSV)
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		w.Write(csvHeader)
+	}
+	w.Write(csvRow(res))
+	w.Flush()
+	return appendFile(path, buf.Bytes())
+}
+
+// appendFile appends b in one write and syncs, so a killed supervisor
+// leaves whole lines.
+func appendFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+var csvHeader = []string{"scenario", "parallel", "num_ctx", "concurrency", "prompt_size", "status", "note",
+	"requests", "errors", "error_types", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "ttft_mean_ms",
+	"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "tok_per_s_mean", "tok_per_s_p50",
+	"server_tok_per_s_mean", "queue_wait_p50_ms", "output_tok_per_s", "req_per_s", "output_tokens",
+	"window_s", "peak_mem_bytes", "mean_mem_bytes", "ps_peak_bytes", "idle_mem_bytes",
+	"time_to_ready_s", "cold_load_s", "runner_parallel", "runner_ctx", "verified", "started", "attempt"}
+
+func csvRow(r Result) []string {
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) }
+	return []string{r.Name, strconv.Itoa(r.Parallel), strconv.Itoa(r.NumCtx), strconv.Itoa(r.Concurrency),
+		r.PromptSize, r.Status, r.Note, strconv.Itoa(r.Requests), strconv.Itoa(r.Errors), r.ErrorTypes,
+		f(r.TTFTP50Ms), f(r.TTFTP90Ms), f(r.TTFTP99Ms), f(r.TTFTMeanMs),
+		f(r.E2EP50Ms), f(r.E2EP90Ms), f(r.E2EP99Ms), f(r.TokPerSecMean), f(r.TokPerSecP50),
+		f(r.ServerTokPerSecMean), f(r.QueueWaitP50Ms), f(r.OutputTokPerSec), f(r.ReqPerSec),
+		strconv.Itoa(r.OutputTokens), f(r.WindowS), strconv.FormatUint(r.PeakMemBytes, 10),
+		strconv.FormatUint(r.MeanMemBytes, 10), strconv.FormatInt(r.PSPeakBytes, 10),
+		strconv.FormatUint(r.IdleMemBytes, 10), f(r.TimeToReadyS), f(r.ColdLoadS),
+		strconv.Itoa(r.RunnerParallel), strconv.Itoa(r.RunnerCtx), r.Verified,
+		r.Started.UTC().Format(time.RFC3339), r.Attempt}
+}
+
+// Load reads a run folder: its header, its scenario results (the last one
+// of each scenario) and the requests of those results' attempts. A torn
+// last line (a killed writer) is skipped.
+func Load(dir string) (Header, []Result, []Request, error) {
+	var h Header
+	b, err := os.ReadFile(filepath.Join(dir, HeaderFile))
+	if err != nil {
+		return h, nil, nil, fmt.Errorf("read run header: %w", err)
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, nil, nil, fmt.Errorf("read run header %s: %w", filepath.Join(dir, HeaderFile), err)
+	}
+	var results []Result
+	index := map[string]int{}
+	err = readJSONL(filepath.Join(dir, ResultsFile), func(line []byte) error {
+		var r Result
+		if err := json.Unmarshal(line, &r); err != nil {
+			return err
+		}
+		if i, ok := index[r.Name]; ok {
+			results[i] = r
+		} else {
+			index[r.Name] = len(results)
+			results = append(results, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return h, nil, nil, err
+	}
+	attempts := map[string]bool{}
+	for _, r := range results {
+		attempts[r.Attempt] = true
+	}
+	var reqs []Request
+	err = readJSONL(filepath.Join(dir, RequestsFile), func(line []byte) error {
+		var r Request
+		if err := json.Unmarshal(line, &r); err != nil {
+			return err
+		}
+		if attempts[r.Attempt] {
+			reqs = append(reqs, r)
+		}
+		return nil
+	})
+	return h, results, reqs, err
+}
+
+func readJSONL(path string, each func([]byte) error) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var pending error
+	n := 0
+	for sc.Scan() {
+		n++
+		if pending != nil { // a bad line that is not the last one
+			return pending
+		}
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		if err := each(sc.Bytes()); err != nil {
+			pending = fmt.Errorf("%s line %d: %w", path, n, err)
+		}
+	}
+	return sc.Err()
+}
+
+// repairTail cuts a torn last line (no newline: the writer was killed) so
+// that appended lines start on a line of their own.
+func repairTail(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) || len(b) == 0 || b[len(b)-1] == '\n' {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
+}
