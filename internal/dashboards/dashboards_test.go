@@ -71,7 +71,7 @@ func TestDashboardsLoadWithSchema(t *testing.T) {
 			variables: []string{varModel, varUpstream, varScenario},
 			panels: []string{"Time to first token", "TTFT p95 by model and scenario", "Time per output token",
 				"Inter-chunk latency", "Request duration", "Ollama queue wait", "Request rate",
-				"In-flight requests", "Output tokens/s", "Errors by type"},
+				"In-flight requests", "Output tokens/s", "Errors by type", "Spans exported and dropped by the proxy"},
 		},
 		{
 			file:      "tokentrace-traces.json",

@@ -8,13 +8,15 @@ package dashboards
 
 // Prometheus names of the proxy's metrics, after the OTel → Prometheus translation (docs/METRICS.md).
 const (
-	metricTTFT      = "gen_ai_server_time_to_first_token_seconds"
-	metricTPOT      = "gen_ai_server_time_per_output_token_seconds"
-	metricDuration  = "gen_ai_server_request_duration_seconds"
-	metricITL       = "gen_ai_client_operation_time_per_output_chunk_seconds"
-	metricTokens    = "gen_ai_client_token_usage"
-	metricInFlight  = "tokentrace_proxy_requests_in_flight"
-	metricQueueWait = "tokentrace_ollama_queue_wait_seconds"
+	metricTTFT          = "gen_ai_server_time_to_first_token_seconds"
+	metricTPOT          = "gen_ai_server_time_per_output_token_seconds"
+	metricDuration      = "gen_ai_server_request_duration_seconds"
+	metricITL           = "gen_ai_client_operation_time_per_output_chunk_seconds"
+	metricTokens        = "gen_ai_client_token_usage"
+	metricInFlight      = "tokentrace_server_active_requests"
+	metricQueueWait     = "tokentrace_ollama_queue_wait_seconds"
+	metricSpansExported = "tokentrace_telemetry_spans_exported_total"
+	metricSpansDropped  = "tokentrace_telemetry_spans_dropped_total"
 	// Calls counted from spans by the collector's span_metrics connector (namespace traces.span.metrics).
 	metricSpanCalls = "traces_span_metrics_calls_total"
 )
@@ -22,7 +24,7 @@ const (
 // Label names, after translation of the attribute names.
 const (
 	labelModel     = "gen_ai_request_model"
-	labelUpstream  = "server_address"
+	labelUpstream  = "gen_ai_provider_name" // set per upstream by the proxy (--provider)
 	labelScenario  = "tokentrace_scenario"
 	labelErrorType = "error_type"
 	labelTokenType = "gen_ai_token_type"

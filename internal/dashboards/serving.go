@@ -58,11 +58,12 @@ func Serving() (dashboard.Dashboard, error) {
 			"{{"+labelModel+"}} (spans)")))
 	b.WithPanel(timeseries.NewPanelBuilder().
 		Title("In-flight requests").
-		Description("Requests the proxy is serving right now (headers received, body not yet finished).").
+		Description("Requests the proxy is serving right now (headers received, body not yet finished). " +
+			"Counted before the upstream is chosen, so only the model filter applies.").
 		Unit("short").Min(0).Height(8).Span(12).
 		Datasource(promDS()).
 		WithTarget(promQuery("A",
-			fmt.Sprintf(`sum by (%s) (%s{%s})`, labelModel, metricInFlight, selector()),
+			fmt.Sprintf(`sum by (%s) (%s{%s=~"$%s"})`, labelModel, metricInFlight, labelModel, varModel),
 			"{{"+labelModel+"}}")))
 	b.WithPanel(byModelPanel("Output tokens/s",
 		fmt.Sprintf(`sum by (%s, %s) (rate(%s_sum{%s}[$__rate_interval]))`,
@@ -78,6 +79,15 @@ func Serving() (dashboard.Dashboard, error) {
 			fmt.Sprintf(`sum by (%s) (rate(%s_count{%s}[$__rate_interval]))`,
 				labelErrorType, metricDuration, selector(labelErrorType+`!=""`)),
 			"{{"+labelErrorType+"}}")))
+
+	b.WithRow(dashboard.NewRowBuilder("Telemetry"))
+	b.WithPanel(timeseries.NewPanelBuilder().
+		Title("Spans exported and dropped by the proxy").
+		Description("Spans/s the collector accepted, and spans dropped because it was down or slow (a request is never delayed for telemetry).").
+		Unit("short").Min(0).Height(8).Span(24).
+		Datasource(promDS()).
+		WithTarget(promQuery("A", fmt.Sprintf(`sum(rate(%s[$__rate_interval]))`, metricSpansExported), "exported")).
+		WithTarget(promQuery("B", fmt.Sprintf(`sum(rate(%s[$__rate_interval]))`, metricSpansDropped), "dropped")))
 	return b.Build()
 }
 

@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+# tokentrace: the proxy (default entrypoint), the load tester and the supervisor in one small image.
+#   docker build -t tokentrace .
+#   docker run --rm -p 8080:8080 -p 9464:9464 tokentrace --upstream http://host.docker.internal:11434
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+# Modules first, so a source change does not download them again.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./proxy ./loadtest ./supervisor
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/ /usr/local/bin/
+USER nonroot:nonroot
+# 8080: the proxied APIs (Ollama /api/*, OpenAI /v1/*); 9464: admin (/metrics, /healthz, /readyz).
+EXPOSE 8080 9464
+ENTRYPOINT ["/usr/local/bin/proxy"]
