@@ -1,0 +1,232 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
+)
+
+// Span attributes and events of tokentrace's own (not gen_ai.*).
+const (
+	attrScenario        = attribute.Key("tokentrace.scenario")
+	attrPrompt          = attribute.Key("tokentrace.content.request")
+	attrCompletion      = attribute.Key("tokentrace.content.completion")
+	attrEstimated       = attribute.Key("tokentrace.usage.output_tokens_estimated")
+	attrOutputChunks    = attribute.Key("tokentrace.output_chunks")
+	attrEventsLeftOut   = attribute.Key("tokentrace.token_events.left_out")
+	attrChunkIndex      = attribute.Key("tokentrace.chunk.index")
+	attrChunkTokens     = attribute.Key("tokentrace.chunk.tokens")
+	attrChunkText       = attribute.Key("tokentrace.chunk.text")
+	attrErrorMessage    = attribute.Key("tokentrace.error.message")
+	attrOllamaLoad      = attribute.Key("tokentrace.ollama.load_duration")
+	attrOllamaPromptN   = attribute.Key("tokentrace.ollama.prompt_eval_count")
+	attrOllamaPromptDur = attribute.Key("tokentrace.ollama.prompt_eval_duration")
+	attrOllamaEvalN     = attribute.Key("tokentrace.ollama.eval_count")
+	attrOllamaEvalDur   = attribute.Key("tokentrace.ollama.eval_duration")
+	attrOllamaTotal     = attribute.Key("tokentrace.ollama.total_duration")
+	attrOllamaQueueWait = attribute.Key("tokentrace.ollama.queue_wait")
+	attrOllamaDecode    = attribute.Key("tokentrace.ollama.decode_speed")
+
+	eventFirstToken = "first_token"
+	eventToken      = "token"
+)
+
+// maxContent bounds captured prompt and completion text (bytes).
+const maxContent = 64 << 10
+
+// exchange is one measured inference request. It is used by the goroutine
+// serving the request only.
+type exchange struct {
+	g         *Gateway
+	start     time.Time
+	ep        stream.Endpoint
+	req       stream.Request
+	body      []byte
+	model     string // bounded, for labels
+	scenario  string
+	provider  string
+	upstream  string
+	span      trace.Span
+	recording bool
+	meter     *stream.Meter
+
+	status      int
+	sawEOF      bool
+	readErr     error // reading the upstream body failed
+	upstreamErr error // no response: refused, timeout, canceled
+
+	events      int // token events added
+	leftOut     int // output chunks without an event
+	completion  strings.Builder
+	activeAttrs metric.MeasurementOption
+	finished    bool
+}
+
+// onChunk is the Meter's callback for every output-carrying chunk.
+func (ex *exchange) onChunk(ev stream.ChunkEvent) {
+	if !ex.recording {
+		return
+	}
+	if ev.Index == 0 {
+		ex.span.AddEvent(eventFirstToken, trace.WithTimestamp(ev.At))
+	}
+	capture := ex.g.cfg.CaptureContent
+	if capture && ex.completion.Len() < maxContent {
+		ex.completion.WriteString(clip(ev.Text, maxContent-ex.completion.Len()))
+	}
+	te := ex.g.cfg.TokenEvents
+	want := te.Mode == TokenEventsAll || (te.Mode == TokenEventsEveryN && ev.Index%te.Every == 0)
+	if !want || ex.events >= te.Cap {
+		ex.leftOut++
+		return
+	}
+	ex.events++
+	// Neither API states a per-chunk token count; servers stream one token per chunk.
+	attrs := []attribute.KeyValue{attrChunkIndex.Int(ev.Index), attrChunkTokens.Int(1)}
+	if capture {
+		attrs = append(attrs, attrChunkText.String(ev.Text))
+	}
+	ex.span.AddEvent(eventToken, trace.WithTimestamp(ev.At), trace.WithAttributes(attrs...))
+}
+
+// finish ends the measurement, records the metrics and ends the span.
+func (ex *exchange) finish(ctx context.Context, err error) {
+	if ex.finished {
+		return
+	}
+	ex.finished = true
+	m := ex.meter.Finish(err)
+	ctx = context.WithoutCancel(ctx) // the client may be gone; the figures are still wanted
+	ex.record(ctx, m)
+	if ex.recording {
+		ex.annotate(m)
+	}
+	ex.span.End(trace.WithTimestamp(m.End))
+}
+
+func (ex *exchange) labels(m *stream.Measurement) []attribute.KeyValue {
+	model := ex.model
+	if model == "" {
+		model = ex.g.models.value(boundModel(m.Model))
+	}
+	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs = append(attrs,
+		semconv.GenAIOperationNameKey.String(ex.ep.Operation),
+		semconv.GenAIProviderNameKey.String(ex.provider),
+		semconv.GenAIRequestModelKey.String(model))
+	if ex.scenario != "" {
+		attrs = append(attrs, attrScenario.String(ex.g.scenarios.value(ex.scenario)))
+	}
+	return attrs
+}
+
+// record puts the figures of docs/METRICS.md into the instruments. Errors
+// are left out of latency figures, never out of the duration count or
+// token usage.
+func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
+	in := ex.g.inst
+	base := ex.labels(m)
+	ok := m.OK()
+	durAttrs := base
+	if !ok {
+		durAttrs = append(durAttrs[:len(base):len(base)], semconv.ErrorTypeKey.String(m.ErrorType))
+	}
+	in.Duration.Record(ctx, m.E2E().Seconds(), metric.WithAttributeSet(attribute.NewSet(durAttrs...)))
+	set := metric.WithAttributeSet(attribute.NewSet(base...))
+	if ok {
+		if ttft, has := m.TTFT(); has {
+			in.TTFT.Record(ctx, ttft.Seconds(), set)
+		}
+		if tpot, has := m.TPOT(); has {
+			in.TPOT.Record(ctx, tpot.Seconds(), set)
+		}
+		for _, gap := range m.Gaps {
+			in.ChunkGap.Record(ctx, gap.Seconds(), set)
+		}
+		if o := m.Ollama; o != nil {
+			in.QueueWait.Record(ctx, nanos(o.QueueWait()), set)
+			in.LoadDuration.Record(ctx, nanos(o.LoadDuration), set)
+			in.PromptEvalTime.Record(ctx, nanos(o.PromptEvalDuration), set)
+		}
+	}
+	if !m.TokensEstimated && m.InputTokens > 0 {
+		in.TokenUsage.Record(ctx, int64(m.InputTokens), metric.WithAttributeSet(attribute.NewSet(
+			append(base[:len(base):len(base)], semconv.GenAITokenTypeInput)...)))
+	}
+	if m.OutputTokens > 0 {
+		out := append(base[:len(base):len(base)], semconv.GenAITokenTypeOutput)
+		if m.TokensEstimated {
+			out = append(out, attrEstimated.Bool(true))
+		}
+		in.TokenUsage.Record(ctx, int64(m.OutputTokens), metric.WithAttributeSet(attribute.NewSet(out...)))
+	}
+}
+
+// annotate puts the measurement on the span.
+func (ex *exchange) annotate(m *stream.Measurement) {
+	s := ex.span
+	attrs := []attribute.KeyValue{
+		semconv.GenAIProviderNameKey.String(ex.provider),
+		attrOutputChunks.Int(m.OutputChunks),
+		semconv.GenAIUsageOutputTokensKey.Int(m.OutputTokens),
+	}
+	if m.Status > 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCodeKey.Int(m.Status))
+	}
+	if m.Model != "" {
+		attrs = append(attrs, semconv.GenAIResponseModelKey.String(m.Model))
+	}
+	if !m.TokensEstimated {
+		attrs = append(attrs, semconv.GenAIUsageInputTokensKey.Int(m.InputTokens))
+	} else {
+		attrs = append(attrs, attrEstimated.Bool(true))
+	}
+	if m.FinishReason != "" {
+		attrs = append(attrs, semconv.GenAIResponseFinishReasonsKey.StringSlice([]string{m.FinishReason}))
+	}
+	if ttft, ok := m.TTFT(); ok {
+		attrs = append(attrs, semconv.GenAIResponseTimeToFirstChunkKey.Float64(ttft.Seconds()))
+	}
+	if ex.leftOut > 0 || ex.g.cfg.TokenEvents.Mode != TokenEventsAll {
+		attrs = append(attrs, attrEventsLeftOut.Int(ex.leftOut))
+	}
+	if o := m.Ollama; o != nil {
+		attrs = append(attrs,
+			attrOllamaLoad.Float64(nanos(o.LoadDuration)),
+			attrOllamaPromptN.Int(o.PromptEvalCount),
+			attrOllamaPromptDur.Float64(nanos(o.PromptEvalDuration)),
+			attrOllamaEvalN.Int(o.EvalCount),
+			attrOllamaEvalDur.Float64(nanos(o.EvalDuration)),
+			attrOllamaTotal.Float64(nanos(o.TotalDuration)),
+			attrOllamaQueueWait.Float64(nanos(o.QueueWait())),
+			attrOllamaDecode.Float64(o.DecodeSpeed()))
+	}
+	if ex.g.cfg.CaptureContent && ex.completion.Len() > 0 {
+		attrs = append(attrs, attrCompletion.String(ex.completion.String()))
+	}
+	if !m.OK() {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(m.ErrorType))
+		if m.Error != "" {
+			attrs = append(attrs, attrErrorMessage.String(m.Error))
+		}
+		s.SetStatus(codes.Error, m.ErrorType)
+	}
+	s.SetAttributes(attrs...)
+}
+
+func nanos(n int64) float64 { return float64(n) / 1e9 }
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
+)
+
+type exchangeKey struct{}
+
+// exchangeFrom returns the measured exchange a request belongs to, or nil
+// when the request is not an inference.
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// instrument measures an inference request around the rest of the chain,
+// and passes any other request straight on.
+func (g *Gateway) instrument(w http.ResponseWriter, r *http.Request, scenario string) {
+	ep, ok := stream.EndpointOf(r.URL.Path)
+	if !ok || r.Method != http.MethodPost {
+		g.handler.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	ctx := g.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ex := &exchange{g: g, start: start, ep: ep, scenario: scenario, provider: g.cfg.ProviderName}
+	ctx, ex.span = g.tracer.Start(ctx, ep.Operation, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(start))
+	ex.recording = ex.span.IsRecording()
+
+	body, err := readBody(r.Body, r.ContentLength, g.cfg.MaxBodyBytes)
+	if err != nil {
+		ex.meter = stream.NewMeter(stream.Config{API: ep.API, Start: start})
+		if errors.Is(err, errBodyTooLarge) {
+			ex.meter.Response(http.StatusRequestEntityTooLarge, "")
+			writeAPIError(w, r.URL.Path, http.StatusRequestEntityTooLarge, err.Error())
+			ex.finish(ctx, nil)
+			return
+		}
+		ex.finish(ctx, err)
+		writeAPIError(w, r.URL.Path, http.StatusBadRequest, "read request body: "+err.Error())
+		return
+	}
+	// The body is forwarded exactly as read; a body that is not JSON is the
+	// upstream's to refuse.
+	ex.req, _ = stream.ParseRequest(ep, body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	ex.body = body
+	ex.model = g.models.value(boundModel(ex.req.Model))
+	ex.meter = stream.NewMeter(stream.Config{API: ep.API, Start: start, OnChunk: ex.onChunk})
+	if ex.recording {
+		name := ep.Operation
+		if ex.req.Model != "" {
+			name += " " + ex.req.Model
+		}
+		ex.span.SetName(name)
+		attrs := []attribute.KeyValue{
+			semconv.GenAIOperationNameKey.String(ep.Operation),
+			semconv.GenAIRequestModelKey.String(ex.req.Model),
+			semconv.GenAIRequestStreamKey.Bool(ex.req.Stream),
+		}
+		if ex.req.MaxTokens > 0 {
+			attrs = append(attrs, semconv.GenAIRequestMaxTokensKey.Int(ex.req.MaxTokens))
+		}
+		if scenario != "" {
+			attrs = append(attrs, attrScenario.String(scenario))
+		}
+		if g.cfg.CaptureContent {
+			attrs = append(attrs, attrPrompt.String(clip(string(body), maxContent)))
+		}
+		ex.span.SetAttributes(attrs...)
+	}
+	ex.activeAttrs = metric.WithAttributeSet(attribute.NewSet(
+		semconv.GenAIOperationNameKey.String(ep.Operation),
+		semconv.GenAIRequestModelKey.String(ex.model)))
+	g.inst.Active.Add(ctx, 1, ex.activeAttrs)
+	defer g.inst.Active.Add(context.WithoutCancel(ctx), -1, ex.activeAttrs)
+
+	ctx = context.WithValue(ctx, exchangeKey{}, ex)
+	r = r.WithContext(ctx)
+	defer func() {
+		p := recover()
+		ex.finish(ctx, ex.endError(r.Context(), p))
+		if p != nil {
+			panic(p) // http.ErrAbortHandler: the client must see the stream cut, as the upstream cut it
+		}
+	}()
+	g.handler.ServeHTTP(w, r)
+}
+
+// endError is how the exchange ended: the upstream's read or transport
+// error, else the client's cancellation, else a clean end.
+func (ex *exchange) endError(ctx context.Context, panicked any) error {
+	switch {
+	case ex.upstreamErr != nil:
+		return ex.upstreamErr
+	case ex.readErr != nil:
+		return ex.readErr
+	case !ex.sawEOF && ctx.Err() != nil:
+		return ctx.Err()
+	case !ex.sawEOF && panicked != nil:
+		return errClientWrite
+	}
+	return nil
+}
+
+var errClientWrite = errors.New("write to client failed")
+
+// tapResponse is the forwarder's ModifyResponse: it starts measuring the
+// response and taps its body.
+func (g *Gateway) tapResponse(resp *http.Response) error {
+	ex := exchangeFrom(resp.Request.Context())
+	if ex == nil {
+		return nil
+	}
+	ex.meter.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
+	ex.status = resp.StatusCode
+	resp.Body = &bodyTap{rc: resp.Body, ex: ex}
+	return nil
+}
+
+// bodyTap feeds every body byte to the exchange's Meter as the forwarder
+// reads it, and notes how reading ended.
+type bodyTap struct {
+	rc io.ReadCloser
+	ex *exchange
+}
+
+func (t *bodyTap) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if n > 0 {
+		t.ex.meter.Write(p[:n])
+	}
+	if err != nil {
+		if err == io.EOF {
+			t.ex.sawEOF = true
+		} else if t.ex.readErr == nil {
+			t.ex.readErr = err
+		}
+	}
+	return n, err
+}
+
+func (t *bodyTap) Close() error { return t.rc.Close() }
+
+// upstreamChosen is round robin's rewrite listener: the exchange learns its upstream.
+func (g *Gateway) upstreamChosen(_ *http.Request, out *http.Request) {
+	ex := exchangeFrom(out.Context())
+	if ex == nil {
+		return
+	}
+	ex.upstream = out.URL.Host
+	if p, ok := g.providers[out.URL.Scheme+"://"+out.URL.Host]; ok {
+		ex.provider = p
+	}
+	if ex.recording {
+		host, port := splitHostPort(out.URL)
+		ex.span.SetAttributes(semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
+	}
+}
