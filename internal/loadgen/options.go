@@ -1,0 +1,204 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Arrival processes for an open-loop attack (-rate).
+const (
+	ArrivalConstant = "constant"
+	ArrivalPoisson  = "poisson"
+)
+
+// Default values of Options; DefaultOptions returns them.
+const (
+	DefaultAPI         = "ollama"
+	DefaultEndpoint    = "chat"
+	DefaultModel       = "qwen2.5:7b-instruct"
+	DefaultMaxTokens   = 256
+	DefaultPromptSize  = "medium"
+	DefaultConcurrency = 1
+	DefaultTimeout     = 5 * time.Minute
+	DefaultAttackName  = "loadtest"
+)
+
+// Options configure one attack. Start from DefaultOptions and call Validate.
+type Options struct {
+	// URL is the server or proxy to attack. When its path is empty or "/",
+	// the endpoint's path (/api/chat, /v1/chat/completions, …) is appended;
+	// otherwise the URL is used as given.
+	URL string
+	// API is "ollama" (NDJSON, /api/*) or "openai" (SSE, /v1/*).
+	API string
+	// Endpoint is "chat" or "generate" for Ollama, "chat" or "completions"
+	// for OpenAI.
+	Endpoint string
+	// Model is sent as the request's model.
+	Model string
+	// MaxTokens caps the output (Ollama options.num_predict, OpenAI
+	// max_tokens); 0 leaves it to the server.
+	MaxTokens int
+	// PromptSize picks a built-in prompt: small, medium, large or xlarge.
+	// Ignored when Prompts is not empty.
+	PromptSize string
+	// Prompts, when not empty, are sent in turn instead of a built-in
+	// prompt (ReadPrompts reads them from a -prompts JSONL file).
+	Prompts []Prompt
+	// VaryPrompts puts a unique prefix before every prompt so that no
+	// request can hit a prefix cache.
+	VaryPrompts bool
+
+	// Concurrency is the number of requests in flight in a closed loop
+	// (vegeta's zero rate with that many workers). With Rate > 0 it bounds
+	// the workers of the open loop instead (0: unbounded).
+	Concurrency int
+	// Rate, when > 0, makes the attack an open loop of Rate requests per
+	// second with the given Arrival process.
+	Rate float64
+	// Arrival is "constant" or "poisson" (exponential gaps, mean 1/Rate).
+	Arrival string
+	// Seed seeds the Poisson arrivals and the prompt prefixes; 0 picks one
+	// from the clock.
+	Seed uint64
+	// Duration bounds the measured window (after warm-up); 0 for none.
+	Duration time.Duration
+	// Requests bounds the measured requests (after warm-up); 0 for none.
+	// With neither Duration nor Requests the attack runs until ctx ends.
+	Requests uint64
+	// Warmup is a time at the start whose requests are sent but neither
+	// counted nor handed to the callback.
+	Warmup time.Duration
+	// WarmupRequests is a number of requests at the start treated as
+	// Warmup; set at most one of the two.
+	WarmupRequests uint64
+
+	// Name is the vegeta attack name of every result (plots draw one
+	// series per name).
+	Name string
+	// Scenario, when set, is sent as the X-Tokentrace-Scenario header.
+	Scenario string
+	// Timeout bounds each request, body included.
+	Timeout time.Duration
+	// Headers are added to every request (Authorization, …).
+	Headers http.Header
+	// TracerProvider makes every request a CLIENT span and sends its
+	// traceparent. When nil, a provider that exports nothing is used so
+	// that traceparent (and the trace id in the figures) is still sent.
+	TracerProvider trace.TracerProvider
+	// Abort, when closed, cancels the requests in flight (they become
+	// "canceled" error records); closing ctx only stops new ones.
+	Abort <-chan struct{}
+}
+
+// DefaultOptions returns Options with every default set; URL is empty.
+func DefaultOptions() Options {
+	return Options{
+		API:         DefaultAPI,
+		Endpoint:    DefaultEndpoint,
+		Model:       DefaultModel,
+		MaxTokens:   DefaultMaxTokens,
+		PromptSize:  DefaultPromptSize,
+		Concurrency: DefaultConcurrency,
+		Arrival:     ArrivalConstant,
+		Timeout:     DefaultTimeout,
+		Name:        DefaultAttackName,
+	}
+}
+
+// Validate reports the first field that is not usable, by name.
+func (o *Options) Validate() error {
+	u, err := url.Parse(o.URL)
+	switch {
+	case o.URL == "":
+		return errors.New("URL: required")
+	case err != nil:
+		return fmt.Errorf("URL %q: %w", o.URL, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("URL %q: scheme must be http or https", o.URL)
+	case u.Host == "":
+		return fmt.Errorf("URL %q: no host", o.URL)
+	}
+	if _, err := endpointPath(o.API, o.Endpoint); err != nil {
+		return err
+	}
+	if o.Model == "" {
+		return errors.New("Model: required")
+	}
+	if o.MaxTokens < 0 {
+		return fmt.Errorf("MaxTokens %d: must not be negative", o.MaxTokens)
+	}
+	if len(o.Prompts) == 0 {
+		if _, ok := builtinPrompts[o.PromptSize]; !ok {
+			return fmt.Errorf("PromptSize %q: must be one of %v", o.PromptSize, PromptSizes())
+		}
+	}
+	for i, p := range o.Prompts {
+		if err := p.validate(); err != nil {
+			return fmt.Errorf("Prompts[%d]: %w", i, err)
+		}
+	}
+	switch {
+	case o.Concurrency < 0:
+		return fmt.Errorf("Concurrency %d: must not be negative", o.Concurrency)
+	case o.Rate < 0:
+		return fmt.Errorf("Rate %g: must not be negative", o.Rate)
+	case o.Rate == 0 && o.Concurrency == 0:
+		return errors.New("Concurrency: must be at least 1 for a closed loop (Rate 0)")
+	case o.Arrival != ArrivalConstant && o.Arrival != ArrivalPoisson:
+		return fmt.Errorf("Arrival %q: must be %q or %q", o.Arrival, ArrivalConstant, ArrivalPoisson)
+	case o.Duration < 0:
+		return fmt.Errorf("Duration %s: must not be negative", o.Duration)
+	case o.Warmup < 0:
+		return fmt.Errorf("Warmup %s: must not be negative", o.Warmup)
+	case o.Warmup > 0 && o.WarmupRequests > 0:
+		return errors.New("Warmup and WarmupRequests: set at most one")
+	case o.Timeout <= 0:
+		return fmt.Errorf("Timeout %s: must be positive", o.Timeout)
+	}
+	return nil
+}
+
+// endpointPath is the request path of an API's endpoint.
+func endpointPath(api, endpoint string) (string, error) {
+	switch api {
+	case "ollama":
+		switch endpoint {
+		case "chat":
+			return "/api/chat", nil
+		case "generate":
+			return "/api/generate", nil
+		}
+		return "", fmt.Errorf("Endpoint %q: Ollama's are chat and generate", endpoint)
+	case "openai":
+		switch endpoint {
+		case "chat":
+			return "/v1/chat/completions", nil
+		case "completions":
+			return "/v1/completions", nil
+		}
+		return "", fmt.Errorf("Endpoint %q: OpenAI's are chat and completions", endpoint)
+	}
+	return "", fmt.Errorf("API %q: must be ollama or openai", api)
+}
+
+// targetURL is the URL requests go to.
+func (o *Options) targetURL() (string, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return "", fmt.Errorf("parse URL %q: %w", o.URL, err)
+	}
+	if u.Path == "" || u.Path == "/" {
+		p, err := endpointPath(o.API, o.Endpoint)
+		if err != nil {
+			return "", err
+		}
+		u.Path = p
+	}
+	return u.String(), nil
+}

@@ -1,0 +1,105 @@
+package loadgen
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// PoissonPacer paces hits as a Poisson process: the gaps between hits are
+// exponentially distributed with mean 1/Rate, so arrivals are independent of
+// each other, as users' requests are. It satisfies vegeta.Pacer and is safe
+// for concurrent use.
+type PoissonPacer struct {
+	rate float64 // hits per second
+
+	mu   sync.Mutex
+	rng  *rand.Rand
+	hits uint64        // hits whose arrival time is in next
+	next time.Duration // arrival time of hit number hits, since the start
+}
+
+var _ vegeta.Pacer = (*PoissonPacer)(nil)
+
+// NewPoissonPacer returns a pacer of rate hits per second (> 0) whose
+// arrivals are drawn from a generator seeded with seed.
+func NewPoissonPacer(rate float64, seed uint64) (*PoissonPacer, error) {
+	if !(rate > 0) || math.IsInf(rate, 0) {
+		return nil, fmt.Errorf("poisson rate %g: must be a positive number", rate)
+	}
+	p := &PoissonPacer{rate: rate, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	p.next = p.gap()
+	return p, nil
+}
+
+func (p *PoissonPacer) gap() time.Duration {
+	return time.Duration(p.rng.ExpFloat64() / p.rate * float64(time.Second))
+}
+
+// Pace returns the wait until hit number hits is due; 0 when it is late.
+func (p *PoissonPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.hits < hits {
+		p.hits++
+		p.next += p.gap()
+	}
+	if p.next <= elapsed {
+		return 0, false
+	}
+	return p.next - elapsed, false
+}
+
+// Rate is the mean rate; a Poisson process has no other.
+func (p *PoissonPacer) Rate(time.Duration) float64 { return p.rate }
+
+// windowPacer wraps the attack's pacer with the warm-up and the request
+// limit. It records warmupHits, the hits counted as warm-up: results whose
+// sequence number is below it are dropped.
+type windowPacer struct {
+	inner          vegeta.Pacer
+	warmup         time.Duration
+	warmupRequests uint64
+	requests       uint64 // measured requests; 0 for no limit
+
+	warmupHits atomic.Int64 // -1 until the warm-up has ended
+}
+
+func newWindowPacer(inner vegeta.Pacer, o *Options) *windowPacer {
+	w := &windowPacer{inner: inner, warmup: o.Warmup, warmupRequests: o.WarmupRequests, requests: o.Requests}
+	switch {
+	case o.WarmupRequests > 0:
+		w.warmupHits.Store(int64(o.WarmupRequests))
+	case o.Warmup <= 0:
+		w.warmupHits.Store(0)
+	default:
+		w.warmupHits.Store(-1)
+	}
+	return w
+}
+
+func (w *windowPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	wh := w.warmupHits.Load()
+	if wh < 0 && elapsed >= w.warmup {
+		wh = int64(hits)
+		w.warmupHits.Store(wh)
+	}
+	if wh >= 0 && w.requests > 0 && hits >= uint64(wh)+w.requests {
+		return 0, true
+	}
+	return w.inner.Pace(elapsed, hits)
+}
+
+func (w *windowPacer) Rate(elapsed time.Duration) float64 { return w.inner.Rate(elapsed) }
+
+// warmup reports whether the hit with sequence number seq is warm-up. A hit
+// seen before the warm-up has ended was sent during it.
+func (w *windowPacer) isWarmup(seq uint64) bool {
+	wh := w.warmupHits.Load()
+	return wh < 0 || seq < uint64(wh)
+}

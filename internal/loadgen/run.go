@@ -1,0 +1,189 @@
+// Package loadgen is tokentrace's attack engine: vegeta's Attacker, pacers
+// and Result stream, with a transport that measures every streamed response
+// with the shared stream.Meter and carries the figures of docs/METRICS.md in
+// each Result (see Figures and Decode).
+package loadgen
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
+)
+
+// Run attacks opts.URL and calls fn with every measured Result, in the
+// order they complete, from one goroutine. Each Result carries its Figures
+// in Result.Headers (read them with Decode), BytesIn counts the body bytes
+// read, and Result.Error is set for every failed request, errors inside
+// the stream included. Warm-up results are dropped.
+//
+// When ctx ends, no new request starts and Run waits for those in flight
+// (each bounded by opts.Timeout); closing opts.Abort cancels them as well.
+// Every request sent before the stop is handed to fn. An error from fn
+// stops the attack, cancels requests in flight and is returned.
+func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error {
+	if err := opts.Validate(); err != nil {
+		return fmt.Errorf("loadgen options: %w", err)
+	}
+	if opts.Seed == 0 {
+		opts.Seed = uint64(time.Now().UnixNano())
+	}
+	tg, err := newTargeter(&opts, strconv.FormatUint(opts.Seed%0xffffffff, 36))
+	if err != nil {
+		return err
+	}
+	pacer, err := newPacer(&opts)
+	if err != nil {
+		return err
+	}
+	wp := newWindowPacer(pacer, &opts)
+
+	abort, cancelAbort := context.WithCancel(context.Background())
+	defer cancelAbort()
+	if opts.Abort != nil {
+		go func() {
+			select {
+			case <-opts.Abort:
+				cancelAbort()
+			case <-abort.Done():
+			}
+		}()
+	}
+	table := &figureTable{m: map[uint64]Figures{}}
+	tr := newTapTransport(&opts, abort, table)
+	defer tr.next.(*http.Transport).CloseIdleConnections()
+
+	workers, maxWorkers := uint64(opts.Concurrency), uint64(opts.Concurrency)
+	if opts.Rate > 0 {
+		workers = min(uint64(max(opts.Concurrency, 1)), vegeta.DefaultWorkers)
+		if opts.Concurrency == 0 {
+			maxWorkers = vegeta.DefaultMaxWorkers
+		}
+	}
+	atk := vegeta.NewAttacker(
+		vegeta.Client(&http.Client{Transport: tr, Timeout: opts.Timeout}),
+		vegeta.MaxBody(0), vegeta.Workers(workers), vegeta.MaxWorkers(maxWorkers))
+	du := opts.Duration
+	if du > 0 {
+		du += opts.Warmup
+	}
+	results := atk.Attack(tg.Targeter(), wp, du, opts.Name)
+	stopOnCtx := context.AfterFunc(ctx, func() { atk.Stop() })
+	defer stopOnCtx()
+
+	var fnErr error
+	for r := range results {
+		f, ok := table.take(r.Seq)
+		if fnErr != nil || wp.isWarmup(r.Seq) {
+			continue
+		}
+		attach(r, f, ok, opts.API)
+		if err := fn(r); err != nil {
+			fnErr = err
+			atk.Stop()
+			cancelAbort()
+		}
+	}
+	return fnErr
+}
+
+func newPacer(o *Options) (vegeta.Pacer, error) {
+	switch {
+	case o.Rate == 0:
+		return vegeta.ConstantPacer{}, nil // as fast as the workers allow: a closed loop
+	case o.Arrival == ArrivalPoisson:
+		return NewPoissonPacer(o.Rate, o.Seed)
+	default:
+		per := time.Duration(float64(time.Second) / o.Rate)
+		if per <= 0 {
+			return nil, fmt.Errorf("rate %g: too high", o.Rate)
+		}
+		return vegeta.ConstantPacer{Freq: 1, Per: per}, nil
+	}
+}
+
+// attach puts the figures into the Result vegeta made of the request.
+func attach(r *vegeta.Result, f Figures, ok bool, api string) {
+	if !ok { // never sent: the targeter or the request failed
+		f = Figures{API: api, Start: r.Timestamp, End: r.Latency, ErrorType: stream.ErrTransport, Error: r.Error}
+		if f.Error == "" {
+			f.Error = "request not sent"
+		}
+	}
+	if r.Headers == nil {
+		r.Headers = http.Header{}
+	}
+	_ = f.Encode(r.Headers) // Figures hold only encodable values
+	r.BytesIn = uint64(f.BytesIn)
+	if !f.OK() && r.Error == "" {
+		r.Error = f.ErrorType + ": " + f.Error
+	}
+}
+
+func newTapTransport(o *Options, abort context.Context, table *figureTable) *tapTransport {
+	base := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: max(o.Concurrency, vegeta.DefaultConnections),
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true, // the Meter must see the bytes as they come
+		ForceAttemptHTTP2:   false,
+	}
+	api := stream.APIOllama
+	if o.API == "openai" {
+		api = stream.APIOpenAI
+	}
+	path, _ := endpointPath(o.API, o.Endpoint)
+	ep, _ := stream.EndpointOf(path)
+	attrs := []attribute.KeyValue{
+		semconv.GenAIOperationNameKey.String(ep.Operation),
+		semconv.GenAIProviderNameKey.String(o.API),
+		semconv.GenAIRequestModel(o.Model),
+		semconv.GenAIRequestStream(true),
+	}
+	if o.MaxTokens > 0 {
+		attrs = append(attrs, semconv.GenAIRequestMaxTokens(o.MaxTokens))
+	}
+	if u, err := url.Parse(o.URL); err == nil {
+		attrs = append(attrs, semconv.ServerAddress(u.Hostname()))
+		if p, err := strconv.Atoi(u.Port()); err == nil {
+			attrs = append(attrs, semconv.ServerPort(p))
+		}
+	}
+	t := &tapTransport{next: base, api: api, prop: propagation.TraceContext{},
+		spanName: ep.Operation + " " + o.Model, attrs: attrs, abort: abort, table: table}
+	if o.TracerProvider != nil {
+		t.tracer = o.TracerProvider.Tracer("github.com/tokentrace/tokentrace/internal/loadgen")
+	} else {
+		t.tracer = idTracer{noop.NewTracerProvider().Tracer("")}
+	}
+	return t
+}
+
+// idTracer records nothing but gives every request fresh trace and span
+// ids, so traceparent is sent and the proxy's spans can be joined to the
+// load tester's records by trace id.
+type idTracer struct{ trace.Tracer }
+
+func (t idTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	var tid trace.TraceID
+	var sid trace.SpanID
+	binary.LittleEndian.PutUint64(tid[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(tid[8:], rand.Uint64())
+	binary.LittleEndian.PutUint64(sid[:], rand.Uint64()|1)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	return t.Tracer.Start(trace.ContextWithSpanContext(ctx, sc), name, opts...)
+}
