@@ -1,0 +1,166 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// generation is one inference request, whatever its API.
+type generation struct {
+	start    time.Time // request received (Ollama's checkpointStart)
+	model    string    // the model as the request named it; responses echo it
+	prompt   string    // the prompt after the chat template
+	userText string    // the last user message: it decides the natural length
+	limit    int       // num_predict / max_tokens; 0 for none
+	stream   bool
+	wire     wireFormat
+}
+
+// finalInfo is what the last chunk (or the whole body) reports.
+type finalInfo struct {
+	model        string
+	text         string // the whole reply (non-streaming bodies)
+	reason       string
+	promptTokens int
+	evalCount    int
+	outputTokens int
+	total        time.Duration
+	load         time.Duration
+	promptEval   time.Duration
+	eval         time.Duration
+	context      []int // /api/generate: prompt and reply tokens
+}
+
+// wireFormat renders one API's responses.
+type wireFormat interface {
+	contentType(stream bool) string
+	token(model, text string) []byte
+	final(f finalInfo) []chunk
+	whole(f finalInfo) []byte
+	fail(rs *responder, status int, msg string)
+}
+
+// chatTemplate renders messages as Qwen's ChatML template does, adding the
+// profile's system prompt when the messages have none.
+func (s *Server) chatTemplate(msgs []message) string {
+	var b strings.Builder
+	if s.prof.SystemPrompt != "" && (len(msgs) == 0 || msgs[0].Role != "system") {
+		b.WriteString("<|im_start|>system\n" + s.prof.SystemPrompt + "<|im_end|>\n")
+	}
+	for _, m := range msgs {
+		b.WriteString("<|im_start|>" + m.Role + "\n" + m.Content + "<|im_end|>\n")
+	}
+	b.WriteString("<|im_start|>assistant\n")
+	return b.String()
+}
+
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+func lastUserText(msgs []message) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == "user" {
+			return msgs[i].Content
+		}
+	}
+	if len(msgs) > 0 {
+		return msgs[len(msgs)-1].Content
+	}
+	return ""
+}
+
+// generate runs g: load, queue, slot, stream. It writes the whole response.
+func (s *Server) generate(rs *responder, r *http.Request, g generation) {
+	ctx := r.Context()
+	if err := s.ensureLoaded(ctx); err != nil {
+		s.failRun(rs, g, err)
+		return
+	}
+	loaded := time.Now()
+	if err := s.sleep(ctx, s.prof.RequestOverhead); err != nil {
+		s.failRun(rs, g, err)
+		return
+	}
+	ids := tokenize(g.prompt, s.prof.VocabSize)
+	if keep := s.cfg.ContextLength - 1; len(ids) > keep {
+		ids = ids[len(ids)-keep:] // Ollama truncates a prompt longer than the context
+	}
+	seed := promptSeed(g.prompt)
+	j := newJob(ids, g.limit, naturalLength(g.userText, seed), newTextGen(seed, s.prof.VocabSize))
+	if err := s.eng.submit(j); err != nil {
+		s.failRun(rs, g, err)
+		return
+	}
+	var text strings.Builder
+	var out []int
+	for {
+		select {
+		case <-ctx.Done():
+			s.eng.cancel(j)
+			return
+		case <-j.box.signal:
+		}
+		for _, ev := range j.box.take() {
+			switch {
+			case ev.err != nil:
+				if len(out) == 0 || !g.stream {
+					s.failRun(rs, g, ev.err)
+				}
+				return
+			case ev.done != nil:
+				f := finalInfo{model: g.model, text: text.String(), reason: ev.done.reason,
+					promptTokens: ev.done.promptTokens, evalCount: ev.done.evalCount, outputTokens: len(out),
+					load: loaded.Sub(g.start), promptEval: ev.done.promptEval}
+				if _, ok := g.wire.(ollamaGenerateWire); ok {
+					f.context = make([]int, 0, len(ids)+len(out))
+					for _, id := range ids {
+						f.context = append(f.context, int(id))
+					}
+					f.context = append(f.context, out...)
+				}
+				now := time.Now()
+				f.eval, f.total = now.Sub(ev.done.firstSample), now.Sub(g.start)
+				if g.stream {
+					if len(out) == 0 {
+						rs.w.Header().Set("Content-Type", g.wire.contentType(true))
+					}
+					rs.send(true, g.wire.final(f)...) //nolint:errcheck // the client went away
+				} else {
+					rs.whole(http.StatusOK, g.wire.contentType(false), g.wire.whole(f), len(out))
+				}
+				return
+			default:
+				out = append(out, int(tokenID(ev.text, s.prof.VocabSize)))
+				if !g.stream {
+					text.WriteString(ev.text)
+					continue
+				}
+				if len(out) == 1 {
+					rs.w.Header().Set("Content-Type", g.wire.contentType(true))
+				}
+				if err := rs.send(false, chunk{data: g.wire.token(g.model, ev.text), tokens: 1}); err != nil {
+					s.eng.cancel(j)
+					return
+				}
+			}
+		}
+	}
+}
+
+// failRun answers a request that could not run, as Ollama's
+// handleScheduleError does.
+func (s *Server) failRun(rs *responder, g generation, err error) {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		g.wire.fail(rs, 499, "request canceled")
+	case errors.Is(err, errQueueFull):
+		g.wire.fail(rs, http.StatusServiceUnavailable, err.Error())
+	default:
+		g.wire.fail(rs, http.StatusInternalServerError, err.Error())
+	}
+}

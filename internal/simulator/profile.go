@@ -1,0 +1,165 @@
+package simulator
+
+import (
+	"sort"
+	"time"
+)
+
+// Profile is a model on a machine: the model's shape (which decides its
+// memory) and the costs of the machine's steps (which decide its timings).
+// All durations are at TimeScale 1.
+type Profile struct {
+	// Name selects the profile (Config.Profile, --profile).
+	Name string
+	// Description says what the profile stands for and how it was calibrated.
+	Description string
+
+	// Model is the name the server answers to, as in `ollama list`.
+	Model string
+	// Architecture is general.architecture in /api/show (e.g. "qwen2").
+	Architecture string
+	// Family, ParameterSize and Quantization fill the models' "details".
+	Family        string
+	ParameterSize string
+	Quantization  string
+	// ParameterCount is general.parameter_count in /api/show.
+	ParameterCount int64
+	// Digest is the model's manifest digest (hex, no "sha256:").
+	Digest string
+
+	// Layers, Embedding, Heads, KVHeads and FeedForward are the model's
+	// shape (<arch>.block_count, .embedding_length, .attention.head_count,
+	// .attention.head_count_kv, .feed_forward_length). The head dimension is
+	// Embedding / Heads.
+	Layers, Embedding, Heads, KVHeads, FeedForward int
+	// VocabSize bounds the token ids the tokenizer hands out.
+	VocabSize int
+	// TrainContext is <arch>.context_length, the context the model was
+	// trained for (not the context a slot is given).
+	TrainContext int
+	// ContextLength is the context of one slot when Config.ContextLength is
+	// 0 (Ollama's own default is 2048; OLLAMA_CONTEXT_LENGTH sets it).
+	ContextLength int
+	// WeightsBytes is the size of the model file, as /api/tags reports it.
+	WeightsBytes int64
+	// OnGPU reports the whole model in /api/ps size_vram (as on Apple
+	// silicon); false reports 0 (a CPU run).
+	OnGPU bool
+	// SystemPrompt is the system message the model's template adds when a
+	// request has none (it counts in prompt_eval_count).
+	SystemPrompt string
+
+	// LoadTime is how long the first request waits for the model to load.
+	LoadTime time.Duration
+	// RequestOverhead is the fixed work of a request before it reaches the
+	// slots: parsing, templating, tokenizing, the runner round trip.
+	RequestOverhead time.Duration
+	// StepBase is the fixed cost of one batch (one forward pass).
+	StepBase time.Duration
+	// StepPerSeq is what every sequence in a batch adds to it: with n slots
+	// decoding, a step takes StepBase + n·StepPerSeq, so each stream runs at
+	// 1/(StepBase + n·StepPerSeq) tokens per second.
+	StepPerSeq time.Duration
+	// PrefillPerToken is the cost of each uncached prompt token in a batch.
+	PrefillPerToken time.Duration
+	// BatchSize bounds the prompt tokens one sequence adds to one batch
+	// (Ollama's num_batch, 512).
+	BatchSize int
+}
+
+// HeadDim is the size of one attention head.
+func (p Profile) HeadDim() int {
+	if p.Heads == 0 {
+		return 0
+	}
+	return p.Embedding / p.Heads
+}
+
+// KVBytesPerSlot is the KV cache of one slot with a context of ctx tokens:
+// keys and values (2) × layers × KV heads × head dim × ctx × 2 bytes (f16).
+func (p Profile) KVBytesPerSlot(ctx int) int64 {
+	return 2 * int64(p.Layers) * int64(p.KVHeads) * int64(p.HeadDim()) * int64(ctx) * 2
+}
+
+// DefaultProfile is the profile used when Config.Profile is empty.
+const DefaultProfile = "qwen2.5-7b-m4max"
+
+const qwenSystemPrompt = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+// Profiles are the built-in profiles by name.
+var Profiles = map[string]Profile{
+	DefaultProfile: {
+		Name: DefaultProfile,
+		Description: "qwen2.5:7b-instruct (Q4_K_M) served by Ollama on an Apple M4 Max with a 4096 context: " +
+			"~57 ms TTFT for a short uncached chat prompt at concurrency 1, ~82 tok/s for one stream, " +
+			"~27 tok/s per stream with 4 slots busy, 224 MiB of KV cache per slot",
+		Model:          "qwen2.5:7b-instruct",
+		Architecture:   "qwen2",
+		Family:         "qwen2",
+		ParameterSize:  "7.6B",
+		Quantization:   "Q4_K_M",
+		ParameterCount: 7615616512,
+		Digest:         "845dbda0ea48ed749caafd9e6037047aa19acfcfd82e704d7ca97d631a0b697e",
+		Layers:         28, Embedding: 3584, Heads: 28, KVHeads: 4, FeedForward: 18944,
+		VocabSize:    152064,
+		TrainContext: 32768, ContextLength: 4096,
+		WeightsBytes:    4683087332,
+		OnGPU:           true,
+		SystemPrompt:    qwenSystemPrompt,
+		LoadTime:        2 * time.Second,
+		RequestOverhead: 20 * time.Millisecond,
+		StepBase:        3900 * time.Microsecond,
+		StepPerSeq:      8300 * time.Microsecond,
+		PrefillPerToken: 500 * time.Microsecond,
+		BatchSize:       512,
+	},
+	"cpu-25m": {
+		Name: "cpu-25m",
+		Description: "a generated 25M-parameter llama-architecture model served by a CPU-built Ollama v0.6.5 on 2 cores " +
+			"(~50 tok/s for one stream, ~16 tok/s each with 4 slots busy)",
+		Model:          "tokentrace-25m:latest",
+		Architecture:   "llama",
+		Family:         "llama",
+		ParameterSize:  "25M",
+		Quantization:   "F32",
+		ParameterCount: 25000000,
+		Digest:         "5b1ba6a1c3e0b5f0d4b2cf4c7f0e5a5d9d2c3f1a7b6e8d9c0a1b2c3d4e5f6a7b",
+		Layers:         8, Embedding: 512, Heads: 8, KVHeads: 2, FeedForward: 1536,
+		VocabSize:    32000,
+		TrainContext: 4096, ContextLength: 2048,
+		WeightsBytes:    100000000,
+		SystemPrompt:    "",
+		LoadTime:        500 * time.Millisecond,
+		RequestOverhead: 5 * time.Millisecond,
+		StepBase:        5800 * time.Microsecond,
+		StepPerSeq:      14200 * time.Microsecond,
+		PrefillPerToken: 2 * time.Millisecond,
+		BatchSize:       512,
+	},
+	"tiny": {
+		Name:        "tiny",
+		Description: "a fast toy model for tests: 1 ms steps, no load time, 2 MiB of KV cache per slot",
+		Model:       "tiny:latest", Architecture: "llama", Family: "llama",
+		ParameterSize: "2.4M", Quantization: "F32", ParameterCount: 2400000,
+		Digest: "0d9a1c7e2b3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3",
+		Layers: 4, Embedding: 256, Heads: 8, KVHeads: 2, FeedForward: 768,
+		VocabSize: 512, TrainContext: 2048, ContextLength: 2048,
+		WeightsBytes:    9500000,
+		LoadTime:        0,
+		RequestOverhead: 0,
+		StepBase:        500 * time.Microsecond,
+		StepPerSeq:      500 * time.Microsecond,
+		PrefillPerToken: 10 * time.Microsecond,
+		BatchSize:       512,
+	},
+}
+
+// ProfileNames lists the built-in profiles, sorted.
+func ProfileNames() []string {
+	names := make([]string, 0, len(Profiles))
+	for n := range Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

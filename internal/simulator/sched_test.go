@@ -1,0 +1,171 @@
+package simulator
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Steps are long enough that a busy 2-core machine's timer and scheduling
+// delays (a few ms) stay small beside them; assertions bound from below
+// where delays can only add.
+const (
+	testStep   = 4 * time.Millisecond
+	testTokens = 25
+	genTime = testTokens * testStep // one request's decode time at p=1
+)
+
+func chatBody(prompt string, numPredict int) string {
+	return fmt.Sprintf(`{"model":"tiny","messages":[{"role":"user","content":%q}],"options":{"num_predict":%d}}`, prompt, numPredict)
+}
+
+func ttfts(t *testing.T, rs []result) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for i, r := range rs {
+		d, ok := r.m.TTFT()
+		if !r.m.OK() || !ok {
+			t.Fatalf("request %d: %s %s", i, r.m.ErrorType, r.m.Error)
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// TestOneSlotQueues: with one slot, the k-th of 4 concurrent requests waits
+// for the k-1 generations before it.
+func TestOneSlotQueues(t *testing.T) {
+	_, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 0), Parallel: 1})
+	rs := concurrently(t, 4, url, "/api/chat", func(i int) string { return chatBody(fmt.Sprintf("question %d", i), testTokens) })
+	got := ttfts(t, rs)
+	for k := 1; k < len(got); k++ {
+		if gap := got[k] - got[k-1]; gap < genTime*8/10 {
+			t.Errorf("TTFTs %v: request %d started %v after request %d, want about %v", got, k, gap, k-1, genTime)
+		}
+	}
+	var waits []time.Duration
+	for _, r := range rs {
+		waits = append(waits, time.Duration(r.m.Ollama.QueueWait()))
+	}
+	sort.Slice(waits, func(i, j int) bool { return waits[i] < waits[j] })
+	if waits[3] < 3*genTime*8/10 {
+		t.Errorf("server-side queue waits %v: the last should be about %v", waits, 3*genTime)
+	}
+}
+
+// TestFourSlotsStartTogether: with four slots, four requests start at once
+// and each decodes slower than alone, because the slots share the machine.
+func TestFourSlotsStartTogether(t *testing.T) {
+	_, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 0), Parallel: 4})
+	alone := measure(t, context.Background(), url, "/api/chat", chatBody("alone", testTokens))
+	rs := concurrently(t, 4, url, "/api/chat", func(i int) string { return chatBody(fmt.Sprintf("question %d", i), testTokens) })
+	got := ttfts(t, rs)
+	if got[3] > genTime/2 {
+		t.Errorf("TTFTs %v: all four should start within one step or two, long before %v", got, genTime/2)
+	}
+	for i, r := range rs {
+		if r.m.DecodeSpeed() > alone.m.DecodeSpeed()*0.6 {
+			t.Errorf("request %d decodes at %.0f tok/s, alone %.0f: four slots should share the steps",
+				i, r.m.DecodeSpeed(), alone.m.DecodeSpeed())
+		}
+	}
+}
+
+// TestMaxQueue: one running, MaxQueue waiting, the next is refused with
+// Ollama's 503 on both APIs.
+func TestMaxQueue(t *testing.T) {
+	s, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 0), Parallel: 1, MaxQueue: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	for i := range 2 {
+		go func() {
+			measure(t, ctx, url, "/api/chat", chatBody(fmt.Sprintf("long %d", i), 100000))
+			done <- struct{}{}
+		}()
+		waitFor(t, "the request to arrive", func() bool { w, b := s.Load(); return w+b == i+1 })
+	}
+	tests := []struct{ path, body, want string }{
+		{"/api/chat", chatBody("third", 5), `{"error":"server busy, please try again.  maximum pending requests exceeded"}`},
+		{"/v1/chat/completions", `{"model":"tiny","messages":[{"role":"user","content":"x"}]}`,
+			`{"error":{"message":"server busy, please try again.  maximum pending requests exceeded","type":"api_error","param":null,"code":null}}` + "\n"},
+	}
+	for _, tc := range tests {
+		r := measure(t, context.Background(), url, tc.path, tc.body)
+		if r.status != http.StatusServiceUnavailable || string(r.body) != tc.want || r.m.ErrorType != "503" {
+			t.Errorf("%s: %d %s (error type %q)", tc.path, r.status, r.body, r.m.ErrorType)
+		}
+	}
+	cancel()
+	<-done
+	<-done
+}
+
+// TestCancelFreesSlot: a client that goes away gives its slot to the next
+// request within a step.
+func TestCancelFreesSlot(t *testing.T) {
+	s, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 0), Parallel: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan result, 1)
+	go func() { first <- measure(t, ctx, url, "/api/chat", chatBody("endless", 100000)) }()
+	waitFor(t, "the first request to run", func() bool { _, b := s.Load(); return b == 1 })
+	cancel()
+	if r := <-first; r.m.OK() {
+		t.Fatal("a cancelled request succeeded")
+	}
+	waitFor(t, "the slot to be free", func() bool { w, b := s.Load(); return w == 0 && b == 0 })
+	r := measure(t, context.Background(), url, "/api/chat", chatBody("next", 3))
+	if d, ok := r.m.TTFT(); !r.m.OK() || !ok || d > genTime {
+		t.Errorf("the next request: ok %t, TTFT %v", r.m.OK(), d)
+	}
+}
+
+// TestPrefixCache: the same prompt again reuses the slot's cache and gets
+// its first token sooner; a new prompt pays the prefill again.
+func TestPrefixCache(t *testing.T) {
+	_, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 200*time.Microsecond), Parallel: 1})
+	long := strings.Repeat("Tell me about the history of distributed tracing systems. ", 50)
+	first := measure(t, context.Background(), url, "/api/chat", chatBody(long, 2))
+	again := measure(t, context.Background(), url, "/api/chat", chatBody(long, 2))
+	other := measure(t, context.Background(), url, "/api/chat", chatBody("Something else: "+long, 2))
+	tf, _ := first.m.TTFT()
+	ta, _ := again.m.TTFT()
+	to, _ := other.m.TTFT()
+	if ta > tf/2 || to < tf/2 {
+		t.Errorf("TTFT first %v, same prompt again %v (want < half), new prompt %v (want about the first)", tf, ta, to)
+	}
+	if first.m.InputTokens != again.m.InputTokens || first.m.InputTokens < 500 {
+		t.Errorf("prompt_eval_count %d then %d: cached tokens count too", first.m.InputTokens, again.m.InputTokens)
+	}
+	if pe := again.m.Ollama.PromptEvalDuration; pe > first.m.Ollama.PromptEvalDuration/2 {
+		t.Errorf("prompt_eval_duration %v then %v", time.Duration(first.m.Ollama.PromptEvalDuration), time.Duration(pe))
+	}
+}
+
+// TestLongestPrefixSlot: a request takes the free slot sharing the longest
+// prefix with its prompt.
+func TestLongestPrefixSlot(t *testing.T) {
+	e := &engine{slots: make([]slot, 3), maxQueue: 1, ctxLen: 100, wake: make(chan struct{}, 1)}
+	e.slots[0].cache = []uint32{1, 2, 9}
+	e.slots[1].cache = []uint32{1, 2, 3, 4}
+	e.slots[2].cache = []uint32{1, 2, 3, 4, 5, 6}
+	e.slots[2].job = &job{} // busy
+	j := newJob([]uint32{1, 2, 3, 4, 5}, 1, 1, nil)
+	e.queue = []*job{j}
+	e.admitLocked(time.Now())
+	if j.slot != 1 || j.cached != 4 {
+		t.Errorf("slot %d with %d cached, want slot 1 with 4", j.slot, j.cached)
+	}
+	// The whole prompt cached: the last token is evaluated again.
+	e.slots[1].job = nil
+	k := newJob([]uint32{1, 2, 3, 4}, 1, 1, nil)
+	e.queue = []*job{k}
+	e.admitLocked(time.Now())
+	if k.cached != 3 {
+		t.Errorf("%d cached, want 3", k.cached)
+	}
+}
