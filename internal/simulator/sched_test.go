@@ -16,7 +16,7 @@ import (
 const (
 	testStep   = 4 * time.Millisecond
 	testTokens = 25
-	genTime = testTokens * testStep // one request's decode time at p=1
+	genTime    = testTokens * testStep // one request's decode time at p=1
 )
 
 func chatBody(prompt string, numPredict int) string {
