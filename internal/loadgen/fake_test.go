@@ -21,7 +21,7 @@ type fakeLLM struct {
 	// phase, when set, delays each answer's first chunk by a random part of
 	// interval, as streams do that joined a batch at different steps.
 	phase bool
-	mode     string // "", "garbage", "status500", "instream", "truncated", "nousage"
+	mode  string // "", "garbage", "status500", "instream", "truncated", "nousage"
 
 	mu   sync.Mutex
 	sent map[uint64][]time.Time

@@ -1,0 +1,255 @@
+// Package loadreport turns load-test results (vegeta Results carrying
+// loadgen Figures) into the figures of docs/METRICS.md: counts, errors by
+// type, throughput over the window, exact TTFT/E2E/ITL/TPOT percentiles,
+// decode speeds, Ollama's queue wait and goodput, and writes them as text,
+// JSON, CSV or Markdown.
+package loadreport
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/tokentrace/tokentrace/internal/loadgen"
+	"github.com/tokentrace/tokentrace/internal/stats"
+)
+
+// Options configure a report.
+type Options struct {
+	// SLO, when any limit is set, makes the report count goodput.
+	SLO SLO
+	// Start and End, when both set, are the window throughput is counted
+	// over. Otherwise the window runs from the first request's start to the
+	// last request's start (the span the load was applied over), or to the
+	// last end when no request ended before the last start.
+	Start, End time.Time
+}
+
+// ErrorCount is how many requests failed with one error type.
+type ErrorCount struct {
+	Type    string `json:"type"`
+	Count   int    `json:"count"`
+	Example string `json:"example"` // the first message of that type
+}
+
+// Report holds the figures of docs/METRICS.md. Latencies are in seconds,
+// speeds in tokens per second, throughputs per second of the window.
+type Report struct {
+	Attacks      []string     `json:"attacks"`
+	Requests     int          `json:"requests"`
+	Succeeded    int          `json:"succeeded"`
+	SuccessRatio float64      `json:"success_ratio"`
+	Errors       []ErrorCount `json:"errors"`
+	// Unmeasured counts results without tokentrace figures (plain vegeta
+	// output); they count as requests, with vegeta's status and latency.
+	Unmeasured int `json:"unmeasured"`
+
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Window float64   `json:"window_seconds"`
+
+	RequestThroughput float64 `json:"request_throughput"` // successful requests ending in the window, per second
+	OutputThroughput  float64 `json:"output_throughput"`  // output tokens of requests ending in the window, per second
+	InputTokens       int     `json:"input_tokens"`       // over every request
+	OutputTokens      int     `json:"output_tokens"`
+	// EstimatedTokens counts requests whose server sent no token counts:
+	// their output tokens are output chunks. Token figures are marked
+	// "estimated" in the text output when it is not 0.
+	EstimatedTokens int `json:"estimated_token_requests"`
+
+	TTFT              stats.Summary `json:"ttft_seconds"`
+	E2E               stats.Summary `json:"e2e_seconds"`
+	ITL               stats.Summary `json:"itl_seconds"`
+	TPOT              stats.Summary `json:"tpot_seconds"`
+	DecodeSpeed       stats.Summary `json:"decode_speed"`        // per request, 1/TPOT; Mean is the mean per-request tok/s
+	ServerDecodeSpeed stats.Summary `json:"server_decode_speed"` // Ollama's eval_count/eval_duration
+	QueueWait         stats.Summary `json:"queue_wait_seconds"`  // Ollama, server-side
+	InputPerRequest   stats.Summary `json:"input_tokens_per_request"`
+	OutputPerRequest  stats.Summary `json:"output_tokens_per_request"`
+
+	SLO          SLO     `json:"slo"`
+	GoodRequests int     `json:"good_requests"` // met every SLO, ended in the window
+	Goodput      float64 `json:"goodput"`       // GoodRequests per second
+}
+
+// sample is what the report keeps of one request.
+type sample struct {
+	start, end time.Time
+	ok, good   bool
+	output     int
+}
+
+// Collector accumulates results one at a time, keeping only the numbers
+// the report needs. It is not safe for concurrent use.
+type Collector struct {
+	opts    Options
+	attacks map[string]bool
+	errs    map[string]*ErrorCount
+	samples []sample
+	r       Report
+
+	ttft, e2e, itl, tpot, speed, serverSpeed, queue, in, out []float64
+}
+
+// NewCollector returns an empty Collector.
+func NewCollector(opts Options) *Collector {
+	return &Collector{opts: opts, attacks: map[string]bool{}, errs: map[string]*ErrorCount{}}
+}
+
+// Add counts one result. Results without figures count with vegeta's
+// fields; an error is returned only for figures that cannot be decoded.
+func (c *Collector) Add(res *vegeta.Result) error {
+	f, err := loadgen.Decode(res)
+	switch {
+	case errors.Is(err, loadgen.ErrNoFigures):
+		c.r.Unmeasured++
+		f = loadgen.Figures{Start: res.Timestamp, End: res.Latency, Status: int(res.Code)}
+		if res.Error != "" {
+			f.ErrorType, f.Error = "vegeta", res.Error
+		}
+	case err != nil:
+		return fmt.Errorf("result %d of attack %q: %w", res.Seq, res.Attack, err)
+	}
+	c.attacks[res.Attack] = true
+	c.r.Requests++
+	s := sample{start: f.Start, end: f.Start.Add(f.End), ok: f.OK(), output: f.OutputTokens}
+	if f.Start.IsZero() {
+		s.start, s.end = res.Timestamp, res.End()
+	}
+	c.r.InputTokens += f.InputTokens
+	c.r.OutputTokens += f.OutputTokens
+	if f.TokensEstimated {
+		c.r.EstimatedTokens++
+	}
+	if !f.OK() {
+		e := c.errs[f.ErrorType]
+		if e == nil {
+			e = &ErrorCount{Type: f.ErrorType, Example: f.Error}
+			c.errs[f.ErrorType] = e
+		}
+		e.Count++
+		c.samples = append(c.samples, s)
+		return nil
+	}
+	c.r.Succeeded++
+	c.e2e = append(c.e2e, f.End.Seconds())
+	if ttft, ok := f.TTFT(); ok {
+		c.ttft = append(c.ttft, ttft.Seconds())
+	}
+	for _, g := range f.Gaps {
+		c.itl = append(c.itl, g.Seconds())
+	}
+	tpot, hasTPOT := f.TPOT()
+	if hasTPOT {
+		c.tpot = append(c.tpot, tpot.Seconds())
+		if v := f.DecodeSpeed(); v > 0 {
+			c.speed = append(c.speed, v)
+		}
+	}
+	if o := f.Ollama; o != nil {
+		if v := o.DecodeSpeed(); v > 0 {
+			c.serverSpeed = append(c.serverSpeed, v)
+		}
+		c.queue = append(c.queue, time.Duration(o.QueueWait()).Seconds())
+	}
+	c.in = append(c.in, float64(f.InputTokens))
+	c.out = append(c.out, float64(f.OutputTokens))
+	s.good = c.opts.SLO.met(&f, tpot, hasTPOT)
+	c.samples = append(c.samples, s)
+	return nil
+}
+
+// Report computes the figures of everything added so far.
+func (c *Collector) Report() Report {
+	r := c.r
+	for a := range c.attacks {
+		r.Attacks = append(r.Attacks, a)
+	}
+	sort.Strings(r.Attacks)
+	for _, e := range c.errs {
+		r.Errors = append(r.Errors, *e)
+	}
+	sort.Slice(r.Errors, func(i, j int) bool {
+		if r.Errors[i].Count != r.Errors[j].Count {
+			return r.Errors[i].Count > r.Errors[j].Count
+		}
+		return r.Errors[i].Type < r.Errors[j].Type
+	})
+	if r.Requests > 0 {
+		r.SuccessRatio = float64(r.Succeeded) / float64(r.Requests)
+	}
+	r.TTFT, r.E2E, r.ITL, r.TPOT = stats.Summarize(c.ttft), stats.Summarize(c.e2e), stats.Summarize(c.itl), stats.Summarize(c.tpot)
+	r.DecodeSpeed, r.ServerDecodeSpeed = stats.Summarize(c.speed), stats.Summarize(c.serverSpeed)
+	r.QueueWait = stats.Summarize(c.queue)
+	r.InputPerRequest, r.OutputPerRequest = stats.Summarize(c.in), stats.Summarize(c.out)
+	r.SLO = c.opts.SLO
+	c.window(&r)
+	return r
+}
+
+// window sets the window and the figures counted over it.
+func (c *Collector) window(r *Report) {
+	if len(c.samples) == 0 {
+		return
+	}
+	start, end := c.opts.Start, c.opts.End
+	if start.IsZero() || end.IsZero() {
+		start, end = c.samples[0].start, c.samples[0].start
+		lastEnd := c.samples[0].end
+		for _, s := range c.samples[1:] {
+			if s.start.Before(start) {
+				start = s.start
+			}
+			if s.start.After(end) {
+				end = s.start
+			}
+			if s.end.After(lastEnd) {
+				lastEnd = s.end
+			}
+		}
+		endedInside := false
+		for _, s := range c.samples {
+			if !s.end.After(end) {
+				endedInside = true
+				break
+			}
+		}
+		if !endedInside {
+			end = lastEnd
+		}
+	}
+	r.Start, r.End, r.Window = start, end, end.Sub(start).Seconds()
+	var okN, goodN, tokens int
+	for _, s := range c.samples {
+		if s.end.Before(start) || s.end.After(end) {
+			continue
+		}
+		tokens += s.output
+		if s.ok {
+			okN++
+		}
+		if s.good {
+			goodN++
+		}
+	}
+	r.GoodRequests = goodN
+	if r.Window > 0 {
+		r.RequestThroughput = float64(okN) / r.Window
+		r.OutputThroughput = float64(tokens) / r.Window
+		r.Goodput = float64(goodN) / r.Window
+	}
+}
+
+// Compute is the report of results.
+func Compute(results []vegeta.Result, opts Options) (Report, error) {
+	c := NewCollector(opts)
+	for i := range results {
+		if err := c.Add(&results[i]); err != nil {
+			return Report{}, err
+		}
+	}
+	return c.Report(), nil
+}
