@@ -260,3 +260,17 @@ func repairTail(path string) error {
 	}
 	return os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
 }
+
+// WriteHeader replaces the run header (written again once the engine has
+// told its version and the model's details).
+func (s *Store) WriteHeader(h Header) error {
+	b, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.dir, HeaderFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write run header: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(s.dir, HeaderFile))
+}

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/tokentrace/tokentrace/internal/backend"
+	"github.com/tokentrace/tokentrace/internal/loadgen"
+	"github.com/tokentrace/tokentrace/internal/matrix"
+	"github.com/tokentrace/tokentrace/internal/studyreport"
+)
+
+func init() {
+	commands["run"] = command{"run the parallelism matrix: restart the engine per parallel setting, load it through the proxy, report", runMain}
+}
+
+type runFlags struct {
+	engineFlags
+	concurrency string
+	sizes       string
+	parallel    string
+	numCtx      string
+	duration    time.Duration
+	warmup      time.Duration
+	maxTokens   int
+	vary        bool
+	out         string
+	resume      string
+	timeout     time.Duration
+}
+
+func runMain(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f runFlags
+	f.register(fs)
+	fs.StringVar(&f.concurrency, "concurrency", "1,4", "concurrent users, comma-separated")
+	fs.StringVar(&f.sizes, "prompt-sizes", "small,medium,large,xlarge", "prompt sizes, comma-separated: "+strings.Join(loadgen.PromptSizes(), ", "))
+	fs.StringVar(&f.parallel, "num-parallel", "1,2,4", "OLLAMA_NUM_PARALLEL values, comma-separated; the engine restarts for each")
+	fs.StringVar(&f.numCtx, "num-ctx", "4096", "context length per slot (OLLAMA_CONTEXT_LENGTH), comma-separated")
+	fs.DurationVar(&f.duration, "duration", 60*time.Second, "measured time per scenario")
+	fs.DurationVar(&f.warmup, "warmup", 5*time.Second, "load before each scenario's measurement, not counted")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "cap on each answer's tokens (0: the model decides, as in the original study)")
+	fs.BoolVar(&f.vary, "vary-prompts", false, "give every request a unique prefix so no prompt cache can hit")
+	fs.StringVar(&f.out, "out", "", "run folder for results, logs, report and charts (default runs/<time>)")
+	fs.StringVar(&f.resume, "resume", "", "continue the run in this folder: only the scenarios it lacks run, with its saved settings")
+	fs.DurationVar(&f.timeout, "request-timeout", 10*time.Minute, "bound on each request")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	settings, store, err := f.prepare()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return f.execute(ctx, settings, store)
+}
+
+// prepare validates everything and opens the run folder; nothing has
+// started when it fails.
+func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
+	var s matrix.Settings
+	if f.resume != "" {
+		h, _, _, err := matrix.Load(f.resume)
+		if err != nil {
+			return s, nil, usageError{fmt.Errorf("--resume: %w", err)}
+		}
+		s = h.Settings
+		f.out = f.resume
+		f.backend, f.model, f.api, f.url = s.Backend, s.Model, s.API, s.URL
+		if s.Backend == "command" {
+			f.cmd = s.Command
+		}
+		f.simFlags = s.SimArgs
+	} else {
+		var err error
+		if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
+			return s, nil, usageError{err}
+		}
+		if s.NumParallel, err = parseInts("num-parallel", f.parallel); err != nil {
+			return s, nil, usageError{err}
+		}
+		if s.NumCtx, err = parseInts("num-ctx", f.numCtx); err != nil {
+			return s, nil, usageError{err}
+		}
+		s.PromptSizes = splitList(f.sizes)
+		s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
+		s.MaxTokens, s.VaryPrompts = f.maxTokens, f.vary
+	}
+	if err := f.engineFlags.validate(); err != nil {
+		return s, nil, usageError{err}
+	}
+	s.Backend, s.Model, s.API, s.URL, s.SimArgs = f.backend, f.model, f.api, f.url, f.simFlags
+	s.Command = f.commandLine()
+	if err := s.Validate(loadgen.PromptSizes()); err != nil {
+		return s, nil, usageError{err}
+	}
+	if f.out == "" {
+		f.out = filepath.Join("runs", time.Now().Format("20060102-150405"))
+	}
+	if err := matrix.CheckWritable(f.out); err != nil {
+		return s, nil, usageError{err}
+	}
+	if f.resume != "" {
+		store, _, err := matrix.Resume(f.out)
+		return s, store, err
+	}
+	store, err := matrix.Create(f.out, matrix.Header{Started: time.Now().UTC(), Settings: s,
+		Engine: matrix.EngineInfo{Name: f.backend, Restartable: f.backend != "external"}, Machine: matrix.ThisMachine(context.Background())})
+	if err != nil {
+		return s, nil, usageError{err}
+	}
+	return s, store, nil
+}
+
+func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix.Store) error {
+	engine, engineURL, err := f.engine(store.Dir())
+	if err != nil {
+		return err
+	}
+	px, err := startProxy(ctx, engineURL, f.otlpEnpoint)
+	if err != nil {
+		return err
+	}
+	defer px.shutdown()
+	fmt.Fprintf(os.Stderr, "run folder %s; engine %s at %s behind the proxy at %s\n", store.Dir(), f.backend, engineURL, px.url)
+
+	headerDone := false
+	eng := &headerUpdater{Engine: engine, update: func() {
+		if headerDone {
+			return
+		}
+		headerDone = true
+		if err := updateHeader(store, engine, s); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+		}
+	}}
+	per := s.Duration.D() + s.Warmup.D()
+	r := &matrix.Runner{Settings: s, Engine: eng, Store: store, Log: os.Stderr,
+		Progress: matrix.NewProgress(os.Stderr, isTerminal(os.Stderr), per),
+		Load:     loadFunc(px.url, s, f.timeout)}
+	err = r.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted: the finished scenarios are in %s; run `supervisor run --resume %s` for the rest", store.Dir(), store.Dir())
+	}
+	if err != nil {
+		return err
+	}
+	d, err := studyreport.Write(store.Dir())
+	if err != nil {
+		return fmt.Errorf("write the report: %w", err)
+	}
+	fmt.Printf("\nReport: %s\n\n%s", filepath.Join(store.Dir(), studyreport.ReportFile), d.Summary())
+	return nil
+}
+
+// headerUpdater rewrites the run header after the engine's first start,
+// when its version and the model's details are known.
+type headerUpdater struct {
+	matrix.Engine
+	update func()
+}
+
+func (h *headerUpdater) Start(ctx context.Context, s matrix.Setting) (matrix.SettingFacts, error) {
+	facts, err := h.Engine.Start(ctx, s)
+	if err == nil {
+		h.update()
+	}
+	return facts, err
+}
+
+func updateHeader(store *matrix.Store, engine matrix.Engine, s matrix.Settings) error {
+	h, _, _, err := matrix.Load(store.Dir())
+	if err != nil {
+		return err
+	}
+	switch e := engine.(type) {
+	case *matrix.ProcessEngine:
+		h.Engine.Name, h.Engine.Version, h.Model = e.Name, e.Version, e.ModelInfo
+	case *matrix.ExternalEngine:
+		h.Engine.Name, h.Engine.Version, h.Model = "external", e.Version, e.ModelInfo
+	}
+	if h.Model.Name == "" {
+		h.Model.Name = s.Model
+	}
+	h.KVBytesPerSlot = map[string]int64{}
+	for _, c := range s.NumCtx {
+		if kv, ok := backend.KVCacheBytesPerSlot(h.Model.ModelInfo, c); ok {
+			h.KVBytesPerSlot[strconv.Itoa(c)] = kv
+		}
+	}
+	return store.WriteHeader(h)
+}
+
+// loadFunc drives one scenario with the load generator, through the proxy.
+func loadFunc(proxyURL string, s matrix.Settings, timeout time.Duration) matrix.LoadFunc {
+	return func(ctx context.Context, sc matrix.Scenario, onRequest func(matrix.Request)) error {
+		o := loadgen.DefaultOptions()
+		o.URL, o.API, o.Model, o.MaxTokens = proxyURL, s.API, s.Model, s.MaxTokens
+		o.PromptSize, o.VaryPrompts, o.Concurrency = sc.PromptSize, s.VaryPrompts, sc.Concurrency
+		o.Duration, o.Warmup, o.Timeout = s.Duration.D(), s.Warmup.D(), timeout
+		o.Name, o.Scenario, o.Abort = sc.Name(), sc.Name(), ctx.Done()
+		return loadgen.Run(ctx, o, func(r *vegeta.Result) error {
+			fig, err := loadgen.Decode(r)
+			if err != nil {
+				return nil // a result without figures was never measured
+			}
+			onRequest(requestOf(fig))
+			return nil
+		})
+	}
+}
+
+func requestOf(f loadgen.Figures) matrix.Request {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	q := matrix.Request{Start: f.Start, OK: f.OK(), Status: f.Status, ErrorType: f.ErrorType, Error: f.Error,
+		E2EMs: ms(f.End), InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, TokensEstimated: f.TokensEstimated}
+	if ttft, ok := f.TTFT(); ok {
+		q.TTFTMs, q.HasTTFT = ms(ttft), true
+	}
+	if tpot, ok := f.TPOT(); ok {
+		q.TPOTMs, q.TokPerSec = ms(tpot), f.DecodeSpeed()
+	}
+	if f.Ollama != nil {
+		q.ServerTokPerSec = f.Ollama.DecodeSpeed()
+		q.QueueWaitMs = float64(f.Ollama.QueueWait()) / 1e6
+	}
+	return q
+}
+
+func parseInts(name, s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a whole number", name, p)
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("--%s: %d must be at least 1", name, n)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--%s: no values", name)
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
