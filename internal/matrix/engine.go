@@ -39,6 +39,9 @@ type ProcessEngine struct {
 	LogDir string
 	// Guard is backend.Config.Guard.
 	Guard []string
+	// Cold leaves the model unloaded after the start (for a cache test's
+	// cold start): no load, no warm-up, no verification.
+	Cold bool
 
 	// Version and ModelInfo are filled by the first successful Start.
 	Version   string
@@ -140,6 +143,10 @@ func (e *ProcessEngine) Start(ctx context.Context, s Setting) (SettingFacts, err
 		return facts, &SettingError{Status: StatusFailed, Err: err}
 	}
 	e.ModelInfo = info
+	if e.Cold {
+		facts.Verified = "not loaded yet"
+		return facts, nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, e.LoadTimeout)
 	defer cancel()
 	server, wall, err := client.Load(lctx, e.Model)
