@@ -86,6 +86,10 @@ func writeText(w io.Writer, r Report) error {
 	p("Throughput\t[requests/s, output tok/s]\t%s, %s%s", num(r.RequestThroughput), num(r.OutputThroughput), r.estimated())
 	p("Tokens\t[input, output]\t%d, %d%s", r.InputTokens, r.OutputTokens, r.estimated())
 	for _, d := range r.distributions() {
+		if d.s.Count == 0 {
+			p("%s (%s)\t(n=0)\tno samples", d.name, d.unit)
+			continue
+		}
 		vals := d.values()
 		strs := make([]string, len(vals))
 		for i, v := range vals {

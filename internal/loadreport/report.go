@@ -121,7 +121,7 @@ func (c *Collector) Add(res *vegeta.Result) error {
 	}
 	c.r.InputTokens += f.InputTokens
 	c.r.OutputTokens += f.OutputTokens
-	if f.TokensEstimated {
+	if f.TokensEstimated && f.OutputChunks > 0 {
 		c.r.EstimatedTokens++
 	}
 	if !f.OK() {

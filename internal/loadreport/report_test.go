@@ -46,7 +46,7 @@ func TestComputeFollowsMetricsDefinitions(t *testing.T) {
 	results := []vegeta.Result{
 		// starts at 0, 1s, 2s; the window is [0, 2s].
 		result(t, "a", 0, 0, ok(100, 300, 400, 3, 100, 100)),        // TPOT 100ms, ends 0.4s
-		result(t, "a", 1, time.Second, ok(200, 200, 250, 1)),         // one token: no TPOT, ends 1.25s
+		result(t, "a", 1, time.Second, ok(200, 200, 250, 1)),        // one token: no TPOT, ends 1.25s
 		result(t, "b", 0, 2*time.Second, ok(50, 450, 3000, 5, 400)), // TPOT 100ms, ends 5s: outside
 		result(t, "b", 1, 1500*time.Millisecond, loadgen.Figures{API: "ollama", Status: 503, End: ms(5),
 			ErrorType: "503", Error: "server busy"}),
