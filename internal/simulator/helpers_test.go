@@ -17,7 +17,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startServer runs a simulator behind an httptest server; both stop at cleanup.
-func startServer(t *testing.T, cfg Config) (*Server, string) {
+func startServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
@@ -41,7 +41,7 @@ type result struct {
 
 // measure posts body and taps the response through stream.Meter, as the
 // load tester and the proxy do.
-func measure(t *testing.T, ctx context.Context, url, path, body string) result {
+func measure(t testing.TB, ctx context.Context, url, path, body string) result {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewBufferString(body))
 	if err != nil {
@@ -52,7 +52,7 @@ func measure(t *testing.T, ctx context.Context, url, path, body string) result {
 }
 
 // measureWith is measure with the caller's Meter.
-func measureWith(t *testing.T, url, path, body string, mt *stream.Meter) result {
+func measureWith(t testing.TB, url, path, body string, mt *stream.Meter) result {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewBufferString(body))
 	if err != nil {
@@ -61,7 +61,7 @@ func measureWith(t *testing.T, url, path, body string, mt *stream.Meter) result 
 	return do(t, req, mt)
 }
 
-func do(t *testing.T, req *http.Request, mt *stream.Meter) result {
+func do(t testing.TB, req *http.Request, mt *stream.Meter) result {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -75,7 +75,7 @@ func do(t *testing.T, req *http.Request, mt *stream.Meter) result {
 }
 
 // concurrently runs n measurements at once and returns them in start order.
-func concurrently(t *testing.T, n int, url, path string, body func(i int) string) []result {
+func concurrently(t testing.TB, n int, url, path string, body func(i int) string) []result {
 	t.Helper()
 	out := make([]result, n)
 	var wg sync.WaitGroup
@@ -91,7 +91,7 @@ func concurrently(t *testing.T, n int, url, path string, body func(i int) string
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {

@@ -91,8 +91,8 @@ var Profiles = map[string]Profile{
 	DefaultProfile: {
 		Name: DefaultProfile,
 		Description: "qwen2.5:7b-instruct (Q4_K_M) served by Ollama on an Apple M4 Max with a 4096 context: " +
-			"~57 ms TTFT for a short uncached chat prompt at concurrency 1, ~82 tok/s for one stream, " +
-			"~27 tok/s per stream with 4 slots busy, 224 MiB of KV cache per slot",
+			"~57 ms TTFT at concurrency 1 for a prompt the slot has cached (+0.9 ms per uncached prompt token), " +
+			"~82 tok/s for one stream, ~27 tok/s per stream with 4 slots busy, 224 MiB of KV cache per slot",
 		Model:          "qwen2.5:7b-instruct",
 		Architecture:   "qwen2",
 		Family:         "qwen2",
@@ -107,10 +107,10 @@ var Profiles = map[string]Profile{
 		OnGPU:           true,
 		SystemPrompt:    qwenSystemPrompt,
 		LoadTime:        2 * time.Second,
-		RequestOverhead: 20 * time.Millisecond,
+		RequestOverhead: 43 * time.Millisecond,
 		StepBase:        3900 * time.Microsecond,
 		StepPerSeq:      8300 * time.Microsecond,
-		PrefillPerToken: 500 * time.Microsecond,
+		PrefillPerToken: 900 * time.Microsecond,
 		BatchSize:       512,
 	},
 	"cpu-25m": {
