@@ -73,4 +73,3 @@ func BenchmarkCalibration(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
