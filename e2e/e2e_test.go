@@ -1,0 +1,204 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokentrace/tokentrace/internal/dashboards"
+)
+
+const (
+	simModel        = "qwen2.5:7b-instruct" // the simulator's default profile serves this name
+	proxyService    = "tokentrace-proxy"
+	loadtestService = "tokentrace-loadtest"
+	scenario        = "e2e"
+)
+
+// startSimulator runs `supervisor simulate` (Ollama's API without a model), time compressed.
+func startSimulator(t *testing.T, timeScale string) string {
+	t.Helper()
+	addr := hostPort(freePort(t))
+	p := start(t, "simulator", command(t, "supervisor"), []string{"simulate", "--listen", addr, "--time-scale", timeScale})
+	waitHTTP(t, p, "http://"+addr+"/api/version", 30*time.Second)
+	return "http://" + addr
+}
+
+// startProxy runs the proxy in front of upstream, sending spans over OTLP/gRPC to otlp (host:port).
+func startProxy(t *testing.T, name, upstream, admin, otlp string) string {
+	t.Helper()
+	addr := hostPort(freePort(t))
+	p := start(t, name, command(t, "proxy"),
+		[]string{"--listen", addr, "--admin", admin, "--upstream", upstream},
+		"OTEL_SERVICE_NAME="+proxyService,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlp,
+		"OTEL_EXPORTER_OTLP_INSECURE=true",
+		"OTEL_BSP_SCHEDULE_DELAY=200",
+	)
+	waitHTTP(t, p, "http://"+admin+"/readyz", 30*time.Second)
+	return "http://" + addr
+}
+
+// attack runs `loadtest attack` against target with tracing to otlp, and fails the test on a non-zero exit.
+func attack(t *testing.T, target, otlp string, args ...string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "results.bin")
+	args = append([]string{"attack", "-url", target, "-model", simModel, "-output", out}, args...)
+	p := start(t, "loadtest", command(t, "loadtest"), args,
+		"OTEL_SERVICE_NAME="+loadtestService,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlp,
+		"OTEL_EXPORTER_OTLP_INSECURE=true",
+	)
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("loadtest attack did not finish in 3 minutes\n%s", tail(p.out.String(), 4096))
+	}
+	if p.err != nil {
+		t.Fatalf("loadtest attack: %v\n%s", p.err, tail(p.out.String(), 4096))
+	}
+}
+
+// chat sends one streaming Ollama chat request and returns its status and how long the whole
+// response took.
+func chat(t *testing.T, base, model string) (int, time.Duration) {
+	t.Helper()
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Say hello."}],"stream":true,"options":{"num_predict":16}}`, model)
+	start := time.Now()
+	resp, err := http.Post(base+"/api/chat", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("chat through the proxy: %v", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatalf("read chat response: %v", err)
+	}
+	return resp.StatusCode, time.Since(start)
+}
+
+// TestStackEndToEnd drives the load tester through the proxy to the simulator, with the collector,
+// Prometheus and Jaeger on loopback, then checks what reached the stores.
+func TestStackEndToEnd(t *testing.T) {
+	jaegerOTLP, jaegerURL := startJaeger(t)
+	promURL := startPrometheus(t)
+	sim := startSimulator(t, "0.05")
+	admin := hostPort(freePort(t))
+	collectorOTLP, _ := startCollector(t, admin, jaegerOTLP, promURL)
+	proxy := startProxy(t, "proxy", sim, admin, collectorOTLP)
+
+	began := time.Now()
+	attack(t, proxy, collectorOTLP, "-api", "ollama", "-concurrency", "4", "-requests", "40", "-max-tokens", "24", "-scenario", scenario)
+	attack(t, proxy, collectorOTLP, "-api", "openai", "-concurrency", "2", "-requests", "10", "-max-tokens", "24", "-scenario", scenario+"-openai")
+	// A few failures, so the errors panel has something to show.
+	for range 3 {
+		if code, _ := chat(t, proxy, "no-such-model"); code != http.StatusNotFound {
+			t.Fatalf("unknown model through the proxy: status %d, want 404", code)
+		}
+	}
+
+	t.Run("one trace from load tester to upstream", func(t *testing.T) {
+		eventually(t, 60*time.Second, time.Second, "a complete request trace in Jaeger", func() error {
+			traces, err := jaegerTraces(jaegerURL, loadtestService)
+			if err != nil {
+				return err
+			}
+			if len(traces) == 0 {
+				return fmt.Errorf("no traces of %s yet", loadtestService)
+			}
+			var errs []string
+			for _, tr := range traces {
+				if err := checkRequestTrace(tr, loadtestService, proxyService); err == nil {
+					return nil
+				} else if len(errs) < 3 {
+					errs = append(errs, err.Error())
+				}
+			}
+			return fmt.Errorf("%d traces, none complete: %s", len(traces), strings.Join(errs, "; "))
+		})
+	})
+
+	t.Run("every dashboard query returns data", func(t *testing.T) {
+		files, err := dashboards.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		valueSets := []map[string]string{
+			{"model": ".*", "upstream": ".*", "scenario": ".*", "__rate_interval": "2m"},
+			{"model": regexpQuote(simModel), "upstream": "ollama", "scenario": scenario, "__rate_interval": "2m"},
+		}
+		for _, f := range files {
+			queries, err := dashboards.PrometheusQueries(f.JSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range queries {
+				for _, values := range valueSets {
+					expr, err := dashboards.Expand(q.Expr, values)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Run(q.Panel+"/"+q.RefID+"/"+values["model"], func(t *testing.T) {
+						eventually(t, 90*time.Second, 2*time.Second, expr, func() error {
+							return hasFiniteSample(promURL, expr)
+						})
+					})
+				}
+			}
+		}
+	})
+
+	t.Run("TTFT exemplars stored and linked to traces", func(t *testing.T) {
+		var traceID string
+		eventually(t, 60*time.Second, 2*time.Second, "TTFT exemplars in Prometheus", func() error {
+			sets, err := promExemplars(promURL, "gen_ai_server_time_to_first_token_seconds_bucket", began.Add(-time.Minute), time.Now().Add(time.Minute))
+			if err != nil {
+				return err
+			}
+			for _, s := range sets {
+				for _, e := range s.Exemplars {
+					if id := e.Labels["trace_id"]; id != "" {
+						traceID = id
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("no exemplar with a trace_id among %d series", len(sets))
+		})
+		eventually(t, 30*time.Second, time.Second, "the exemplar's trace in Jaeger", func() error {
+			tr, err := jaegerTraceByID(jaegerURL, traceID)
+			if err != nil {
+				return err
+			}
+			return checkRequestTrace(tr, loadtestService, proxyService)
+		})
+	})
+}
+
+// hasFiniteSample runs expr and wants at least one series with a finite value.
+func hasFiniteSample(promURL, expr string) error {
+	res, err := promQuery(promURL, expr)
+	if err != nil {
+		return err
+	}
+	for _, s := range res {
+		str, _ := s.Value[1].(string)
+		if v, err := strconv.ParseFloat(str, 64); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%d series, none with a finite value", len(res))
+}
+
+// regexpQuote makes s a literal RE2 pattern inside a PromQL double-quoted string.
+func regexpQuote(s string) string {
+	return strings.ReplaceAll(regexp.QuoteMeta(s), `\`, `\\`)
+}

@@ -1,0 +1,153 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// stack is the collector, Prometheus and Jaeger on loopback, wired as compose wires them.
+type stack struct {
+	collectorOTLP  string // host:port of the collector's OTLP/gRPC receiver
+	collector      *proc
+	prometheusURL  string
+	jaegerQueryURL string
+}
+
+// startJaeger runs Jaeger v2 with memory storage; it returns its OTLP/gRPC address and query URL.
+func startJaeger(t *testing.T) (otlp, query string) {
+	t.Helper()
+	otlp, query = hostPort(freePort(t)), hostPort(freePort(t))
+	cfg, err := filepath.Abs(filepath.Join("testdata", "jaeger.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "jaeger", tool(t, "TOKENTRACE_JAEGER_BIN"), []string{"--config", cfg},
+		"JAEGER_OTLP_GRPC="+otlp, "JAEGER_QUERY_HTTP="+query, "JAEGER_QUERY_GRPC="+hostPort(freePort(t)))
+	waitHTTP(t, p, "http://"+query+"/api/services", 60*time.Second)
+	return otlp, "http://" + query
+}
+
+// startPrometheus runs Debian's Prometheus on the repository's prometheus.yml with the flags compose
+// passes (remote-write receiver, exemplar storage).
+func startPrometheus(t *testing.T) string {
+	t.Helper()
+	addr := hostPort(freePort(t))
+	p := start(t, "prometheus", "prometheus", []string{
+		"--config.file=" + filepath.Join(repoRoot, "prometheus", "prometheus.yml"),
+		"--storage.tsdb.path=" + t.TempDir(),
+		"--web.listen-address=" + addr,
+		"--web.enable-remote-write-receiver",
+		"--enable-feature=exemplar-storage",
+	})
+	waitHTTP(t, p, "http://"+addr+"/-/ready", 60*time.Second)
+	return "http://" + addr
+}
+
+// startCollector runs the built collector on otel-collector/config.yaml, every endpoint from the
+// environment as the config documents.
+func startCollector(t *testing.T, proxyAdmin, tracesOTLP, prometheusURL string) (otlp string, p *proc) {
+	t.Helper()
+	otlp = hostPort(freePort(t))
+	telemetry := freePort(t)
+	p = start(t, "otelcol", tool(t, "TOKENTRACE_OTELCOL_BIN"),
+		[]string{"--config=" + filepath.Join(repoRoot, "otel-collector", "config.yaml")},
+		"OTELCOL_OTLP_GRPC_ENDPOINT="+otlp,
+		"OTELCOL_OTLP_HTTP_ENDPOINT="+hostPort(freePort(t)),
+		"OTELCOL_PROXY_METRICS="+proxyAdmin,
+		"OTELCOL_SCRAPE_INTERVAL=1s",
+		"OTELCOL_TRACES_ENDPOINT="+tracesOTLP,
+		"OTELCOL_REMOTE_WRITE_URL="+prometheusURL+"/api/v1/write",
+		"OTELCOL_TELEMETRY_HOST=127.0.0.1",
+		"OTELCOL_TELEMETRY_PORT="+strconv.Itoa(telemetry),
+	)
+	waitHTTP(t, p, "http://"+hostPort(telemetry)+"/metrics", 60*time.Second)
+	return otlp, p
+}
+
+// getJSON fetches u and decodes its JSON body into v.
+func getJSON(u string, v any) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", u, resp.Status, tail(string(body), 512))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode %s: %w", u, err)
+	}
+	return nil
+}
+
+// promSample is one series of an instant query's answer.
+type promSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+// promQuery runs an instant PromQL query now.
+func promQuery(base, expr string) ([]promSample, error) {
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string       `json:"resultType"`
+			Result     []promSample `json:"result"`
+		} `json:"data"`
+	}
+	if err := getJSON(base+"/api/v1/query?query="+url.QueryEscape(expr), &r); err != nil {
+		return nil, err
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query %s: %s", expr, r.Error)
+	}
+	return r.Data.Result, nil
+}
+
+// exemplarSet is the answer of /api/v1/query_exemplars for one series.
+type exemplarSet struct {
+	SeriesLabels map[string]string `json:"seriesLabels"`
+	Exemplars    []struct {
+		Labels map[string]string `json:"labels"`
+		Value  string            `json:"value"`
+	} `json:"exemplars"`
+}
+
+func promExemplars(base, expr string, from, to time.Time) ([]exemplarSet, error) {
+	var r struct {
+		Status string        `json:"status"`
+		Error  string        `json:"error"`
+		Data   []exemplarSet `json:"data"`
+	}
+	q := url.Values{"query": {expr}, "start": {strconv.FormatInt(from.Unix(), 10)}, "end": {strconv.FormatInt(to.Unix(), 10)}}
+	if err := getJSON(base+"/api/v1/query_exemplars?"+q.Encode(), &r); err != nil {
+		return nil, err
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("exemplars %s: %s", expr, r.Error)
+	}
+	return r.Data, nil
+}
