@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
@@ -14,15 +15,17 @@ import (
 
 	"github.com/tokentrace/tokentrace/internal/gguf"
 	"github.com/tokentrace/tokentrace/internal/ollamatest"
+	"github.com/tokentrace/tokentrace/internal/simulator"
 	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
-// schedModel is the model for the scheduling checks: about 28M parameters, so
-// a generation takes long enough on two cores for queueing to show clearly.
+// schedModel is the model for the scheduling checks: 25M parameters (the
+// shape of the simulator's cpu-25m profile), so a generation takes long
+// enough on two cores for queueing to show clearly.
 func schedModel() gguf.Config {
 	c := gguf.DefaultConfig()
-	c.Name = "tokentrace-28m"
-	c.Shape = gguf.Shape{Width: 512, Blocks: 8, Heads: 8, KVHeads: 2, FeedForward: 1536, Context: 4096, Vocab: 4096}
+	c.Name = "tokentrace-25m"
+	c.Shape = gguf.Shape{Width: 512, Blocks: 8, Heads: 8, KVHeads: 2, FeedForward: 1536, Context: 4096, Vocab: 1024}
 	return c
 }
 
@@ -146,30 +149,65 @@ func prompts(n int) []string {
 	return ps
 }
 
-func TestRealOllamaScheduling(t *testing.T) {
-	model := ollamatest.WriteModel(t, schedModel())
-	for _, parallel := range []int{1, schedUsers} {
-		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) {
-			srv := ollamatest.Start(t, ollamatest.Options{Parallel: parallel, Model: model})
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			defer cancel()
-			// Load the model first so no request pays the load.
-			burst(ctx, t, srv.URL(), srv.Model, []string{"warm up"})
+// backend is a server to run the scheduling checks against.
+type backend struct {
+	name  string
+	start func(t *testing.T, parallel int) (base, model string, runnerParallel func(context.Context) (int, error))
+}
+
+func realOllama(model string) backend {
+	return backend{"real ollama", func(t *testing.T, parallel int) (string, string, func(context.Context) (int, error)) {
+		srv := ollamatest.Start(t, ollamatest.Options{Parallel: parallel, Model: model})
+		return srv.URL(), srv.Model, func(ctx context.Context) (int, error) {
 			r, err := srv.WaitRunner(ctx, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Parallel != parallel {
-				t.Fatalf("runner --parallel %d, want %d; cmd %s", r.Parallel, parallel, r.Cmd)
-			}
-			ms := burst(ctx, t, srv.URL(), srv.Model, prompts(schedUsers))
-			t.Logf("real ollama, OLLAMA_NUM_PARALLEL=%d, %d users, %d tokens each: %s", parallel, schedUsers, schedTokens, describe(ms))
-			if parallel == 1 {
-				checkQueued(t, ms)
-				checkPrefixCache(ctx, t, srv.URL(), srv.Model)
-			} else {
-				checkConcurrent(t, ms)
-			}
-		})
+			return r.Parallel, err
+		}
+	}}
+}
+
+// simulated is the simulator with the profile calibrated on this model.
+var simulated = backend{"simulator", func(t *testing.T, parallel int) (string, string, func(context.Context) (int, error)) {
+	sim, err := simulator.New(simulator.Config{Profile: "cpu-25m", Parallel: parallel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(sim)
+	t.Cleanup(func() {
+		hs.Close()
+		_ = sim.Close()
+	})
+	return hs.URL, sim.Profile().Model, func(context.Context) (int, error) { return sim.Config().Parallel, nil }
+}}
+
+// TestSchedulingSideBySide runs the same bursts against the real Ollama and
+// the simulator: one slot queues, four slots start together, a repeated
+// prompt is faster to first token.
+func TestSchedulingSideBySide(t *testing.T) {
+	model := ollamatest.WriteModel(t, schedModel())
+	for _, b := range []backend{realOllama(model), simulated} {
+		for _, parallel := range []int{1, schedUsers} {
+			t.Run(fmt.Sprintf("%s parallel %d", b.name, parallel), func(t *testing.T) {
+				base, name, runnerParallel := b.start(t, parallel)
+				ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+				defer cancel()
+				// Load the model first so no request pays the load.
+				burst(ctx, t, base, name, []string{"warm up"})
+				got, err := runnerParallel(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != parallel {
+					t.Fatalf("runner parallel %d, want %d", got, parallel)
+				}
+				ms := burst(ctx, t, base, name, prompts(schedUsers))
+				t.Logf("%s, parallel %d, %d users, %d tokens each: %s", b.name, parallel, schedUsers, schedTokens, describe(ms))
+				if parallel == 1 {
+					checkQueued(t, ms)
+					checkPrefixCache(ctx, t, base, name)
+				} else {
+					checkConcurrent(t, ms)
+				}
+			})
+		}
 	}
 }
