@@ -1,0 +1,83 @@
+package loadgen
+
+import (
+	"context"
+	"math"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokentrace/tokentrace/internal/simulator"
+	"github.com/tokentrace/tokentrace/internal/stats"
+)
+
+// TestTimingMatchesSimulator checks the figures against the simulator's
+// own record of when it flushed every chunk (ChunkSent.SentAt), joined by
+// X-Simulator-Request-Id: TTFT and every chunk within the bound of
+// timingBound at p99, output tokens exact.
+func TestTimingMatchesSimulator(t *testing.T) {
+	for _, tc := range []struct {
+		api         string
+		concurrency int
+	}{{"ollama", 1}, {"openai", 1}, {"ollama", 256}, {"openai", 256}} {
+		t.Run(tc.api+"/c"+itoa(tc.concurrency), func(t *testing.T) {
+			prof := simulator.Profiles["cpu-25m"]
+			prof.LoadTime, prof.RequestOverhead, prof.PrefillPerToken = 0, time.Millisecond, 10*time.Microsecond
+			prof.StepBase, prof.StepPerSeq = 20*time.Millisecond, 0
+			var mu sync.Mutex
+			truth := map[string][]simulator.ChunkSent{}
+			sim, err := simulator.New(simulator.Config{CustomProfile: &prof, Parallel: tc.concurrency, MaxQueue: 1024,
+				OnChunkSent: func(c simulator.ChunkSent) {
+					mu.Lock()
+					truth[c.RequestID] = append(truth[c.RequestID], c)
+					mu.Unlock()
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			srv := httptest.NewServer(sim)
+			t.Cleanup(srv.Close)
+
+			o := testOptions(srv.URL, tc.api)
+			o.Model, o.MaxTokens, o.Concurrency, o.Requests = prof.Model, 8, tc.concurrency, uint64(max(tc.concurrency, 4))
+			rs, fs := collect(t, context.Background(), o)
+			var ttftErr, chunkErr []float64
+			for i, f := range fs {
+				if !f.OK() {
+					t.Fatalf("request %d: %s %s", rs[i].Seq, f.ErrorType, f.Error)
+				}
+				id := rs[i].Headers.Get(simulator.RequestIDHeader)
+				mu.Lock()
+				sent := truth[id]
+				mu.Unlock()
+				var out []time.Time
+				tokens := 0
+				for _, c := range sent {
+					if c.Tokens > 0 {
+						out = append(out, c.SentAt)
+						tokens += c.Tokens
+					}
+				}
+				if f.OutputTokens != tokens || f.TokensEstimated || f.OutputChunks != len(out) || len(out) == 0 {
+					t.Fatalf("request %s: %d tokens in %d chunks (estimated %v); the simulator sent %d in %d",
+						id, f.OutputTokens, f.OutputChunks, f.TokensEstimated, tokens, len(out))
+				}
+				at := f.Start.Add(f.FirstToken)
+				ttftErr = append(ttftErr, math.Abs(at.Sub(out[0]).Seconds()))
+				for k, g := range f.Gaps {
+					at = at.Add(g)
+					chunkErr = append(chunkErr, math.Abs(at.Sub(out[k+1]).Seconds()))
+				}
+			}
+			for name, errs := range map[string][]float64{"TTFT": ttftErr, "chunk": chunkErr} {
+				s := stats.Summarize(errs)
+				t.Logf("%s error vs simulator: p50 %.0fµs p99 %.0fµs max %.0fµs over %d", name, s.P50*1e6, s.P99*1e6, s.Max*1e6, s.Count)
+				if b := timingBound(tc.concurrency); b > 0 && s.P99 > b.Seconds() {
+					t.Errorf("%s error p99 %.3f ms, want ≤ %s", name, s.P99*1e3, b)
+				}
+			}
+		})
+	}
+}
