@@ -15,7 +15,7 @@ import (
 // where delays can only add.
 const (
 	testStep   = 4 * time.Millisecond
-	testTokens = 25
+	testTokens = 40
 	genTime    = testTokens * testStep // one request's decode time at p=1
 )
 
@@ -59,19 +59,22 @@ func TestOneSlotQueues(t *testing.T) {
 }
 
 // TestFourSlotsStartTogether: with four slots, four requests start at once
-// and each decodes slower than alone, because the slots share the machine.
+// (no server-side queue wait) and each decodes at the pace of a batch of
+// four, since the slots share the machine. Both bounds are the robust
+// side: a busy machine only makes steps longer, and a queue wait would be
+// a whole generation.
 func TestFourSlotsStartTogether(t *testing.T) {
 	_, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 0), Parallel: 4})
-	alone := measure(t, context.Background(), url, "/api/chat", chatBody("alone", testTokens))
 	rs := concurrently(t, 4, url, "/api/chat", func(i int) string { return chatBody(fmt.Sprintf("question %d", i), testTokens) })
-	got := ttfts(t, rs)
-	if got[3] > genTime/2 {
-		t.Errorf("TTFTs %v: all four should start within one step or two, long before %v", got, genTime/2)
-	}
 	for i, r := range rs {
-		if r.m.DecodeSpeed() > alone.m.DecodeSpeed()*0.6 {
-			t.Errorf("request %d decodes at %.0f tok/s, alone %.0f: four slots should share the steps",
-				i, r.m.DecodeSpeed(), alone.m.DecodeSpeed())
+		if !r.m.OK() {
+			t.Fatalf("request %d: %s", i, r.m.Error)
+		}
+		if wait := time.Duration(r.m.Ollama.QueueWait()); wait > genTime/2 {
+			t.Errorf("request %d waited %v for a slot", i, wait)
+		}
+		if tpot, _ := r.m.TPOT(); tpot < 4*testStep*9/10 {
+			t.Errorf("request %d: %v per token, want at least %v (a batch of four)", i, tpot, 4*testStep)
 		}
 	}
 }
@@ -127,10 +130,15 @@ func TestCancelFreesSlot(t *testing.T) {
 // TestPrefixCache: the same prompt again reuses the slot's cache and gets
 // its first token sooner; a new prompt pays the prefill again.
 func TestPrefixCache(t *testing.T) {
-	_, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 200*time.Microsecond), Parallel: 1})
+	// Prefill (~330 ms) dwarfs one step, and the repeat is measured twice so
+	// a stall of the busy machine cannot hide the cache hit.
+	_, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 600*time.Microsecond), Parallel: 1})
 	long := strings.Repeat("Tell me about the history of distributed tracing systems. ", 50)
 	first := measure(t, context.Background(), url, "/api/chat", chatBody(long, 2))
 	again := measure(t, context.Background(), url, "/api/chat", chatBody(long, 2))
+	if again2 := measure(t, context.Background(), url, "/api/chat", chatBody(long, 2)); again2.m.FirstToken.Sub(again2.m.Start) < again.m.FirstToken.Sub(again.m.Start) {
+		again = again2
+	}
 	other := measure(t, context.Background(), url, "/api/chat", chatBody("Something else: "+long, 2))
 	tf, _ := first.m.TTFT()
 	ta, _ := again.m.TTFT()

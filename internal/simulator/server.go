@@ -295,6 +295,7 @@ func (s *Server) groundTruth(c ChunkSent) {
 // whole sends a complete body of the given type and status.
 func (rs *responder) whole(status int, contentType string, body []byte, tokens int) {
 	rs.w.Header().Set("Content-Type", contentType)
+	rs.w.Header().Set("Content-Length", strconv.Itoa(len(body))) // as gin's unflushed bodies have
 	rs.w.WriteHeader(status)
 	rs.send(true, chunk{data: body, tokens: tokens}) //nolint:errcheck // the client went away
 }

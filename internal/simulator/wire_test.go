@@ -95,9 +95,13 @@ func TestWireFormatsParse(t *testing.T) {
 					t.Errorf("ollama timings = %+v", o)
 				}
 			}
-			mu.Lock()
-			chunks := sent[r.id]
-			mu.Unlock()
+			var chunks []ChunkSent
+			waitFor(t, "the last chunk's ground truth", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				chunks = sent[r.id]
+				return len(chunks) > 0 && chunks[len(chunks)-1].Final
+			})
 			checkGroundTruth(t, chunks, n, len(r.body))
 		})
 	}
@@ -171,6 +175,7 @@ func TestGroundTruthLog(t *testing.T) {
 	var buf syncBuffer
 	_, url := startServer(t, Config{Profile: "tiny", GroundTruth: &buf})
 	r := measure(t, context.Background(), url, "/api/generate", requestBody("/api/generate", "tiny", true, false, 3))
+	waitFor(t, "four lines", func() bool { return strings.Count(buf.String(), "\n") >= 4 })
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("%d lines, want 4:\n%s", len(lines), buf.String())
