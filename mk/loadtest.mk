@@ -1,0 +1,32 @@
+# loadtest: the vegeta CLI for the compatibility stage, the strict timing
+# check, and the capacity benchmark. See docs/loadtest.md.
+
+VEGETA_VERSION := v12.13.0
+# Versioned folder: a new VEGETA_VERSION installs beside the old one.
+VEGETA_BIN := $(TOOLS)/vegeta-$(VEGETA_VERSION)/vegeta
+
+.PHONY: vegeta test-loadtest bench-loadtest
+
+vegeta: $(VEGETA_BIN)
+
+# go install writes the binary last: an interrupted install leaves no file.
+$(VEGETA_BIN):
+	@mkdir -p $(dir $@)
+	GOBIN=$(dir $@) $(GO) install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
+
+# Serial, after the unit tests, without the race detector: the ground-truth
+# timing tests held to 1 ms p99 at concurrency 1 and 256, then the real
+# vegeta CLI reading every encoding, pipes, and SIGINT.
+test-loadtest: $(VEGETA_BIN)
+	$(GO) test -count=1 -p 1 -run 'TestTimingMatches' ./internal/loadgen -args -timing-p99=1ms
+	TOKENTRACE_VEGETA_BIN=$(VEGETA_BIN) $(GO) test -tags e2e -count=1 -p 1 -timeout 5m ./loadtest/
+
+TEST_STAGES += test-loadtest
+
+# The capacity benchmark: most concurrent streams one loadtest process
+# measures within 1 ms p99, beside plain vegeta on the same fake server.
+# BENCH_LOADTEST_ARGS passes flags, e.g. -streams=500,1000 -window=10s.
+BENCH_LOADTEST_ARGS ?=
+bench-loadtest: $(VEGETA_BIN)
+	TOKENTRACE_VEGETA_BIN=$(VEGETA_BIN) $(GO) test -tags bench -run TestCapacity -count=1 -v -timeout 60m \
+		./loadtest/ -args $(BENCH_LOADTEST_ARGS)
