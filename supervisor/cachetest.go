@@ -55,7 +55,7 @@ func cacheTestMain(args []string) error {
 	parallel := fs.Int("num-parallel", 1, "OLLAMA_NUM_PARALLEL of the engine")
 	numCtx := fs.Int("num-ctx", 4096, "context per slot (OLLAMA_CONTEXT_LENGTH)")
 	maxTokens := fs.Int("max-tokens", 16, "cap on each answer (the test measures time to first token)")
-	out := fs.String("out", "", "folder for the engine's log and cache-test.json (default runs/cache-<time>)")
+	out := fs.String("out", "", "folder for the engine's log and cache-test.json (default out/cache-<time>)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -73,7 +73,7 @@ func cacheTestMain(args []string) error {
 		return usageError{err}
 	}
 	if *out == "" {
-		*out = filepath.Join("runs", "cache-"+time.Now().Format("20060102-150405"))
+		*out = filepath.Join("out", "cache-"+time.Now().Format("20060102-150405"))
 	}
 	if err := matrix.CheckWritable(*out); err != nil {
 		return usageError{err}

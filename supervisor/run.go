@@ -52,7 +52,7 @@ func runMain(args []string) error {
 	fs.DurationVar(&f.warmup, "warmup", 5*time.Second, "load before each scenario's measurement, not counted")
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "cap on each answer's tokens (0: the model decides, as in the original study)")
 	fs.BoolVar(&f.vary, "vary-prompts", false, "give every request a unique prefix so no prompt cache can hit")
-	fs.StringVar(&f.out, "out", "", "run folder for results, logs, report and charts (default runs/<time>)")
+	fs.StringVar(&f.out, "out", "", "run folder for results, logs, report and charts (default out/run-<time>)")
 	fs.StringVar(&f.resume, "resume", "", "continue the run in this folder: only the scenarios it lacks run, with its saved settings")
 	fs.DurationVar(&f.timeout, "request-timeout", 10*time.Minute, "bound on each request")
 	if err := fs.Parse(args); err != nil {
@@ -110,7 +110,7 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 		return s, nil, usageError{err}
 	}
 	if f.out == "" {
-		f.out = filepath.Join("runs", time.Now().Format("20060102-150405"))
+		f.out = filepath.Join("out", "run-"+time.Now().Format("20060102-150405"))
 	}
 	if err := matrix.CheckWritable(f.out); err != nil {
 		return s, nil, usageError{err}

@@ -1,0 +1,23 @@
+# The supervisor: `make demo` runs the parallelism matrix on the built-in
+# simulator (no model, no GPU) through the proxy and prints the report's
+# summary; test-supervisor-ollama runs the matrix against the real Ollama.
+# See docs/supervisor.md.
+
+.PHONY: demo test-supervisor-ollama
+
+# About a minute and a half: 2 parallel settings × 2 concurrencies × 2 prompt
+# sizes, 8 s each after a 2 s warm-up, answers capped at 128 tokens.
+DEMO_FLAGS := --backend sim --num-parallel 1,4 --concurrency 1,4 --prompt-sizes small,large \
+	--num-ctx 4096 --duration 8s --warmup 2s --max-tokens 128
+
+demo:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/supervisor ./supervisor
+	$(BIN)/supervisor run $(DEMO_FLAGS) --out out/demo-$$(date +%Y%m%d-%H%M%S)
+
+# Real llama.cpp timing: serial, after the unit tests, never beside other work.
+test-supervisor-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
+	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
+		$(GO) test -tags ollama -p 1 -count=1 -timeout 20m -run RealOllama ./supervisor/
+
+TEST_STAGES += test-supervisor-ollama

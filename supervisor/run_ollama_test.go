@@ -1,0 +1,111 @@
+//go:build ollama
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tokentrace/tokentrace/internal/matrix"
+	"github.com/tokentrace/tokentrace/internal/ollamatest"
+)
+
+// realOllamaEnv creates the generated model in an isolated model store and
+// returns the environment under which `ollama serve` finds it.
+func realOllamaEnv(t *testing.T) []string {
+	t.Helper()
+	srv := ollamatest.Start(t, ollamatest.Options{})
+	dir := filepath.Dir(srv.LogPath) // ollamatest keeps the store beside its log
+	return append(environWithout("OLLAMA_MODELS", "HOME", "OLLAMA_HOST"),
+		"OLLAMA_MODELS="+filepath.Join(dir, "models"), "HOME="+filepath.Join(dir, "home"))
+}
+
+// The study's claim on the real engine: with 2 users, 2 slots start both at
+// once (lower TTFT) and cost memory; the runner really ran with 2 slots.
+func TestRealOllamaParallelismChangesTheRunner(t *testing.T) {
+	bin := ollamatest.Binary(t)
+	env := realOllamaEnv(t)
+	sup := buildSupervisor(t)
+	out := filepath.Join(t.TempDir(), "run")
+	port := freePort(t)
+	cmd := exec.Command(sup, "run", "--backend", "ollama", "--ollama-bin", bin, "--model", ollamatest.ModelName,
+		"--concurrency", "2", "--prompt-sizes", "small", "--num-parallel", "1,2", "--num-ctx", "512",
+		"--duration", "8s", "--warmup", "1s", "--max-tokens", "48", "--out", out, "--port", strconv.Itoa(port))
+	cmd.Env = env
+	done := make(chan struct{})
+	var output []byte
+	var err error
+	go func() { output, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("supervisor run did not end within 5 minutes:\n%s", output)
+	}
+	if err != nil {
+		t.Fatalf("supervisor run: %v\n%s", err, output)
+	}
+	waitNoEngine(t, port)
+	_, results, _, err := matrix.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[int]matrix.Result{}
+	for _, r := range results {
+		by[r.Parallel] = r
+		t.Logf("%s: %s, %d requests, TTFT p50 %.0f ms, %.1f tok/s, peak %d MiB, runner --parallel %d --ctx-size %d (%s)",
+			r.Name, r.Status, r.Requests, r.TTFTP50Ms, r.TokPerSecMean, r.PeakMemBytes>>20, r.RunnerParallel, r.RunnerCtx, r.Verified)
+	}
+	p1, p2 := by[1], by[2]
+	if p1.Status != matrix.StatusOK || p2.Status != matrix.StatusOK || p1.Errors+p2.Errors > 0 {
+		t.Fatalf("scenarios did not run cleanly: p1 %s %q, p2 %s %q", p1.Status, p1.Note, p2.Status, p2.Note)
+	}
+	if p1.RunnerParallel != 1 || p2.RunnerParallel != 2 || p1.RunnerCtx != 512 || p2.RunnerCtx != 1024 || p2.Verified != "yes" {
+		t.Errorf("runner arguments: p1 --parallel %d --ctx-size %d, p2 --parallel %d --ctx-size %d (%s); want 1/512 and 2/1024",
+			p1.RunnerParallel, p1.RunnerCtx, p2.RunnerParallel, p2.RunnerCtx, p2.Verified)
+	}
+	if p2.TTFTP50Ms >= p1.TTFTP50Ms {
+		t.Errorf("TTFT p50 at concurrency 2: %.0f ms with 2 slots, not lower than %.0f ms with 1", p2.TTFTP50Ms, p1.TTFTP50Ms)
+	}
+	if p2.PeakMemBytes <= p1.PeakMemBytes {
+		t.Errorf("peak memory %d with 2 slots, not higher than %d with 1", p2.PeakMemBytes, p1.PeakMemBytes)
+	}
+}
+
+// A supervisor killed outright leaves neither `ollama serve` nor its runner.
+func TestRealOllamaDiesWithKilledSupervisor(t *testing.T) {
+	bin := ollamatest.Binary(t)
+	env := realOllamaEnv(t)
+	sup := buildSupervisor(t)
+	out := filepath.Join(t.TempDir(), "run")
+	port := freePort(t)
+	cmd := exec.Command(sup, "run", "--backend", "ollama", "--ollama-bin", bin, "--model", ollamatest.ModelName,
+		"--concurrency", "1", "--prompt-sizes", "small", "--num-parallel", "1", "--num-ctx", "512",
+		"--duration", "60s", "--warmup", "0s", "--max-tokens", "16", "--out", out, "--port", strconv.Itoa(port))
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	// Wait for the server and its runner (two processes on the port).
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(enginesOn(port)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ollama and its runner did not both start; processes: %v", enginesOn(port))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	<-done
+	waitNoEngine(t, port)
+	if _, err := os.Stat(filepath.Join(out, matrix.HeaderFile)); err != nil {
+		t.Errorf("run header missing: %v", err)
+	}
+}
