@@ -16,3 +16,12 @@ sim:
 	$(GO) run ./supervisor simulate $(SIM_FLAGS)
 
 bench: bench-simulator
+
+# The simulator's wire formats against the real Ollama v0.6.5 (mk/ollama.mk
+# builds it once): same statuses, content types, chunk shapes, error bodies.
+test-simulator-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
+	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
+		$(GO) test -tags ollama -p 1 -count=1 -timeout 10m -run WireMatchesOllama ./internal/simulator/
+
+.PHONY: test-simulator-ollama
+TEST_STAGES += test-simulator-ollama

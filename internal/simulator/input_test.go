@@ -39,8 +39,8 @@ func TestBadInput(t *testing.T) {
 			404, openAIErr(`model \"nope\" not found, try pulling it first`, "api_error") + "\n", "application/json"},
 		{"completions unknown model", "POST", "/v1/completions", `{"model":"nope","prompt":"hi"}`,
 			404, openAIErr(`model 'nope' not found`, "api_error") + "\n", "application/json"},
-		{"unknown path", "GET", "/api/nope", ``, 404, "404 page not found", "text/plain; charset=utf-8"},
-		{"wrong method", "GET", "/api/chat", ``, 404, "404 page not found", "text/plain; charset=utf-8"},
+		{"unknown path", "GET", "/api/nope", ``, 404, "404 page not found", "text/plain"},
+		{"wrong method", "GET", "/api/chat", ``, 404, "404 page not found", "text/plain"},
 		{"unknown model info", "GET", "/v1/models/nope", ``, 404, openAIErr(`model 'nope' not found`, "api_error") + "\n", "application/json"},
 	}
 	for _, tc := range tests {

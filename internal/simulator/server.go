@@ -120,7 +120,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/v1/models/") && r.Method == http.MethodGet:
 		s.handleOpenAIModel(rs, strings.TrimPrefix(path, "/v1/models/"))
 	default:
-		rs.text(http.StatusNotFound, "404 page not found")
+		rs.whole(http.StatusNotFound, "text/plain", []byte("404 page not found"), 0) // gin's own 404
 	}
 }
 
