@@ -73,10 +73,10 @@ func output(t *testing.T, cmd *exec.Cmd) []byte {
 }
 
 type vegetaReport struct {
-	Requests    int                `json:"requests"`
-	Success     float64            `json:"success"`
+	Requests    int                 `json:"requests"`
+	Success     float64             `json:"success"`
 	BytesIn     struct{ Total int } `json:"bytes_in"`
-	StatusCodes map[string]int     `json:"status_codes"`
+	StatusCodes map[string]int      `json:"status_codes"`
 }
 
 func TestVegetaReadsEveryEncoding(t *testing.T) {
