@@ -56,3 +56,32 @@ func TestTimeScale(t *testing.T) {
 		t.Errorf("load_duration %v, want at least 2 s × 0.01", load)
 	}
 }
+
+// TestMaxQueueDuringLoad: while the model loads, the first request and
+// MaxQueue more wait for it; the next is refused, as Ollama's scheduler
+// refuses what its pending queue cannot hold.
+func TestMaxQueueDuringLoad(t *testing.T) {
+	p := stepProfile(testStep, 0)
+	p.LoadTime = time.Hour
+	s, url := startServer(t, Config{CustomProfile: p, MaxQueue: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	for i := range 2 {
+		go func() {
+			measure(t, ctx, url, "/api/chat", chatBody("waits for the load", 1))
+			done <- struct{}{}
+		}()
+		waitFor(t, "the request to wait for the load", func() bool {
+			s.loadMu.Lock()
+			defer s.loadMu.Unlock()
+			return s.attempt != nil && s.attempt.waiters == i+1
+		})
+	}
+	r := measure(t, context.Background(), url, "/api/chat", chatBody("one too many", 1))
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("the third request during the load: %d %s", r.status, r.body)
+	}
+	cancel()
+	<-done
+	<-done
+}

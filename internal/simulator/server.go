@@ -40,8 +40,9 @@ type Server struct {
 }
 
 type loadAttempt struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	waiters int // requests waiting for this load, under loadMu
 }
 
 // New validates cfg and starts a server. The model loads on the first
@@ -157,11 +158,21 @@ func (s *Server) ensureLoaded(ctx context.Context) error {
 		s.loads.Add(1)
 		go s.load(a)
 	}
+	// Ollama's scheduler works on the first request while the others wait
+	// in its pending queue, which holds OLLAMA_MAX_QUEUE.
+	if a.waiters > s.cfg.MaxQueue {
+		s.loadMu.Unlock()
+		return errQueueFull
+	}
+	a.waiters++
 	s.loadMu.Unlock()
 	select {
 	case <-a.done:
 		return a.err
 	case <-ctx.Done():
+		s.loadMu.Lock()
+		a.waiters--
+		s.loadMu.Unlock()
 		return ctx.Err()
 	case <-s.closing:
 		return errClosed
