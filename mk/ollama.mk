@@ -8,7 +8,9 @@ OLLAMA_BIN := $(OLLAMA_DIR)/ollama
 
 # The small model the integration tests serve (about 2.5M parameters, F32).
 OLLAMA_MODEL_FLAGS := -width 256 -blocks 4 -heads 8 -kv-heads 2 -ff 512 -context 2048 -vocab 512 -seed 1
-OLLAMA_MODEL_GGUF := $(CACHE)/models/tiny-$(shell printf '%s' '$(OLLAMA_MODEL_FLAGS)' | sha256sum | cut -c1-12).gguf
+# Keyed by the flags and the generator's source: a change writes a new model.
+OLLAMA_MODEL_KEY := $(shell { printf '%s' '$(OLLAMA_MODEL_FLAGS)'; cat $(filter-out %_test.go,$(wildcard internal/gguf/*.go)); } | sha256sum | cut -c1-12)
+OLLAMA_MODEL_GGUF := $(CACHE)/models/tiny-$(OLLAMA_MODEL_KEY).gguf
 
 .PHONY: ollama ollama-model test-ollama
 
@@ -27,8 +29,7 @@ $(OLLAMA_BIN):
 
 $(OLLAMA_MODEL_GGUF):
 	@mkdir -p $(dir $@)
-	$(GO) run ./supervisor make-model $(OLLAMA_MODEL_FLAGS) -o $@.tmp
-	mv $@.tmp $@
+	$(GO) run ./supervisor make-model $(OLLAMA_MODEL_FLAGS) -o $@
 
 # Real llama.cpp timing: serial (-p 1), never beside other heavy work.
 test-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
@@ -36,3 +37,13 @@ test-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 		$(GO) test -tags ollama -p 1 -count=1 -timeout 20m ./internal/ollamatest/...
 
 TEST_STAGES += test-ollama
+
+# The figures of docs/ollama.md: tok/s of the small model and TTFTs at
+# concurrency 4 with OLLAMA_NUM_PARALLEL=1 and 4, real Ollama beside the
+# simulator. Run it on an otherwise idle machine.
+.PHONY: bench-ollama
+bench-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
+	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
+		$(GO) test -tags ollama -p 1 -count=1 -v -timeout 20m \
+		-run 'TestGeneratedModelServes|TestSchedulingSideBySide' ./internal/ollamatest/ \
+		| grep -E 'tok/s|TTFT|prefix cache|^(---|ok|FAIL)'
