@@ -22,9 +22,8 @@ type Options struct {
 	// SLO, when any limit is set, makes the report count goodput.
 	SLO SLO
 	// Start and End, when both set, are the window throughput is counted
-	// over. Otherwise the window runs from the first request's start to the
-	// last request's start (the span the load was applied over), or to the
-	// last end when no request ended before the last start.
+	// over: requests ending inside it count. Otherwise the window is the
+	// span of the requests' ends (see Collector.window).
 	Start, End time.Time
 }
 
@@ -190,41 +189,48 @@ func (c *Collector) Report() Report {
 	return r
 }
 
-// window sets the window and the figures counted over it.
+// window sets the window and the figures counted over it. Without an
+// explicit window it is the span of the requests' ends: in a steady closed
+// or open loop, requests end at the rate they are served from the first
+// end after the warm-up to the last end of the drain, so (ends after the
+// first) / (last end − first end) is that rate. When every request ended
+// at about the same moment (one round), it falls back to first start →
+// last end, counting every request.
 func (c *Collector) window(r *Report) {
 	if len(c.samples) == 0 {
 		return
 	}
 	start, end := c.opts.Start, c.opts.End
-	if start.IsZero() || end.IsZero() {
-		start, end = c.samples[0].start, c.samples[0].start
-		lastEnd := c.samples[0].end
+	explicit := !start.IsZero() && !end.IsZero()
+	var firstEnd sample
+	if !explicit {
+		firstStart, firstEnd0, lastEnd := c.samples[0].start, c.samples[0], c.samples[0].end
 		for _, s := range c.samples[1:] {
-			if s.start.Before(start) {
-				start = s.start
+			if s.start.Before(firstStart) {
+				firstStart = s.start
 			}
-			if s.start.After(end) {
-				end = s.start
+			if s.end.Before(firstEnd0.end) {
+				firstEnd0 = s
 			}
 			if s.end.After(lastEnd) {
 				lastEnd = s.end
 			}
 		}
-		endedInside := false
-		for _, s := range c.samples {
-			if !s.end.After(end) {
-				endedInside = true
-				break
-			}
-		}
-		if !endedInside {
-			end = lastEnd
+		firstEnd = firstEnd0
+		start, end = firstEnd.end, lastEnd
+		// Too short a span of ends to be a rate: one round of requests.
+		if len(c.samples) < 3 || end.Sub(start) < lastEnd.Sub(firstStart)/10 {
+			start, explicit = firstStart, true
 		}
 	}
 	r.Start, r.End, r.Window = start, end, end.Sub(start).Seconds()
 	var okN, goodN, tokens int
 	for _, s := range c.samples {
-		if s.end.Before(start) || s.end.After(end) {
+		inside := !s.end.Before(start) && !s.end.After(end)
+		if !explicit {
+			inside = s.end.After(start) && !s.end.After(end) // the first end opens the window
+		}
+		if !inside {
 			continue
 		}
 		tokens += s.output

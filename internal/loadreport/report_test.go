@@ -44,10 +44,9 @@ func TestComputeFollowsMetricsDefinitions(t *testing.T) {
 		return f
 	}
 	results := []vegeta.Result{
-		// starts at 0, 1s, 2s; the window is [0, 2s].
 		result(t, "a", 0, 0, ok(100, 300, 400, 3, 100, 100)),        // TPOT 100ms, ends 0.4s
 		result(t, "a", 1, time.Second, ok(200, 200, 250, 1)),        // one token: no TPOT, ends 1.25s
-		result(t, "b", 0, 2*time.Second, ok(50, 450, 3000, 5, 400)), // TPOT 100ms, ends 5s: outside
+		result(t, "b", 0, 2*time.Second, ok(50, 450, 3000, 5, 400)), // TPOT 100ms, ends 5s
 		result(t, "b", 1, 1500*time.Millisecond, loadgen.Figures{API: "ollama", Status: 503, End: ms(5),
 			ErrorType: "503", Error: "server busy"}),
 	}
@@ -62,11 +61,12 @@ func TestComputeFollowsMetricsDefinitions(t *testing.T) {
 		{"requests", float64(r.Requests), 4},
 		{"succeeded", float64(r.Succeeded), 3},
 		{"success ratio", r.SuccessRatio, 0.75},
-		{"window", r.Window, 2},
-		// successful requests ending in [0, 2s]: 2
-		{"request throughput", r.RequestThroughput, 1},
-		// output tokens of requests ending in the window: 3 + 1 (+0 from the error)
-		{"output throughput", r.OutputThroughput, 2},
+		// the span of ends: 0.4s → 5s; the first end opens it and is not counted.
+		{"window", r.Window, 4.6},
+		// successful requests ending in (0.4s, 5s]: a/1 and b/0
+		{"request throughput", r.RequestThroughput, 2 / 4.6},
+		// their output tokens (1 + 5) and the error's (0)
+		{"output throughput", r.OutputThroughput, 6 / 4.6},
 		{"TTFT p50", r.TTFT.P50, 0.1},
 		{"TTFT max", r.TTFT.Max, 0.2},
 		{"E2E count", float64(r.E2E.Count), 3},
@@ -77,9 +77,9 @@ func TestComputeFollowsMetricsDefinitions(t *testing.T) {
 		{"decode speed mean", r.DecodeSpeed.Mean, 10},
 		{"queue wait", r.QueueWait.P50, 0.015},
 		{"server decode speed max", r.ServerDecodeSpeed.Max, 250},
-		// TTFT ≤ 150ms: request a/0 (ends in window); b/0 ends outside.
+		// TTFT ≤ 150ms: a/0 (opens the window, not counted) and b/0.
 		{"good", float64(r.GoodRequests), 1},
-		{"goodput", r.Goodput, 0.5},
+		{"goodput", r.Goodput, 1 / 4.6},
 	}
 	for _, c := range checks {
 		if !near(c.got, c.want) {
@@ -91,6 +91,40 @@ func TestComputeFollowsMetricsDefinitions(t *testing.T) {
 	}
 	if strings.Join(r.Attacks, ",") != "a,b" {
 		t.Errorf("attacks %v", r.Attacks)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	f := func(end float64) loadgen.Figures {
+		return loadgen.Figures{API: "ollama", Status: 200, End: ms(end), OutputTokens: 10, OutputChunks: 10}
+	}
+	tests := []struct {
+		name        string
+		results     []vegeta.Result
+		opts        Options
+		wantWindow  float64
+		wantReqRate float64
+	}{
+		{"steady closed loop: ends 1s apart", []vegeta.Result{
+			result(t, "a", 0, 0, f(2000)), result(t, "a", 1, time.Second, f(2000)),
+			result(t, "a", 2, 2*time.Second, f(2000)), result(t, "a", 3, 3*time.Second, f(2000)),
+		}, Options{}, 3, 1},
+		{"one round ends together", []vegeta.Result{
+			result(t, "a", 0, 0, f(1000)), result(t, "a", 1, 0, f(1001)), result(t, "a", 2, 0, f(1002)),
+		}, Options{}, 1.002, 3 / 1.002},
+		{"explicit window", []vegeta.Result{
+			result(t, "a", 0, 0, f(500)), result(t, "a", 1, 0, f(1500)), result(t, "a", 2, 0, f(2500)),
+		}, Options{Start: t0, End: t0.Add(2 * time.Second)}, 2, 1},
+	}
+	for _, tc := range tests {
+		r, err := Compute(tc.results, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !near(r.Window, tc.wantWindow) || !near(r.RequestThroughput, tc.wantReqRate) || !near(r.OutputThroughput, 10*tc.wantReqRate) {
+			t.Errorf("%s: window %v, %v req/s, %v tok/s; want %v, %v, %v", tc.name, r.Window, r.RequestThroughput,
+				r.OutputThroughput, tc.wantWindow, tc.wantReqRate, 10*tc.wantReqRate)
+		}
 	}
 }
 
