@@ -93,15 +93,26 @@ func enginesOn(port int) []int {
 	return pids
 }
 
+// waitNoEngine waits until no engine process is left and its port is free:
+// a process that is exiting has lost its environment before its sockets.
 func waitNoEngine(t *testing.T, port int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(enginesOn(port)) > 0 {
+	for len(enginesOn(port)) > 0 || !portFree(port) {
 		if time.Now().After(deadline) {
-			t.Fatalf("engine processes %v still run on port %d", enginesOn(port), port)
+			t.Fatalf("engine processes %v still run on port %d (port free: %v)", enginesOn(port), port, portFree(port))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 func TestRunMatrixReportEqualsRawResults(t *testing.T) {
