@@ -1,9 +1,11 @@
 package simulator
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -145,4 +147,32 @@ func TestOutputLength(t *testing.T) {
 			t.Errorf("%q: %d tokens, want %d…%d", tc.text, n, tc.min, tc.max)
 		}
 	}
+}
+
+// FuzzRequests: no request body crashes a handler, and every answer is one
+// of the statuses the real server gives.
+func FuzzRequests(f *testing.F) {
+	paths := []string{"/api/chat", "/api/generate", "/api/show", "/v1/chat/completions", "/v1/completions"}
+	for _, b := range []string{``, `{`, `{"model":"tiny","messages":[{"role":"user","content":"hi in two words"}]}`,
+		`{"model":"tiny","prompt":"x","stream":false,"options":{"num_predict":2}}`, `{"model":"tiny","messages":[{"content":[{"type":"text","text":"a"}]}]}`,
+		`{"model":"tiny","messages":[{"content":7}]}`, `[]`, `null`, `{"model":"tiny","options":{"num_predict":-1}}`} {
+		for i := range paths {
+			f.Add(uint8(i), []byte(b))
+		}
+	}
+	s, err := New(Config{Profile: "tiny", TimeScale: 0.01})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	f.Fuzz(func(t *testing.T, path uint8, body []byte) {
+		p := paths[int(path)%len(paths)]
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, p, bytes.NewReader(body)))
+		switch rec.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusNotFound:
+		default:
+			t.Fatalf("%s %q: status %d %s", p, body, rec.Code, rec.Body.Bytes())
+		}
+	})
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -176,4 +177,39 @@ func TestLongestPrefixSlot(t *testing.T) {
 	if k.cached != 3 {
 		t.Errorf("%d cached, want 3", k.cached)
 	}
+}
+
+// TestConversationCache: the next turn of a conversation finds the previous
+// prompt and reply in the slot's cache, so only the new message is read.
+func TestConversationCache(t *testing.T) {
+	_, url := startServer(t, Config{CustomProfile: stepProfile(testStep, 600*time.Microsecond), Parallel: 1})
+	question := strings.Repeat("Describe how a request travels through a proxy. ", 40)
+	first := measure(t, context.Background(), url, "/api/chat", chatBody(question, 30))
+	reply := replyText(t, first.body)
+	turn := fmt.Sprintf(`{"model":"tiny","messages":[{"role":"user","content":%q},{"role":"assistant","content":%q},`+
+		`{"role":"user","content":"And back?"}],"options":{"num_predict":2}}`, question, reply)
+	second := measure(t, context.Background(), url, "/api/chat", turn)
+	if second.m.InputTokens <= first.m.InputTokens+30 {
+		t.Fatalf("the second turn has %d prompt tokens, the first %d", second.m.InputTokens, first.m.InputTokens)
+	}
+	pe1, pe2 := time.Duration(first.m.Ollama.PromptEvalDuration), time.Duration(second.m.Ollama.PromptEvalDuration)
+	if pe2 > pe1/2 {
+		t.Errorf("prompt_eval_duration %v for the first turn, %v for the second (want well under half)", pe1, pe2)
+	}
+}
+
+// replyText joins the message contents of an /api/chat stream.
+func replyText(t *testing.T, body []byte) string {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+		var c struct {
+			Message message `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		b.WriteString(c.Message.Content)
+	}
+	return b.String()
 }
