@@ -115,8 +115,8 @@ var Profiles = map[string]Profile{
 	},
 	"cpu-25m": {
 		Name: "cpu-25m",
-		Description: "a generated 25M-parameter llama-architecture model served by a CPU-built Ollama v0.6.5 on 2 cores " +
-			"(~50 tok/s for one stream, ~16 tok/s each with 4 slots busy)",
+		Description: "the generated 25M-parameter llama model (512 wide, 8 blocks, 8 heads, 2 KV heads, F32) served " +
+			"by a CPU-built Ollama v0.6.5 on 2 idle cores: ~50 tok/s for one stream, ~16 tok/s each with 4 slots busy",
 		Model:          "tokentrace-25m:latest",
 		Architecture:   "llama",
 		Family:         "llama",
@@ -125,7 +125,7 @@ var Profiles = map[string]Profile{
 		ParameterCount: 25000000,
 		Digest:         "5b1ba6a1c3e0b5f0d4b2cf4c7f0e5a5d9d2c3f1a7b6e8d9c0a1b2c3d4e5f6a7b",
 		Layers:         8, Embedding: 512, Heads: 8, KVHeads: 2, FeedForward: 1536,
-		VocabSize:    32000,
+		VocabSize:    1024,
 		TrainContext: 4096, ContextLength: 2048,
 		WeightsBytes:    100000000,
 		SystemPrompt:    "",
@@ -138,11 +138,12 @@ var Profiles = map[string]Profile{
 	},
 	"tiny": {
 		Name:        "tiny",
-		Description: "a fast toy model for tests: 1 ms steps, no load time, 2 MiB of KV cache per slot",
+		Description: "a fast toy model for tests, shaped like the project's default generated GGUF " +
+			"(256 wide, 4 blocks): 1 ms steps, no load time, 2 MiB of KV cache per slot",
 		Model:       "tiny:latest", Architecture: "llama", Family: "llama",
 		ParameterSize: "2.4M", Quantization: "F32", ParameterCount: 2400000,
 		Digest: "0d9a1c7e2b3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3",
-		Layers: 4, Embedding: 256, Heads: 8, KVHeads: 2, FeedForward: 768,
+		Layers: 4, Embedding: 256, Heads: 8, KVHeads: 2, FeedForward: 512,
 		VocabSize: 512, TrainContext: 2048, ContextLength: 2048,
 		WeightsBytes:    9500000,
 		LoadTime:        0,
