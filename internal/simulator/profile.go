@@ -137,10 +137,10 @@ var Profiles = map[string]Profile{
 		BatchSize:       512,
 	},
 	"tiny": {
-		Name:        "tiny",
+		Name: "tiny",
 		Description: "a fast toy model for tests, shaped like the project's default generated GGUF " +
 			"(256 wide, 4 blocks): 1 ms steps, no load time, 2 MiB of KV cache per slot",
-		Model:       "tiny:latest", Architecture: "llama", Family: "llama",
+		Model: "tiny:latest", Architecture: "llama", Family: "llama",
 		ParameterSize: "2.4M", Quantization: "F32", ParameterCount: 2400000,
 		Digest: "0d9a1c7e2b3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3",
 		Layers: 4, Embedding: 256, Heads: 8, KVHeads: 2, FeedForward: 512,
