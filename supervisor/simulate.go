@@ -67,6 +67,7 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 	fs.Float64Var(&o.cfg.WeightsScale, "weights-scale", simulator.DefaultWeightsScale, "share of the weights --allocate holds")
 	fs.StringVar(&o.groundTruth, "ground-truth", "", "write every chunk's send time to this JSONL file")
 	fs.BoolVar(&o.exitOnOOM, "exit-on-oom", false, "exit with status 1 when the model does not fit, like a runner killed for memory")
+	applyProfile := profileOverrides(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -103,6 +104,9 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 			return o, usageError{fmt.Errorf("--memory-limit: %w", err)}
 		}
 		o.cfg.MemoryLimit = n
+	}
+	if err := applyProfile(&o.cfg); err != nil {
+		return o, usageError{err}
 	}
 	if err := o.cfg.Validate(); err != nil {
 		return o, usageError{err}

@@ -158,3 +158,26 @@ func TestServeSimulatorExitsOnOOM(t *testing.T) {
 		t.Errorf("log: %s", logs.String())
 	}
 }
+
+// TestSimulateProfileFlags: every profile parameter can be overridden.
+func TestSimulateProfileFlags(t *testing.T) {
+	none := func(string) string { return "" }
+	o, err := parseSimulate([]string{"--profile", "tiny", "--step-per-seq", "20ms", "--prefill-per-token", "1ms",
+		"--load-time", "0s", "--kv-heads", "4", "--weights-bytes", "1GiB"}, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := o.cfg.CustomProfile
+	if p == nil || p.Name != "tiny" || p.StepPerSeq != 20*time.Millisecond || p.PrefillPerToken != time.Millisecond ||
+		p.KVHeads != 4 || p.WeightsBytes != 1<<30 || p.StepBase != 500*time.Microsecond {
+		t.Errorf("custom profile %+v", p)
+	}
+	if o, _ := parseSimulate([]string{"--profile", "tiny"}, none); o.cfg.CustomProfile != nil {
+		t.Error("a custom profile without overrides")
+	}
+	for _, args := range [][]string{{"--step-base", "fast"}, {"--layers", "0"}, {"--heads", "5"}, {"--weights-bytes", "x"}} {
+		if _, err := parseSimulate(args, none); !errors.As(err, new(usageError)) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
