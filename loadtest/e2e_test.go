@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -21,20 +20,6 @@ import (
 	"testing"
 	"time"
 )
-
-// binaries builds loadtest and finds vegeta.
-func binaries(t *testing.T) (loadtest, vegeta string) {
-	t.Helper()
-	vegeta = os.Getenv("TOKENTRACE_VEGETA_BIN")
-	if vegeta == "" {
-		t.Fatal("TOKENTRACE_VEGETA_BIN is not set: run `make test-loadtest`")
-	}
-	loadtest = filepath.Join(t.TempDir(), "loadtest")
-	if out, err := exec.Command("go", "build", "-o", loadtest, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build loadtest: %v\n%s", err, out)
-	}
-	return loadtest, vegeta
-}
 
 // slowOllama streams 20 chunks 20 ms apart.
 func slowOllama(t *testing.T) string {
