@@ -85,3 +85,32 @@ func TestTimingMatchesSimulator(t *testing.T) {
 		})
 	}
 }
+
+// TestBuiltinPromptTokens counts the built-in prompts' input tokens with the
+// simulator's BPE-like tokenizer (no system prompt, chat template of the
+// profile): the figures docs/loadtest.md lists. Real counts depend on the
+// model's tokenizer and template; each record carries the server's own.
+func TestBuiltinPromptTokens(t *testing.T) {
+	prof := simulator.Profiles["cpu-25m"]
+	prof.LoadTime, prof.StepBase, prof.StepPerSeq, prof.PrefillPerToken, prof.RequestOverhead = 0, time.Millisecond, 0, 0, 0
+	prof.SystemPrompt = ""
+	sim, err := simulator.New(simulator.Config{CustomProfile: &prof, Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	prev := 0
+	for _, size := range PromptSizes() {
+		o := testOptions(srv.URL, "ollama")
+		o.Model, o.PromptSize, o.MaxTokens, o.Requests = prof.Model, size, 2, 1
+		_, fs := collect(t, context.Background(), o)
+		n := fs[0].InputTokens
+		t.Logf("%s: %d input tokens", size, n)
+		if n <= prev {
+			t.Errorf("%s prompt has %d input tokens, not more than the size before (%d)", size, n, prev)
+		}
+		prev = n
+	}
+}
