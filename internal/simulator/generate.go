@@ -17,6 +17,9 @@ type generation struct {
 	limit    int       // num_predict / max_tokens; 0 for none
 	stream   bool
 	wire     wireFormat
+	// withContext adds the prompt and reply tokens to the last chunk
+	// (/api/generate's deprecated "context").
+	withContext bool
 }
 
 // finalInfo is what the last chunk (or the whole body) reports.
@@ -26,12 +29,34 @@ type finalInfo struct {
 	reason       string
 	promptTokens int
 	evalCount    int
-	outputTokens int
 	total        time.Duration
 	load         time.Duration
 	promptEval   time.Duration
 	eval         time.Duration
 	context      []int // /api/generate: prompt and reply tokens
+}
+
+// finish sends the last chunk of a stream, or the whole body.
+func (s *Server) finish(rs *responder, g generation, d *doneInfo, prompt []uint32, out []int, text string, load time.Duration) {
+	f := finalInfo{model: g.model, text: text, reason: d.reason, promptTokens: d.promptTokens,
+		evalCount: d.evalCount, load: load, promptEval: d.promptEval}
+	if g.withContext {
+		f.context = make([]int, 0, len(prompt)+len(out))
+		for _, id := range prompt {
+			f.context = append(f.context, int(id))
+		}
+		f.context = append(f.context, out...)
+	}
+	now := time.Now()
+	f.eval, f.total = now.Sub(d.firstSample), now.Sub(g.start)
+	if !g.stream {
+		rs.whole(http.StatusOK, g.wire.contentType(false), g.wire.whole(f), len(out))
+		return
+	}
+	if len(out) == 0 {
+		rs.w.Header().Set("Content-Type", g.wire.contentType(true))
+	}
+	rs.send(true, g.wire.final(f)...) //nolint:errcheck // the client went away
 }
 
 // wireFormat renders one API's responses.
@@ -113,26 +138,7 @@ func (s *Server) generate(rs *responder, r *http.Request, g generation) {
 				}
 				return
 			case ev.done != nil:
-				f := finalInfo{model: g.model, text: text.String(), reason: ev.done.reason,
-					promptTokens: ev.done.promptTokens, evalCount: ev.done.evalCount, outputTokens: len(out),
-					load: loaded.Sub(g.start), promptEval: ev.done.promptEval}
-				if _, ok := g.wire.(ollamaGenerateWire); ok {
-					f.context = make([]int, 0, len(ids)+len(out))
-					for _, id := range ids {
-						f.context = append(f.context, int(id))
-					}
-					f.context = append(f.context, out...)
-				}
-				now := time.Now()
-				f.eval, f.total = now.Sub(ev.done.firstSample), now.Sub(g.start)
-				if g.stream {
-					if len(out) == 0 {
-						rs.w.Header().Set("Content-Type", g.wire.contentType(true))
-					}
-					rs.send(true, g.wire.final(f)...) //nolint:errcheck // the client went away
-				} else {
-					rs.whole(http.StatusOK, g.wire.contentType(false), g.wire.whole(f), len(out))
-				}
+				s.finish(rs, g, ev.done, ids, out, text.String(), loaded.Sub(g.start))
 				return
 			default:
 				out = append(out, int(tokenID(ev.text, s.prof.VocabSize)))

@@ -191,7 +191,7 @@ func (s *Server) handleOllamaGenerate(rs *responder, r *http.Request) {
 		prompt = s.chatTemplate(append(msgs, message{Role: "user", Content: req.Prompt}))
 	}
 	s.generate(rs, r, generation{start: start, model: req.Model, prompt: prompt, userText: req.Prompt,
-		limit: numPredict(req.Options), stream: wantsStream(req.Stream), wire: ollamaGenerateWire{}})
+		limit: numPredict(req.Options), stream: wantsStream(req.Stream), wire: ollamaGenerateWire{}, withContext: !req.Raw})
 }
 
 // loadOnly answers a request without a prompt: it loads the model.
