@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentrace/tokentrace/internal/gguf"
 	"github.com/tokentrace/tokentrace/internal/matrix"
 	"github.com/tokentrace/tokentrace/internal/ollamatest"
 )
@@ -18,7 +19,12 @@ import (
 // returns the environment under which `ollama serve` finds it.
 func realOllamaEnv(t *testing.T) []string {
 	t.Helper()
-	srv := ollamatest.Start(t, ollamatest.Options{})
+	// Full multi-head attention and a long context make each slot's KV
+	// cache 32 MiB at 8192 tokens (2 × 4 blocks × 8 heads × 32 × 2 bytes
+	// per token), so a slot shows in the process tree's memory.
+	c := gguf.DefaultConfig()
+	c.KVHeads, c.Context = c.Heads, 16384
+	srv := ollamatest.Start(t, ollamatest.Options{Model: ollamatest.WriteModel(t, c)})
 	dir := filepath.Dir(srv.LogPath) // ollamatest keeps the store beside its log
 	return append(environWithout("OLLAMA_MODELS", "HOME", "OLLAMA_HOST"),
 		"OLLAMA_MODELS="+filepath.Join(dir, "models"), "HOME="+filepath.Join(dir, "home"))
@@ -33,7 +39,7 @@ func TestRealOllamaParallelismChangesTheRunner(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	port := freePort(t)
 	cmd := exec.Command(sup, "run", "--backend", "ollama", "--ollama-bin", bin, "--model", ollamatest.ModelName,
-		"--concurrency", "2", "--prompt-sizes", "small", "--num-parallel", "1,2", "--num-ctx", "512",
+		"--concurrency", "2", "--prompt-sizes", "small", "--num-parallel", "1,2", "--num-ctx", "8192",
 		"--duration", "8s", "--warmup", "1s", "--max-tokens", "48", "--out", out, "--port", strconv.Itoa(port))
 	cmd.Env = env
 	done := make(chan struct{})
@@ -62,11 +68,12 @@ func TestRealOllamaParallelismChangesTheRunner(t *testing.T) {
 			r.Name, r.Status, r.Requests, r.TTFTP50Ms, r.TokPerSecMean, r.PeakMemBytes>>20, r.RunnerParallel, r.RunnerCtx, r.Verified)
 	}
 	p1, p2 := by[1], by[2]
-	if p1.Status != matrix.StatusOK || p2.Status != matrix.StatusOK || p1.Errors+p2.Errors > 0 {
+	t.Logf("supervisor output:\n%s", output)
+	if p1.Status != matrix.StatusOK || p2.Status != matrix.StatusOK || p1.Errors+p2.Errors > 0 || p1.Requests == 0 || p2.Requests == 0 {
 		t.Fatalf("scenarios did not run cleanly: p1 %s %q, p2 %s %q", p1.Status, p1.Note, p2.Status, p2.Note)
 	}
-	if p1.RunnerParallel != 1 || p2.RunnerParallel != 2 || p1.RunnerCtx != 512 || p2.RunnerCtx != 1024 || p2.Verified != "yes" {
-		t.Errorf("runner arguments: p1 --parallel %d --ctx-size %d, p2 --parallel %d --ctx-size %d (%s); want 1/512 and 2/1024",
+	if p1.RunnerParallel != 1 || p2.RunnerParallel != 2 || p1.RunnerCtx != 8192 || p2.RunnerCtx != 16384 || p2.Verified != "yes" {
+		t.Errorf("runner arguments: p1 --parallel %d --ctx-size %d, p2 --parallel %d --ctx-size %d (%s); want 1/8192 and 2/16384",
 			p1.RunnerParallel, p1.RunnerCtx, p2.RunnerParallel, p2.RunnerCtx, p2.Verified)
 	}
 	if p2.TTFTP50Ms >= p1.TTFTP50Ms {

@@ -215,8 +215,11 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 			}
 		}
 	}
-	if loadErr != nil && status == StatusOK {
+	switch {
+	case loadErr != nil && status == StatusOK:
 		status, note = StatusFailed, "load: "+loadErr.Error()
+	case len(reqs) == 0 && status == StatusOK:
+		status, note = StatusFailed, "no request was measured"
 	}
 	if err := r.record(sc, status, oneLine(note), facts, started, reqs, mem, psPeak); err != nil {
 		return "", err
