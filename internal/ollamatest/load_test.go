@@ -137,3 +137,22 @@ func TestGeneratedModelServes(t *testing.T) {
 		}
 	})
 }
+
+func TestQ4_0ModelServes(t *testing.T) {
+	c := gguf.DefaultConfig()
+	c.Type = gguf.Q4_0
+	srv := ollamatest.Start(t, ollamatest.Options{Model: ollamatest.WriteModel(t, c)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := ollamatest.Post(ctx, &http.Client{}, srv.URL(), "/api/chat", chatBody(srv.Model, "hello", 6, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := res.Measurement; !m.OK() || m.Ollama == nil || m.Ollama.EvalCount != 6 {
+		t.Fatalf("Q4_0 chat: %s %s; body %s", m.ErrorType, m.Error, res.Body)
+	}
+	show, err := ollamatest.Post(ctx, &http.Client{}, srv.URL(), "/api/show", map[string]string{"model": srv.Model})
+	if err != nil || !strings.Contains(string(show.Body), `"quantization_level":"Q4_0"`) {
+		t.Errorf("/api/show does not report Q4_0: %v %s", err, show.Body[:min(len(show.Body), 300)])
+	}
+}
