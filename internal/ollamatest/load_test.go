@@ -152,7 +152,10 @@ func TestQ4_0ModelServes(t *testing.T) {
 		t.Fatalf("Q4_0 chat: %s %s; body %s", m.ErrorType, m.Error, res.Body)
 	}
 	show, err := ollamatest.Post(ctx, &http.Client{}, srv.URL(), "/api/show", map[string]string{"model": srv.Model})
-	if err != nil || !strings.Contains(string(show.Body), `"quantization_level":"Q4_0"`) {
-		t.Errorf("/api/show does not report Q4_0: %v %s", err, show.Body[:min(len(show.Body), 300)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(show.Body), `"quantization_level":"Q4_0"`) {
+		t.Errorf("/api/show does not report Q4_0: %s", show.Body[:min(len(show.Body), 300)])
 	}
 }
