@@ -53,7 +53,7 @@ func TestUpstreamFailuresAnswerInTheAPIsShape(t *testing.T) {
 	hang := make(chan struct{})
 	slow := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body) // lets net/http notice the proxy hanging up
-		select { // never answers in time
+		select {                           // never answers in time
 		case <-hang:
 		case <-r.Context().Done():
 		}

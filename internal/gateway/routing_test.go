@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-		sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 
 	"github.com/tokentrace/tokentrace/internal/stream"
