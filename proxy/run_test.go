@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestBadFlagsExitNonZero(t *testing.T) {
+	env := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"--upstream", "ftp://x"},
+		{"--token-events", "some"},
+		{"--route", "novalue"},
+		{"extra"},
+		{"--nosuchflag"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(args, env, &stderr, nil); code != 2 {
+			t.Errorf("run(%q) = %d, want 2 (stderr %q)", args, code, stderr.String())
+		}
+	}
+	var stderr bytes.Buffer
+	bad := func(k string) string {
+		if k == "OTEL_TRACES_SAMPLER" {
+			return "bogus"
+		}
+		return ""
+	}
+	if code := run(nil, bad, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "OTEL_TRACES_SAMPLER") {
+		t.Errorf("bad OTEL env: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestServesAndDrainsOnSIGTERM runs the command: a stream in flight when
+// SIGTERM arrives finishes, then the command exits 0.
+func TestServesAndDrainsOnSIGTERM(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		fmt.Fprintln(w, `{"model":"m1","message":{"content":"a"},"done":false}`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintln(w, `{"model":"m1","message":{"content":""},"done":true,"eval_count":1}`)
+	}))
+	t.Cleanup(up.Close)
+	listen, admin := freeAddr(t), freeAddr(t)
+	stop := make(chan os.Signal, 1)
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	env := func(k string) string {
+		if k == "OTEL_TRACES_EXPORTER" {
+			return "none"
+		}
+		return ""
+	}
+	go func() {
+		done <- run([]string{"--listen", listen, "--admin-listen", admin, "--upstream", up.URL, "--drain-timeout", "10s"}, env, &stderr, stop)
+	}()
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not ready: %v; stderr %s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := client.Post("http://"+listen+"/api/chat", "application/json", strings.NewReader(`{"model":"m1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadBytes('\n'); err != nil {
+		t.Fatal(err)
+	}
+	stop <- syscall.SIGTERM
+	select {
+	case code := <-done:
+		t.Fatalf("exited %d with a stream in flight", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	rest, err := io.ReadAll(br)
+	resp.Body.Close()
+	if err != nil || !strings.Contains(string(rest), `"done":true`) {
+		t.Errorf("drained stream: %q, %v", rest, err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after drain; stderr %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not exit after the drain")
+	}
+}
