@@ -6,6 +6,7 @@ package ollamaproc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,7 +83,11 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("start ollama: %w", err)
 		}
 	}
-	models, home := filepath.Join(cfg.Dir, "models"), filepath.Join(cfg.Dir, "home")
+	s := &Server{
+		cfg: cfg, addr: addr,
+		exited: make(chan struct{}), logDone: make(chan struct{}), changed: make(chan struct{}),
+	}
+	models, home := s.ModelsDir(), s.HomeDir()
 	for _, d := range []string{models, home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("start ollama: %w", err)
@@ -101,10 +107,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start ollama %s: %w", cfg.Binary, err)
 	}
 	pw.Close() // the children hold the write end; EOF comes when all are gone
-	s := &Server{
-		cfg: cfg, addr: addr, cmd: cmd,
-		exited: make(chan struct{}), logDone: make(chan struct{}), changed: make(chan struct{}),
-	}
+	s.cmd = cmd
 	go s.readLog(pr)
 	go func() {
 		s.waitErr = cmd.Wait()
@@ -118,6 +121,12 @@ func (s *Server) URL() string { return "http://" + s.addr }
 
 // Addr is the host:port the server listens on.
 func (s *Server) Addr() string { return s.addr }
+
+// ModelsDir is the server's OLLAMA_MODELS.
+func (s *Server) ModelsDir() string { return filepath.Join(s.cfg.Dir, "models") }
+
+// HomeDir is the server's HOME.
+func (s *Server) HomeDir() string { return filepath.Join(s.cfg.Dir, "home") }
 
 // Pid is the server's process id; its process group id is the same.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
@@ -155,7 +164,7 @@ func (s *Server) WaitReady(ctx context.Context) error {
 // Create runs `ollama create name -f modelfile` against this server.
 func (s *Server) Create(ctx context.Context, name, modelfile string) error {
 	cmd := exec.CommandContext(ctx, s.cfg.Binary, "create", name, "-f", modelfile)
-	cmd.Env = []string{"HOME=" + filepath.Join(s.cfg.Dir, "home"), "OLLAMA_HOST=" + s.addr}
+	cmd.Env = []string{"HOME=" + s.HomeDir(), "OLLAMA_HOST=" + s.addr}
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -217,6 +226,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		// The runner may outlive a server that exited: kill what is left.
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
 		<-s.exited
+		waitGroupGone(pgid, s.cfg.StopGrace)
 		select {
 		case <-s.logDone:
 		case <-time.After(s.cfg.StopGrace):
@@ -251,6 +261,44 @@ func (s *Server) readLog(r io.ReadCloser) {
 	// A line longer than the buffer ends the scan: drain so the children
 	// never block on a full pipe.
 	_, _ = io.Copy(io.Discard, r)
+}
+
+// waitGroupGone waits, at most d, until no live process is left in the
+// group: SIGKILL is delivered asynchronously, and the runner is not our
+// child, so once orphaned it may stay a zombie until init reaps it.
+func waitGroupGone(pgid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for groupAlive(-pgid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether a process of group pgid is alive (not a
+// zombie), from /proc; without /proc, whether the group has any process.
+func groupAlive(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return syscall.Kill(-pgid, 0) == nil
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
 }
 
 func freeLoopbackAddr() (string, error) {

@@ -74,6 +74,11 @@ func TestStartReadyRunnerStop(t *testing.T) {
 	if err := s.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range []string{s.ModelsDir(), s.HomeDir()} {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			t.Errorf("state folder %s: %v", d, err)
+		}
+	}
 	if !strings.HasPrefix(s.URL(), "http://127.0.0.1:") {
 		t.Errorf("URL %q is not on loopback", s.URL())
 	}
