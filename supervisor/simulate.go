@@ -66,6 +66,7 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 	fs.BoolVar(&o.cfg.Allocate, "allocate", false, "really hold the model's memory (scaled weights + every slot's KV cache)")
 	fs.Float64Var(&o.cfg.WeightsScale, "weights-scale", simulator.DefaultWeightsScale, "share of the weights --allocate holds")
 	fs.StringVar(&o.groundTruth, "ground-truth", "", "write every chunk's send time to this JSONL file")
+	fs.BoolVar(&o.cfg.NaturalStop, "natural-stop", false, "let num_predict/max_tokens only cap replies, which end at their natural length")
 	fs.BoolVar(&o.exitOnOOM, "exit-on-oom", false, "exit with status 1 when the model does not fit, like a runner killed for memory")
 	applyProfile := profileOverrides(fs)
 	if err := fs.Parse(args); err != nil {

@@ -48,6 +48,13 @@ type Config struct {
 	// 0): the weights of a 7B model would not fit beside a test run.
 	WeightsScale float64
 
+	// NaturalStop makes num_predict / max_tokens only cap the reply: a
+	// reply whose natural length (see docs/simulator.md) is shorter ends
+	// there with done_reason "stop", as an instruction-tuned model ends its
+	// answer. Off, the limit is the reply's exact length, as with a model
+	// that never samples the end of sequence (random weights).
+	NaturalStop bool
+
 	// KeepAlive is how long the model stays loaded after its last request,
 	// as /api/ps expires_at reports it; 5 minutes when 0. The simulator
 	// never unloads on its own.

@@ -116,7 +116,11 @@ func (s *Server) generate(rs *responder, r *http.Request, g generation) {
 		ids = ids[len(ids)-keep:] // Ollama truncates a prompt longer than the context
 	}
 	seed := promptSeed(g.prompt)
-	j := newJob(ids, g.limit, naturalLength(g.userText, seed), newTextGen(seed, s.prof.VocabSize))
+	natural, limit := naturalLength(g.userText, seed), g.limit
+	if s.cfg.NaturalStop && limit > natural {
+		limit = 0
+	}
+	j := newJob(ids, limit, natural, newTextGen(seed, s.prof.VocabSize))
 	if err := s.eng.submit(j); err != nil {
 		s.failRun(rs, g, err)
 		return

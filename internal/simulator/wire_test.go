@@ -204,3 +204,18 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestNaturalStopCaps: with NaturalStop a limit above the natural length
+// does not lengthen the reply; a limit below it still cuts it.
+func TestNaturalStopCaps(t *testing.T) {
+	_, url := startServer(t, Config{Profile: "tiny", NaturalStop: true})
+	body := func(n int) string {
+		return fmt.Sprintf(`{"model":"tiny","messages":[{"role":"user","content":"Answer in five words."}],"options":{"num_predict":%d}}`, n)
+	}
+	long := measure(t, context.Background(), url, "/api/chat", body(256))
+	short := measure(t, context.Background(), url, "/api/chat", body(3))
+	if long.m.FinishReason != "stop" || long.m.OutputChunks != 5 || short.m.FinishReason != "length" || short.m.OutputTokens != 3 {
+		t.Errorf("limit 256: %s after %d chunks; limit 3: %s after %d tokens", long.m.FinishReason, long.m.OutputChunks,
+			short.m.FinishReason, short.m.OutputTokens)
+	}
+}
