@@ -10,23 +10,33 @@ import (
 )
 
 // Compute summarises one scenario's requests. Latency percentiles are over
-// successful requests only; errors are counted. The throughput window runs
-// from the first request's start until the duration has passed or the last
-// request has ended, whichever is later: requests that started inside the
-// duration are waited for, and their tokens are divided by the time they
-// really took. Compute returns the window too.
+// successful requests only; errors are counted.
+//
+// Throughput follows docs/metrics.md (tokens of the requests that ended
+// inside the window, over the window's length) with the window running
+// from the first measured request's end to the last one's: it starts when
+// the engine is already busy with measured work (the warm-up's requests,
+// not counted, have drained) and ends when the last request has been
+// served, so the queue's start and tail do not dilute the figure. With
+// fewer than two ends to span, the window is the duration (or the time the
+// requests took, when longer) and every request counts. Compute returns the
+// window too.
 func Compute(reqs []Request, duration time.Duration) (Figures, time.Duration) {
 	var f Figures
 	var ttft, e2e, tps, srv, queue []float64
-	var first, last time.Time
+	var first, firstEnd, lastEnd time.Time
 	errs := map[string]int{}
 	for _, r := range reqs {
 		f.Requests++
 		if first.IsZero() || r.Start.Before(first) {
 			first = r.Start
 		}
-		if end := r.End(); end.After(last) {
-			last = end
+		end := r.End()
+		if firstEnd.IsZero() || end.Before(firstEnd) {
+			firstEnd = end
+		}
+		if end.After(lastEnd) {
+			lastEnd = end
 		}
 		if !r.OK {
 			f.Errors++
@@ -44,8 +54,6 @@ func Compute(reqs []Request, duration time.Duration) (Figures, time.Duration) {
 		}
 		if r.ServerTokPerSec > 0 {
 			srv = append(srv, r.ServerTokPerSec)
-		}
-		if r.QueueWaitMs > 0 || r.ServerTokPerSec > 0 {
 			queue = append(queue, r.QueueWaitMs)
 		}
 	}
@@ -56,13 +64,23 @@ func Compute(reqs []Request, duration time.Duration) (Figures, time.Duration) {
 	f.ServerTokPerSecMean = stats.Summarize(srv).Mean
 	f.QueueWaitP50Ms = stats.Summarize(queue).P50
 	f.ErrorTypes = joinCounts(errs)
-	window := duration
-	if !first.IsZero() && last.Sub(first) > window {
-		window = last.Sub(first)
+
+	window := lastEnd.Sub(firstEnd)
+	tokens, served := 0, 0
+	if window > 0 {
+		for _, r := range reqs {
+			if r.OK && r.End().After(firstEnd) {
+				tokens += r.OutputTokens
+				served++
+			}
+		}
+	} else {
+		window = max(duration, lastEnd.Sub(first))
+		tokens, served = f.OutputTokens, f.Requests-f.Errors
 	}
 	if window > 0 {
-		f.OutputTokPerSec = float64(f.OutputTokens) / window.Seconds()
-		f.ReqPerSec = float64(f.Requests-f.Errors) / window.Seconds()
+		f.OutputTokPerSec = float64(tokens) / window.Seconds()
+		f.ReqPerSec = float64(served) / window.Seconds()
 	}
 	return f, window
 }
