@@ -125,8 +125,8 @@ func checkConcurrent(t *testing.T, ms []*stream.Measurement) {
 func checkPrefixCache(ctx context.Context, t *testing.T, base, model string) {
 	t.Helper()
 	client := &http.Client{}
-	first := distinctPrompt(100, 30)
-	other := distinctPrompt(200, 30)
+	first := distinctPrompt(100, 12)
+	other := distinctPrompt(200, 12)
 	var ttfts []time.Duration
 	for _, p := range []string{first, first, other} {
 		res, err := ollamatest.Post(ctx, client, base, "/api/chat", chatBody(model, p, 4, true))
@@ -144,7 +144,7 @@ func checkPrefixCache(ctx context.Context, t *testing.T, base, model string) {
 func prompts(n int) []string {
 	ps := make([]string, n)
 	for i := range ps {
-		ps[i] = distinctPrompt(i, 4)
+		ps[i] = distinctPrompt(i, 1)
 	}
 	return ps
 }
