@@ -38,7 +38,7 @@ func init() {
 // streams Ollama NDJSON answers of about that many chunks that far apart (each
 // answer starting at a random phase of the interval, as independent
 // requests do) and, on SIGTERM, writes every chunk's flush time to the
-// ground-truth file as "traceID index unixNanos" lines.
+// ground-truth file as "traceID index unixNanos wakeupLatenessNanos" lines.
 func serveFake(spec string) error {
 	parts := strings.Split(spec, ",")
 	if len(parts) != 3 {
@@ -69,10 +69,14 @@ func serveFake(spec string) error {
 		next := time.Now().Add(time.Duration(rand.Int64N(int64(interval))))
 		for i := 0; i < n; i++ {
 			time.Sleep(time.Until(next))
+			// How late this goroutine woke: the machine's scheduling noise,
+			// which the client's reads suffer too.
+			late := time.Since(next)
 			next = next.Add(interval)
 			fmt.Fprintf(w, "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"tok%d \"},\"done\":false}\n", i)
 			fl.Flush()
-			lines = append(lines, trace+" "+strconv.Itoa(i)+" "+strconv.FormatInt(time.Now().UnixNano(), 10))
+			lines = append(lines, trace+" "+strconv.Itoa(i)+" "+strconv.FormatInt(time.Now().UnixNano(), 10)+" "+
+				strconv.FormatInt(int64(late), 10))
 		}
 		fmt.Fprintf(w, "{\"model\":\"m\",\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":12,\"eval_count\":%d}\n", n)
 		mu.Lock()
