@@ -46,4 +46,4 @@ bench-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
 		$(GO) test -tags ollama -p 1 -count=1 -v -timeout 20m \
 		-run 'TestGeneratedModelServes|TestSchedulingSideBySide' ./internal/ollamatest/ \
-		| grep -E 'tok/s|TTFT|prefix cache|^(---|ok|FAIL)'
+		| grep -E '_test.go:[0-9]+:|^(---|ok|FAIL)'
