@@ -90,11 +90,13 @@ type Options struct {
 	ContextLength int
 	// Env is added to the server's environment.
 	Env []string
-	// Model is the GGUF to serve as ModelName; Model(t) when empty.
+	// Model is the GGUF to serve; Model(t) when empty.
 	Model string
+	// Name is the model's name in requests; ModelName when empty.
+	Name string
 }
 
-// Server is a real Ollama serving ModelName.
+// Server is a real Ollama serving one generated model.
 type Server struct {
 	*ollamaproc.Server
 	// Model is the name to put in requests.
@@ -103,7 +105,7 @@ type Server struct {
 	LogPath string
 }
 
-// Start starts `ollama serve`, waits for it, creates ModelName from the
+// Start starts `ollama serve`, waits for it, creates the model from the
 // generated GGUF and stops everything when the test ends. On failure the
 // log's tail is in the test output.
 func Start(t testing.TB, o Options) *Server {
@@ -147,8 +149,12 @@ func Start(t testing.TB, o Options) *Server {
 	if err := s.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateFromGGUF(ctx, ModelName, model); err != nil {
+	name := o.Name
+	if name == "" {
+		name = ModelName
+	}
+	if err := s.CreateFromGGUF(ctx, name, model); err != nil {
 		t.Fatal(err)
 	}
-	return &Server{Server: s, Model: ModelName, LogPath: logPath}
+	return &Server{Server: s, Model: name, LogPath: logPath}
 }

@@ -157,7 +157,7 @@ type backend struct {
 
 func realOllama(model string) backend {
 	return backend{"real ollama", func(t *testing.T, parallel int) (string, string, func(context.Context) (int, error)) {
-		srv := ollamatest.Start(t, ollamatest.Options{Parallel: parallel, Model: model})
+		srv := ollamatest.Start(t, ollamatest.Options{Parallel: parallel, Model: model, Name: "tokentrace-25m"})
 		return srv.URL(), srv.Model, func(ctx context.Context) (int, error) {
 			r, err := srv.WaitRunner(ctx, 1)
 			return r.Parallel, err
