@@ -75,8 +75,8 @@ func TestTimingMatchesGroundTruth(t *testing.T) {
 		requests    uint64
 		interval    time.Duration
 	}{
-		{"ollama", 1, 10, 3 * time.Millisecond},
-		{"openai", 1, 10, 3 * time.Millisecond},
+		{"ollama", 1, 40, 3 * time.Millisecond},
+		{"openai", 1, 40, 3 * time.Millisecond},
 		// 256 streams of 10 chunks/s each; the first round, which opens
 		// 256 connections at once, is the warm-up.
 		{"ollama", 256, 256, 100 * time.Millisecond},
