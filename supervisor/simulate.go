@@ -33,11 +33,12 @@ type simulateOptions struct {
 	memoryLimit string
 	groundTruth string
 	exitOnOOM   bool
+	keepAlive   string
 }
 
 // simulateEnv lists the variables of `ollama serve` the simulator honours;
 // flags given on the command line win over them.
-var simulateEnv = []string{"OLLAMA_HOST", "OLLAMA_NUM_PARALLEL", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_MAX_QUEUE"}
+var simulateEnv = []string{"OLLAMA_HOST", "OLLAMA_NUM_PARALLEL", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_MAX_QUEUE", "OLLAMA_KEEP_ALIVE"}
 
 func runSimulate(args []string) error {
 	opts, err := parseSimulate(args, os.Getenv)
@@ -66,6 +67,7 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 	fs.BoolVar(&o.cfg.Allocate, "allocate", false, "really hold the model's memory (scaled weights + every slot's KV cache)")
 	fs.Float64Var(&o.cfg.WeightsScale, "weights-scale", simulator.DefaultWeightsScale, "share of the weights --allocate holds")
 	fs.StringVar(&o.groundTruth, "ground-truth", "", "write every chunk's send time to this JSONL file")
+	fs.StringVar(&o.keepAlive, "keep-alive", "", "how long an idle model stays loaded: a duration or seconds, negative for ever, 0 to unload at once (default $OLLAMA_KEEP_ALIVE, else 5m)")
 	fs.BoolVar(&o.cfg.NaturalStop, "natural-stop", false, "let num_predict/max_tokens only cap replies, which end at their natural length")
 	fs.BoolVar(&o.exitOnOOM, "exit-on-oom", false, "exit with status 1 when the model does not fit, like a runner killed for memory")
 	applyProfile := profileOverrides(fs)
@@ -98,6 +100,16 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 	}
 	if o.listen == "" {
 		o.listen = ollamaHost(getenv("OLLAMA_HOST"))
+	}
+	if o.keepAlive == "" {
+		o.keepAlive = getenv("OLLAMA_KEEP_ALIVE")
+	}
+	if o.keepAlive != "" {
+		d, err := parseKeepAlive(o.keepAlive)
+		if err != nil {
+			return o, usageError{fmt.Errorf("keep-alive: %w", err)}
+		}
+		o.cfg.KeepAlive = d
 	}
 	if o.memoryLimit != "" {
 		n, err := parseBytes(o.memoryLimit)
@@ -224,4 +236,26 @@ func serveSimulator(ctx context.Context, o simulateOptions, logw io.Writer, read
 	}
 	<-served
 	return result
+}
+
+// parseKeepAlive reads OLLAMA_KEEP_ALIVE as Ollama does: a duration or a
+// number of seconds; negative keeps the model loaded for ever; 0 unloads it
+// as soon as it is idle (the simulator's Config keeps 0 for "default", so
+// that is one nanosecond).
+func parseKeepAlive(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseInt(s, 10, 64)
+		if nerr != nil {
+			return 0, fmt.Errorf("%q is not a duration or a number of seconds", s)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	switch {
+	case d < 0:
+		return -1, nil
+	case d == 0:
+		return time.Nanosecond, nil
+	}
+	return d, nil
 }

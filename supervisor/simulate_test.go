@@ -16,13 +16,14 @@ import (
 
 func TestParseSimulate(t *testing.T) {
 	env := map[string]string{"OLLAMA_HOST": "0.0.0.0:9999", "OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "8192",
-		"OLLAMA_MAX_QUEUE": "7"}
+		"OLLAMA_MAX_QUEUE": "7", "OLLAMA_KEEP_ALIVE": "30"}
 	getenv := func(k string) string { return env[k] }
 	o, err := parseSimulate(nil, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.listen != "0.0.0.0:9999" || o.cfg.Parallel != 2 || o.cfg.ContextLength != 8192 || o.cfg.MaxQueue != 7 {
+	if o.listen != "0.0.0.0:9999" || o.cfg.Parallel != 2 || o.cfg.ContextLength != 8192 || o.cfg.MaxQueue != 7 ||
+		o.cfg.KeepAlive != 30*time.Second {
 		t.Errorf("from the environment: %+v", o)
 	}
 	o, err = parseSimulate([]string{"--listen", "127.0.0.1:1", "--parallel", "4", "--ctx", "2048", "--max-queue", "3",
@@ -48,6 +49,17 @@ func TestParseSimulate(t *testing.T) {
 		return ""
 	}); !errors.As(err, new(usageError)) {
 		t.Errorf("a bad OLLAMA_NUM_PARALLEL: %v", err)
+	}
+}
+
+func TestParseKeepAlive(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5m": 5 * time.Minute, "30": 30 * time.Second, "-1": -1, "0": time.Nanosecond, "-1m": -1} {
+		if got, err := parseKeepAlive(in); err != nil || got != want {
+			t.Errorf("parseKeepAlive(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseKeepAlive("soon"); err == nil {
+		t.Error("parseKeepAlive accepted soon")
 	}
 }
 

@@ -55,9 +55,10 @@ type Config struct {
 	// that never samples the end of sequence (random weights).
 	NaturalStop bool
 
-	// KeepAlive is how long the model stays loaded after its last request,
-	// as /api/ps expires_at reports it; 5 minutes when 0. The simulator
-	// never unloads on its own.
+	// KeepAlive is how long the model stays loaded once no request uses it
+	// (OLLAMA_KEEP_ALIVE), in real time (not scaled); 5 minutes when 0,
+	// forever when negative. A request's keep_alive replaces it, as in
+	// Ollama (keep_alive 0 unloads as soon as the model is idle).
 	KeepAlive time.Duration
 	// Version is what /api/version reports; "0.6.5" when empty.
 	Version string
@@ -111,8 +112,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("simulator: MemoryLimit %d is negative", c.MemoryLimit)
 	case c.WeightsScale < 0 || c.WeightsScale > 1:
 		return fmt.Errorf("simulator: WeightsScale %g is not within [0, 1]", c.WeightsScale)
-	case c.KeepAlive < 0:
-		return fmt.Errorf("simulator: KeepAlive %v is negative", c.KeepAlive)
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ type generation struct {
 	limit    int       // num_predict / max_tokens; 0 for none
 	stream   bool
 	wire     wireFormat
+	// keepAlive is the request's keep_alive; nil when it gave none.
+	keepAlive *time.Duration
 	// withContext adds the prompt and reply tokens to the last chunk
 	// (/api/generate's deprecated "context").
 	withContext bool
@@ -102,10 +104,11 @@ func lastUserText(msgs []message) string {
 // generate runs g: load, queue, slot, stream. It writes the whole response.
 func (s *Server) generate(rs *responder, r *http.Request, g generation) {
 	ctx := r.Context()
-	if err := s.ensureLoaded(ctx); err != nil {
+	if err := s.acquire(ctx); err != nil {
 		s.failRun(rs, g, err)
 		return
 	}
+	defer s.release(g.keepAlive)
 	loaded := time.Now()
 	if err := s.sleep(ctx, s.prof.RequestOverhead); err != nil {
 		s.failRun(rs, g, err)

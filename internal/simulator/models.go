@@ -52,7 +52,7 @@ func (s *Server) handlePs(rs *responder) {
 	s.loadMu.Lock()
 	if s.loaded {
 		m := processModel{Name: s.prof.Model, Model: s.prof.Model, Size: s.mem.Total(), Digest: s.prof.Digest,
-			Details: s.details(), ExpiresAt: s.lastUsed.Add(s.cfg.KeepAlive)}
+			Details: s.details(), ExpiresAt: s.expiresAtLocked()}
 		if s.prof.OnGPU {
 			m.SizeVRAM = m.Size
 		}

@@ -134,13 +134,19 @@ func wantsStream(p *bool) bool { return p == nil || *p }
 func (s *Server) handleOllamaChat(rs *responder, r *http.Request) {
 	start := time.Now()
 	var req struct {
-		Model    string          `json:"model"`
-		Messages []message       `json:"messages"`
-		Stream   *bool           `json:"stream"`
-		Options  map[string]any  `json:"options"`
-		Format   json.RawMessage `json:"format"`
+		Model     string          `json:"model"`
+		Messages  []message       `json:"messages"`
+		Stream    *bool           `json:"stream"`
+		Options   map[string]any  `json:"options"`
+		Format    json.RawMessage `json:"format"`
+		KeepAlive json.RawMessage `json:"keep_alive"`
 	}
 	if !decodeOllama(rs, r, &req) {
+		return
+	}
+	keepAlive, err := parseKeepAlive(req.KeepAlive)
+	if err != nil {
+		rs.ollamaError(http.StatusBadRequest, err.Error())
 		return
 	}
 	if req.Model == "" {
@@ -151,35 +157,45 @@ func (s *Server) handleOllamaChat(rs *responder, r *http.Request) {
 		rs.ollamaError(http.StatusNotFound, fmt.Sprintf("model %q not found, try pulling it first", req.Model))
 		return
 	}
-	if len(req.Messages) == 0 { // a load request
-		s.loadOnly(rs, r, ollamaChatWire{}, chatResponse{Model: req.Model, Message: message{Role: "assistant"},
-			DoneReason: "load", Done: true})
+	if len(req.Messages) == 0 { // a load or unload request
+		s.loadOnly(rs, r, ollamaChatWire{}, keepAlive, func(reason string) any {
+			return chatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: message{Role: "assistant"},
+				DoneReason: reason, Done: true}
+		})
 		return
 	}
 	s.generate(rs, r, generation{start: start, model: req.Model, prompt: s.chatTemplate(req.Messages),
 		userText: lastUserText(req.Messages), limit: numPredict(req.Options), stream: wantsStream(req.Stream),
-		wire: ollamaChatWire{}})
+		wire: ollamaChatWire{}, keepAlive: keepAlive})
 }
 
 func (s *Server) handleOllamaGenerate(rs *responder, r *http.Request) {
 	start := time.Now()
 	var req struct {
-		Model   string         `json:"model"`
-		Prompt  string         `json:"prompt"`
-		System  string         `json:"system"`
-		Raw     bool           `json:"raw"`
-		Stream  *bool          `json:"stream"`
-		Options map[string]any `json:"options"`
+		Model     string          `json:"model"`
+		Prompt    string          `json:"prompt"`
+		System    string          `json:"system"`
+		Raw       bool            `json:"raw"`
+		Stream    *bool           `json:"stream"`
+		Options   map[string]any  `json:"options"`
+		KeepAlive json.RawMessage `json:"keep_alive"`
 	}
 	if !decodeOllama(rs, r, &req) {
+		return
+	}
+	keepAlive, err := parseKeepAlive(req.KeepAlive)
+	if err != nil {
+		rs.ollamaError(http.StatusBadRequest, err.Error())
 		return
 	}
 	if !s.knows(req.Model) {
 		rs.ollamaError(http.StatusNotFound, fmt.Sprintf("model '%s' not found", req.Model))
 		return
 	}
-	if req.Prompt == "" {
-		s.loadOnly(rs, r, ollamaGenerateWire{}, generateResponse{Model: req.Model, Done: true, DoneReason: "load"})
+	if req.Prompt == "" { // a load or unload request
+		s.loadOnly(rs, r, ollamaGenerateWire{}, keepAlive, func(reason string) any {
+			return generateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Done: true, DoneReason: reason}
+		})
 		return
 	}
 	prompt := req.Prompt
@@ -191,22 +207,22 @@ func (s *Server) handleOllamaGenerate(rs *responder, r *http.Request) {
 		prompt = s.chatTemplate(append(msgs, message{Role: "user", Content: req.Prompt}))
 	}
 	s.generate(rs, r, generation{start: start, model: req.Model, prompt: prompt, userText: req.Prompt,
-		limit: numPredict(req.Options), stream: wantsStream(req.Stream), wire: ollamaGenerateWire{}, withContext: !req.Raw})
+		limit: numPredict(req.Options), stream: wantsStream(req.Stream), wire: ollamaGenerateWire{}, withContext: !req.Raw,
+		keepAlive: keepAlive})
 }
 
-// loadOnly answers a request without a prompt: it loads the model.
-func (s *Server) loadOnly(rs *responder, r *http.Request, wire wireFormat, resp any) {
-	if err := s.ensureLoaded(r.Context()); err != nil {
+// loadOnly answers a request without a prompt: with keep_alive 0 it
+// unloads the model ("unload"), else it loads it ("load").
+func (s *Server) loadOnly(rs *responder, r *http.Request, wire wireFormat, keepAlive *time.Duration, done func(reason string) any) {
+	if keepAlive != nil && *keepAlive == 0 {
+		s.unloadIdle()
+		rs.ollamaJSON(http.StatusOK, done("unload"))
+		return
+	}
+	if err := s.acquire(r.Context()); err != nil {
 		s.failRun(rs, generation{wire: wire}, err)
 		return
 	}
-	switch v := resp.(type) {
-	case chatResponse:
-		v.CreatedAt = time.Now().UTC()
-		resp = v
-	case generateResponse:
-		v.CreatedAt = time.Now().UTC()
-		resp = v
-	}
-	rs.ollamaJSON(http.StatusOK, resp)
+	s.release(keepAlive)
+	rs.ollamaJSON(http.StatusOK, done("load"))
 }

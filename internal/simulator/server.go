@@ -28,21 +28,18 @@ type Server struct {
 	nextID atomic.Uint64
 	gtMu   sync.Mutex
 
-	loadMu   sync.Mutex
-	loaded   bool
-	attempt  *loadAttempt // the load in progress, nil when none
-	alloc    *allocation
-	lastUsed time.Time
+	loadMu      sync.Mutex // guards the fields below
+	loaded      bool
+	attempt     *loadAttempt // the load in progress, nil when none
+	alloc       *allocation
+	active      int           // requests using the loaded model
+	keepAlive   time.Duration // how long an idle model stays loaded (< 0: forever)
+	expires     time.Time     // when an idle model unloads
+	unloadTimer *time.Timer
 
 	closeOnce sync.Once
 	closing   chan struct{}
 	loads     sync.WaitGroup
-}
-
-type loadAttempt struct {
-	done    chan struct{}
-	err     error
-	waiters int // requests waiting for this load, under loadMu
 }
 
 // New validates cfg and starts a server. The model loads on the first
@@ -55,7 +52,7 @@ func New(cfg Config) (*Server, error) {
 	if err := prof.validate(); err != nil {
 		return nil, fmt.Errorf("simulator: profile %q: %w", prof.Name, err)
 	}
-	s := &Server{cfg: cfg, prof: prof, started: time.Now().UTC(), closing: make(chan struct{})}
+	s := &Server{cfg: cfg, prof: prof, started: time.Now().UTC(), closing: make(chan struct{}), keepAlive: cfg.KeepAlive}
 	s.mem = Memory{Weights: prof.WeightsBytes, KVPerSlot: prof.KVBytesPerSlot(cfg.ContextLength), Slots: cfg.Parallel}
 	s.mem.Resident = int64(float64(s.mem.Weights)*cfg.WeightsScale) + int64(s.mem.Slots)*s.mem.KVPerSlot
 	s.eng = newEngine(prof, cfg.Parallel, cfg.MaxQueue, cfg.ContextLength, cfg.TimeScale)
@@ -84,6 +81,7 @@ func (s *Server) Close() error {
 		s.eng.close()
 		s.loads.Wait()
 		s.loadMu.Lock()
+		s.stopUnloadLocked()
 		s.alloc, s.loaded = nil, false
 		s.loadMu.Unlock()
 	})
@@ -139,96 +137,6 @@ func normalizeName(name string) string {
 		n += ":latest"
 	}
 	return n
-}
-
-// ensureLoaded waits until the model is loaded, loading it when it is not.
-// A load that fails (the memory limit) fails every request waiting for it;
-// the next request tries again, as Ollama's scheduler does.
-func (s *Server) ensureLoaded(ctx context.Context) error {
-	s.loadMu.Lock()
-	if s.loaded {
-		s.lastUsed = time.Now()
-		s.loadMu.Unlock()
-		return nil
-	}
-	a := s.attempt
-	if a == nil {
-		a = &loadAttempt{done: make(chan struct{})}
-		s.attempt = a
-		s.loads.Add(1)
-		go s.load(a)
-	}
-	// Ollama's scheduler works on the first request while the others wait
-	// in its pending queue, which holds OLLAMA_MAX_QUEUE.
-	if a.waiters > s.cfg.MaxQueue {
-		s.loadMu.Unlock()
-		return errQueueFull
-	}
-	a.waiters++
-	s.loadMu.Unlock()
-	select {
-	case <-a.done:
-		return a.err
-	case <-ctx.Done():
-		s.loadMu.Lock()
-		a.waiters--
-		s.loadMu.Unlock()
-		return ctx.Err()
-	case <-s.closing:
-		return errClosed
-	}
-}
-
-func (s *Server) load(a *loadAttempt) {
-	defer s.loads.Done()
-	var alloc *allocation
-	err := s.checkMemory()
-	if err == nil {
-		s.log(slog.LevelInfo, "starting llama server", "model", s.prof.Model, "parallel", s.cfg.Parallel,
-			"ctx-size", s.cfg.ContextLength*s.cfg.Parallel, "size", humanBytes2(s.mem.Total()))
-		t := time.NewTimer(time.Duration(float64(s.prof.LoadTime) * s.cfg.TimeScale))
-		select {
-		case <-t.C:
-		case <-s.closing:
-			t.Stop()
-			err = errClosed
-		}
-	}
-	if err == nil && s.cfg.Allocate {
-		alloc, err = allocate(s.mem, s.cfg.WeightsScale)
-		if err != nil {
-			err = fmt.Errorf("load %s: %w", s.prof.Model, err)
-		}
-	}
-	s.loadMu.Lock()
-	s.attempt = nil
-	if err == nil {
-		s.loaded, s.alloc, s.lastUsed = true, alloc, time.Now()
-	}
-	a.err = err
-	close(a.done)
-	s.loadMu.Unlock()
-	if err != nil {
-		s.log(slog.LevelError, "error loading llama server", "error", err)
-		if s.cfg.OnLoadFailure != nil && err != errClosed {
-			s.cfg.OnLoadFailure(err)
-		}
-		return
-	}
-	resident := int64(0)
-	if alloc != nil {
-		resident = alloc.bytes()
-	}
-	s.log(slog.LevelInfo, "llama runner started", "model", s.prof.Model, "resident", humanBytes2(resident))
-}
-
-func (s *Server) checkMemory() error {
-	if s.cfg.MemoryLimit <= 0 || s.mem.Total() <= s.cfg.MemoryLimit {
-		return nil
-	}
-	s.log(slog.LevelWarn, "model request too large for system", "requested", humanBytes2(s.mem.Total()),
-		"available", s.cfg.MemoryLimit, "parallel", s.cfg.Parallel, "ctx", s.cfg.ContextLength)
-	return errMemory(s.mem.Total(), s.cfg.MemoryLimit)
 }
 
 func (s *Server) log(level slog.Level, msg string, args ...any) {
