@@ -206,14 +206,23 @@ func updateHeader(store *matrix.Store, engine matrix.Engine, s matrix.Settings) 
 	return store.WriteHeader(h)
 }
 
-// loadFunc drives one scenario with the load generator, through the proxy.
+// loadFunc drives one scenario with the load generator, through the proxy:
+// first the warm-up, whose requests are waited for and dropped, so the
+// measured window starts on an engine that serves only measured requests.
 func loadFunc(proxyURL string, s matrix.Settings, timeout time.Duration) matrix.LoadFunc {
 	return func(ctx context.Context, sc matrix.Scenario, onRequest func(matrix.Request)) error {
 		o := loadgen.DefaultOptions()
 		o.URL, o.API, o.Model, o.MaxTokens = proxyURL, s.API, s.Model, s.MaxTokens
 		o.PromptSize, o.VaryPrompts, o.Concurrency = sc.PromptSize, s.VaryPrompts, sc.Concurrency
-		o.Duration, o.Warmup, o.Timeout = s.Duration.D(), s.Warmup.D(), timeout
-		o.Name, o.Scenario, o.Abort = sc.Name(), sc.Name(), ctx.Done()
+		o.Timeout, o.Abort = timeout, ctx.Done()
+		o.Name, o.Scenario = sc.Name()+"-warmup", sc.Name()
+		if s.Warmup.D() > 0 {
+			o.Duration = s.Warmup.D()
+			if err := loadgen.Run(ctx, o, func(*vegeta.Result) error { return nil }); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+		}
+		o.Name, o.Duration = sc.Name(), s.Duration.D()
 		return loadgen.Run(ctx, o, func(r *vegeta.Result) error {
 			fig, err := loadgen.Decode(r)
 			if err != nil {

@@ -12,31 +12,25 @@ import (
 // Compute summarises one scenario's requests. Latency percentiles are over
 // successful requests only; errors are counted.
 //
-// Throughput follows docs/metrics.md (tokens of the requests that ended
-// inside the window, over the window's length) with the window running
-// from the first measured request's end to the last one's: it starts when
-// the engine is already busy with measured work (the warm-up's requests,
-// not counted, have drained) and ends when the last request has been
-// served, so the queue's start and tail do not dilute the figure. With
-// fewer than two ends to span, the window is the duration (or the time the
-// requests took, when longer) and every request counts. Compute returns the
-// window too.
+// Throughput follows docs/metrics.md: the output tokens of the measured
+// requests over the window, which runs from the first request's start until
+// the duration has passed or the last request has ended, whichever is
+// later. The supervisor runs the warm-up before the window and lets it
+// drain, so the engine serves only measured requests inside it; requests
+// started inside the duration are waited for and counted. Compute returns
+// the window too.
 func Compute(reqs []Request, duration time.Duration) (Figures, time.Duration) {
 	var f Figures
 	var ttft, e2e, tps, srv, queue []float64
-	var first, firstEnd, lastEnd time.Time
+	var first, lastEnd time.Time
 	errs := map[string]int{}
 	for _, r := range reqs {
 		f.Requests++
 		if first.IsZero() || r.Start.Before(first) {
 			first = r.Start
 		}
-		end := r.End()
-		if firstEnd.IsZero() || end.Before(firstEnd) {
-			firstEnd = end
-		}
-		if end.After(lastEnd) {
-			lastEnd = end
+		if end := r.End(); end.After(lastEnd) {
+			lastEnd = r.End()
 		}
 		if !r.OK {
 			f.Errors++
@@ -65,19 +59,8 @@ func Compute(reqs []Request, duration time.Duration) (Figures, time.Duration) {
 	f.QueueWaitP50Ms = stats.Summarize(queue).P50
 	f.ErrorTypes = joinCounts(errs)
 
-	window := lastEnd.Sub(firstEnd)
-	tokens, served := 0, 0
-	if window > 0 {
-		for _, r := range reqs {
-			if r.OK && r.End().After(firstEnd) {
-				tokens += r.OutputTokens
-				served++
-			}
-		}
-	} else {
-		window = max(duration, lastEnd.Sub(first))
-		tokens, served = f.OutputTokens, f.Requests-f.Errors
-	}
+	window := max(duration, lastEnd.Sub(first))
+	tokens, served := f.OutputTokens, f.Requests-f.Errors
 	if window > 0 {
 		f.OutputTokPerSec = float64(tokens) / window.Seconds()
 		f.ReqPerSec = float64(served) / window.Seconds()

@@ -85,11 +85,11 @@ func TestComputeFigures(t *testing.T) {
 		req(t0.Add(2*time.Second), 0, 5, 0, false),
 		req(t0.Add(2*time.Second), 200, 2000, 21, true),
 	}
-	// The window runs from the first end (1.1 s) to the last (4 s); the
-	// first request's tokens were made before it.
+	// The last request ends 4 s after the first start: the window grows
+	// from the 2 s duration to 4 s.
 	f, window := Compute(reqs, 2*time.Second)
-	if window != 2900*time.Millisecond {
-		t.Errorf("window %v, want 2.9s", window)
+	if window != 4*time.Second {
+		t.Errorf("window %v, want 4s", window)
 	}
 	if f.Requests != 4 || f.Errors != 1 || f.ErrorTypes != "500:1" {
 		t.Errorf("counts %+v", f)
@@ -97,7 +97,7 @@ func TestComputeFigures(t *testing.T) {
 	if f.TTFTP50Ms != 200 || f.E2EP50Ms != 1300 {
 		t.Errorf("TTFT p50 %v, E2E p50 %v; want 200 and 1300", f.TTFTP50Ms, f.E2EP50Ms)
 	}
-	if f.OutputTokens != 43 || f.OutputTokPerSec != 32.0/2.9 || f.ReqPerSec != 2.0/2.9 {
+	if f.OutputTokens != 43 || f.OutputTokPerSec != 43.0/4 || f.ReqPerSec != 3.0/4 {
 		t.Errorf("throughput %v tok/s, %v req/s from %d tokens", f.OutputTokPerSec, f.ReqPerSec, f.OutputTokens)
 	}
 	if want := (10.0 + 10.0 + 20.0/1.8) / 3; f.TokPerSecMean < want-1e-9 || f.TokPerSecMean > want+1e-9 {
