@@ -57,6 +57,12 @@ func attackFlags(o *attackOptions) *flag.FlagSet {
 	return fs
 }
 
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // parseWarmup reads -warmup: an integer is a request count, else a duration.
 func parseWarmup(s string) (time.Duration, uint64, error) {
 	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
@@ -109,6 +115,9 @@ func runAttack(env *environment, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if o.gen.Rate > 0 && !flagSet(fs, "concurrency") {
+		o.gen.Concurrency = 0 // an open loop is not capped unless asked
 	}
 	if err := o.resolve(); err != nil {
 		return err

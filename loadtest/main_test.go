@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -167,5 +169,30 @@ func TestFailingTargetsBecomeErrorRecords(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestOpenLoopIsNotCappedByDefault(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		fmt.Fprint(w, "{\"message\":{\"content\":\"x\"},\"done\":false}\n{\"done\":true,\"eval_count\":1}\n")
+	}))
+	t.Cleanup(srv.Close)
+	code, _, stderr := runCmd(t, nil, "attack", "-url", srv.URL, "-rate", "50", "-requests", "10", "-output", filepath.Join(t.TempDir(), "r"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if most < 3 {
+		t.Fatalf("at most %d requests in flight at 50/s of 300 ms answers: the open loop was capped", most)
 	}
 }
