@@ -50,6 +50,9 @@ type Options struct {
 	// Prompts, when not empty, are sent in turn instead of a built-in
 	// prompt (ReadPrompts reads them from a -prompts JSONL file).
 	Prompts []Prompt
+	// PromptsFile, when set and Prompts is empty, is a JSONL file of
+	// prompts Run reads (the format of ReadPrompts).
+	PromptsFile string
 	// VaryPrompts puts a unique prefix before every prompt so that no
 	// request can hit a prefix cache.
 	VaryPrompts bool
@@ -133,7 +136,7 @@ func (o *Options) Validate() error {
 	if o.MaxTokens < 0 {
 		return fmt.Errorf("MaxTokens %d: must not be negative", o.MaxTokens)
 	}
-	if len(o.Prompts) == 0 {
+	if len(o.Prompts) == 0 && o.PromptsFile == "" {
 		if _, ok := builtinPrompts[o.PromptSize]; !ok {
 			return fmt.Errorf("PromptSize %q: must be one of %v", o.PromptSize, PromptSizes())
 		}

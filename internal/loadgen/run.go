@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -38,6 +39,17 @@ import (
 func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error {
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("loadgen options: %w", err)
+	}
+	if len(opts.Prompts) == 0 && opts.PromptsFile != "" {
+		f, err := os.Open(opts.PromptsFile)
+		if err != nil {
+			return fmt.Errorf("loadgen prompts: %w", err)
+		}
+		opts.Prompts, err = ReadPrompts(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("loadgen prompts %s: %w", opts.PromptsFile, err)
+		}
 	}
 	if opts.Seed == 0 {
 		opts.Seed = uint64(time.Now().UnixNano())

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"math"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -212,6 +214,27 @@ func TestFailuresBecomeErrorRecords(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestPromptsFile(t *testing.T) {
+	fake := &fakeLLM{api: "ollama", chunks: 1}
+	srv := newFakeLLM(t, fake)
+	file := filepath.Join(t.TempDir(), "p.jsonl")
+	if err := os.WriteFile(file, []byte("\"first prompt\"\n{\"prompt\":\"second prompt\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(srv.URL, "ollama")
+	o.PromptsFile, o.PromptSize, o.Requests = file, "", 2
+	collect(t, context.Background(), o)
+	_, b0 := fake.request(0)
+	_, b1 := fake.request(1)
+	if !strings.Contains(b0, "first prompt") || !strings.Contains(b1, "second prompt") {
+		t.Fatalf("bodies %s / %s do not take the file's prompts in turn", b0, b1)
+	}
+	o.PromptsFile = filepath.Join(t.TempDir(), "missing.jsonl")
+	if err := Run(context.Background(), o, func(*vegeta.Result) error { return nil }); err == nil {
+		t.Fatal("a missing prompts file was accepted")
 	}
 }
 
