@@ -71,4 +71,3 @@ func BenchmarkTapChunk(b *testing.B) {
 		})
 	}
 }
-
