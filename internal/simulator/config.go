@@ -69,7 +69,8 @@ type Config struct {
 	// GroundTruth, when set, receives every ChunkSent as a JSON line.
 	GroundTruth io.Writer
 	// OnLoadFailure, when set, is called when loading the model fails (the
-	// memory limit); the command uses it to exit like a killed runner.
+	// memory limit), before the waiting requests get their error; the
+	// command uses it to exit like a killed runner. It must not block.
 	OnLoadFailure func(error)
 	// Logger receives Ollama-like log lines (loads, refusals); none when nil.
 	Logger *slog.Logger

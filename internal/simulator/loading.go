@@ -162,6 +162,13 @@ func (s *Server) load(a *loadAttempt) {
 			err = fmt.Errorf("load %s: %w", s.prof.Model, err)
 		}
 	}
+	if err != nil {
+		// Logged and reported before the waiting requests hear of it.
+		s.log(slog.LevelError, "error loading llama server", "error", err)
+		if s.cfg.OnLoadFailure != nil && err != errClosed {
+			s.cfg.OnLoadFailure(err)
+		}
+	}
 	s.loadMu.Lock()
 	s.attempt = nil
 	if err == nil {
@@ -171,10 +178,6 @@ func (s *Server) load(a *loadAttempt) {
 	close(a.done)
 	s.loadMu.Unlock()
 	if err != nil {
-		s.log(slog.LevelError, "error loading llama server", "error", err)
-		if s.cfg.OnLoadFailure != nil && err != errClosed {
-			s.cfg.OnLoadFailure(err)
-		}
 		return
 	}
 	resident := int64(0)

@@ -72,9 +72,9 @@ func (s *Server) Memory() Memory { return s.mem }
 func (s *Server) Load() (waiting, busy int) { return s.eng.load() }
 
 // Close stops the server: requests still waiting or generating end at once
-// (their streams are cut), memory is released. It is idempotent; every
-// goroutine the server started is gone when it returns. Close the HTTP
-// server first so no new request arrives.
+// (streams are cut, waiting requests get a 500, as do later ones) and the
+// memory is released. It is idempotent; every goroutine the server started
+// is gone when it returns.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
