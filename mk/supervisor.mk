@@ -6,10 +6,10 @@
 .PHONY: demo test-supervisor-ollama
 
 # About a minute and a half: 2 parallel settings × 2 concurrencies × 2 prompt
-# sizes, 6 s each after a 1 s warm-up, answers capped at 96 tokens, a new
+# sizes, 5 s each after a 1 s warm-up, answers capped at 96 tokens, a new
 # prompt prefix per request (no prompt-cache hits) so prompt size shows.
 DEMO_FLAGS := --backend sim --num-parallel 1,4 --concurrency 1,4 --prompt-sizes small,large \
-	--num-ctx 4096 --duration 6s --warmup 1s --max-tokens 96 --vary-prompts
+	--num-ctx 4096 --duration 5s --warmup 1s --max-tokens 96 --vary-prompts
 
 demo:
 	@mkdir -p $(BIN)

@@ -149,10 +149,9 @@ func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix
 			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 		}
 	}}
-	per := s.Duration.D() + s.Warmup.D()
-	r := &matrix.Runner{Settings: s, Engine: eng, Store: store, Log: os.Stderr,
-		Progress: matrix.NewProgress(os.Stderr, isTerminal(os.Stderr), per),
-		Load:     loadFunc(px.url, s, f.timeout)}
+	progress := matrix.NewProgress(os.Stderr, isTerminal(os.Stderr), s.Duration.D()+s.Warmup.D())
+	r := &matrix.Runner{Settings: s, Engine: eng, Store: store, Log: progress.Wrap(os.Stderr),
+		Progress: progress, Load: loadFunc(px.url, s, f.timeout)}
 	err = r.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the finished scenarios are in %s; run `supervisor run --resume %s` for the rest", store.Dir(), store.Dir())

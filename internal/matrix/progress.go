@@ -129,3 +129,25 @@ func (p *Progress) lineLocked() string {
 	return fmt.Sprintf("[%s] %d/%d%s  elapsed %s  ETA %s", bar, p.done, p.total, cur,
 		time.Since(p.began).Round(time.Second), p.etaLocked().Round(time.Second))
 }
+
+// Wrap returns a writer for log lines that go to the same terminal as the
+// bar: each write first clears the bar's line, and the bar is redrawn on
+// its next tick.
+func (p *Progress) Wrap(w io.Writer) io.Writer {
+	if !p.terminal {
+		return w
+	}
+	return clearingWriter{p: p, w: w}
+}
+
+type clearingWriter struct {
+	p *Progress
+	w io.Writer
+}
+
+func (c clearingWriter) Write(b []byte) (int, error) {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	fmt.Fprint(c.w, "\r\033[K")
+	return c.w.Write(b)
+}
