@@ -117,6 +117,7 @@ type step struct {
 	ttftP50, ttftP99     float64 // timing error, ms
 	chunkP50, chunkP99   float64
 	chunks               int
+	loadAvg              string // the machine's 1-minute load average after the step
 	serverLateP99        float64 // the fake server's timer lateness p99, ms: the machine's noise
 	cpuPerSec            float64 // CPU seconds per second of run
 	vegetaReqPerSec      float64
@@ -138,6 +139,9 @@ func TestCapacity(t *testing.T) {
 		}
 		st := measureLoadtest(t, lt, n)
 		measureVegeta(t, vg, n, &st)
+		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+			st.loadAvg = strings.Fields(string(b))[0]
+		}
 		t.Logf("streams %d: %d requests (%d errors), %.1f req/s, %.0f tok/s, chunk error p50 %.3f ms p99 %.3f ms, TTFT error p99 %.3f ms, server timer lateness p99 %.3f ms, CPU %.2f cores; vegeta %.1f req/s, CPU %.2f cores",
 			st.streams, st.requests, st.errors, st.reqPerSec, st.tokPerSec, st.chunkP50, st.chunkP99, st.ttftP99, st.serverLateP99, st.cpuPerSec, st.vegetaReqPerSec, st.vegetaCPUPerSec)
 		steps = append(steps, st)
@@ -146,11 +150,11 @@ func TestCapacity(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "| streams | requests | errors | req/s | output tok/s | chunk error p50 / p99 (ms) | TTFT error p99 (ms) | server timer lateness p99 (ms) | loadtest CPU (cores) | vegeta req/s | vegeta CPU (cores) |\n")
-	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| streams | requests | errors | req/s | output tok/s | chunk error p50 / p99 (ms) | TTFT error p99 (ms) | server timer lateness p99 (ms) | loadtest CPU (cores) | vegeta req/s | vegeta CPU (cores) | load avg |\n")
+	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range steps {
-		fmt.Fprintf(&b, "| %d | %d | %d | %.1f | %.0f | %.3f / %.3f | %.3f | %.3f | %.2f | %.1f | %.2f |\n", s.streams, s.requests, s.errors,
-			s.reqPerSec, s.tokPerSec, s.chunkP50, s.chunkP99, s.ttftP99, s.serverLateP99, s.cpuPerSec, s.vegetaReqPerSec, s.vegetaCPUPerSec)
+		fmt.Fprintf(&b, "| %d | %d | %d | %.1f | %.0f | %.3f / %.3f | %.3f | %.3f | %.2f | %.1f | %.2f | %s |\n", s.streams, s.requests, s.errors,
+			s.reqPerSec, s.tokPerSec, s.chunkP50, s.chunkP99, s.ttftP99, s.serverLateP99, s.cpuPerSec, s.vegetaReqPerSec, s.vegetaCPUPerSec, s.loadAvg)
 	}
 	t.Logf("\n%s", b.String())
 	if *benchOut != "" {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,8 +53,16 @@ func serveFake(spec string) error {
 	if err != nil {
 		return err
 	}
+	// The server must cost little beside the load tester it measures:
+	// chunks are prebuilt, stamps kept as numbers and written at the end.
+	debug.SetGCPercent(800)
+	chunk := []byte("{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"tok \"},\"done\":false}\n")
+	type record struct {
+		trace       string
+		sent, lates []int64
+	}
 	var mu sync.Mutex
-	var truth []string
+	var truth []record
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		trace := r.Header.Get("Traceparent")
 		if p := strings.Split(trace, "-"); len(p) == 4 {
@@ -65,7 +74,7 @@ func serveFake(spec string) error {
 		// Answers vary in length (chunks/2 … 3·chunks/2), as real ones do, so
 		// a closed loop does not march in lockstep.
 		n := chunks/2 + rand.IntN(chunks+1)
-		lines := make([]string, 0, n)
+		rec := record{trace: trace, sent: make([]int64, 0, n), lates: make([]int64, 0, n)}
 		next := time.Now().Add(time.Duration(rand.Int64N(int64(interval))))
 		for i := 0; i < n; i++ {
 			time.Sleep(time.Until(next))
@@ -73,14 +82,14 @@ func serveFake(spec string) error {
 			// which the client's reads suffer too.
 			late := time.Since(next)
 			next = next.Add(interval)
-			fmt.Fprintf(w, "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"tok%d \"},\"done\":false}\n", i)
+			w.Write(chunk)
 			fl.Flush()
-			lines = append(lines, trace+" "+strconv.Itoa(i)+" "+strconv.FormatInt(time.Now().UnixNano(), 10)+" "+
-				strconv.FormatInt(int64(late), 10))
+			rec.sent = append(rec.sent, time.Now().UnixNano())
+			rec.lates = append(rec.lates, int64(late))
 		}
 		fmt.Fprintf(w, "{\"model\":\"m\",\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":12,\"eval_count\":%d}\n", n)
 		mu.Lock()
-		truth = append(truth, lines...)
+		truth = append(truth, rec)
 		mu.Unlock()
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,8 +109,10 @@ func serveFake(spec string) error {
 	}
 	bw := bufio.NewWriter(f)
 	mu.Lock()
-	for _, l := range truth {
-		bw.WriteString(l + "\n")
+	for _, rec := range truth {
+		for i := range rec.sent {
+			fmt.Fprintf(bw, "%s %d %d %d\n", rec.trace, i, rec.sent[i], rec.lates[i])
+		}
 	}
 	mu.Unlock()
 	if err := bw.Flush(); err != nil {
