@@ -117,7 +117,7 @@ type step struct {
 	ttftP50, ttftP99     float64 // timing error, ms
 	chunkP50, chunkP99   float64
 	chunks               int
-	loadAvg              string // the machine's 1-minute load average after the step
+	loadAvg              string  // the machine's 1-minute load average after the step
 	serverLateP99        float64 // the fake server's timer lateness p99, ms: the machine's noise
 	cpuPerSec            float64 // CPU seconds per second of run
 	vegetaReqPerSec      float64
