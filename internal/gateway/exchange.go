@@ -63,11 +63,20 @@ type exchange struct {
 	readErr     error // reading the upstream body failed
 	upstreamErr error // no response: refused, timeout, canceled
 
-	events      int // token events added
-	leftOut     int // output chunks without an event
+	marks       []tokenMark // token events to add when the span ends
+	texts       []string    // their text, with CaptureContent
+	leftOut     int         // output chunks without an event
 	completion  strings.Builder
 	activeAttrs metric.MeasurementOption
 	finished    bool
+}
+
+// tokenMark is a token event waiting for the span's end: 16 bytes while
+// the stream runs instead of a full SDK event (~200), so a long answer does
+// not grow the memory each in-flight stream holds.
+type tokenMark struct {
+	index int32
+	at    int64 // Unix nanoseconds
 }
 
 // onChunk is the Meter's callback for every output-carrying chunk.
@@ -84,17 +93,34 @@ func (ex *exchange) onChunk(ev stream.ChunkEvent) {
 	}
 	te := ex.g.cfg.TokenEvents
 	want := te.Mode == TokenEventsAll || (te.Mode == TokenEventsEveryN && ev.Index%te.Every == 0)
-	if !want || ex.events >= te.Cap {
+	if !want || len(ex.marks) >= te.Cap {
 		ex.leftOut++
 		return
 	}
-	ex.events++
-	// Neither API states a per-chunk token count; servers stream one token per chunk.
-	attrs := []attribute.KeyValue{attrChunkIndex.Int(ev.Index), attrChunkTokens.Int(1)}
+	ex.marks = append(ex.marks, tokenMark{index: int32(ev.Index), at: ev.At.UnixNano()})
 	if capture {
-		attrs = append(attrs, attrChunkText.String(ev.Text))
+		ex.texts = append(ex.texts, ev.Text)
 	}
-	ex.span.AddEvent(eventToken, trace.WithTimestamp(ev.At), trace.WithAttributes(attrs...))
+}
+
+// addTokenEvents puts the token events on the span, one allocation for
+// all their attributes.
+func (ex *exchange) addTokenEvents() {
+	per := 2
+	if ex.texts != nil {
+		per = 3
+	}
+	all := make([]attribute.KeyValue, 0, per*len(ex.marks))
+	for i, m := range ex.marks {
+		// Neither API states a per-chunk token count; servers stream one token per chunk.
+		all = append(all, attrChunkIndex.Int(int(m.index)), attrChunkTokens.Int(1))
+		if ex.texts != nil {
+			all = append(all, attrChunkText.String(ex.texts[i]))
+		}
+		attrs := all[len(all)-per : len(all) : len(all)]
+		ex.span.AddEvent(eventToken, trace.WithTimestamp(time.Unix(0, m.at)), trace.WithAttributes(attrs...))
+	}
+	ex.marks, ex.texts = nil, nil
 }
 
 // finish ends the measurement, records the metrics and ends the span.
@@ -107,6 +133,7 @@ func (ex *exchange) finish(ctx context.Context, err error) {
 	ctx = context.WithoutCancel(ctx) // the client may be gone; the figures are still wanted
 	ex.record(ctx, m)
 	if ex.recording {
+		ex.addTokenEvents()
 		ex.annotate(m)
 	}
 	ex.span.End(trace.WithTimestamp(m.End))

@@ -224,3 +224,38 @@ func TestChunksAreFlushedOneByOne(t *testing.T) {
 		})
 	}
 }
+
+// serverBody acts as net/http's server request body: reading it after
+// the server closed it (as it does once the response starts) fails.
+type serverBody struct {
+	r      *strings.Reader
+	closed bool
+}
+
+func (b *serverBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.r.Read(p)
+}
+
+func (b *serverBody) Close() error { b.closed = true; return nil }
+
+// TestDeclaredBodyEndsByItself: the transport's extra read after
+// Content-Length bytes must not reach the server's body, which the server
+// may have closed by then (see declaredBody).
+func TestDeclaredBodyEndsByItself(t *testing.T) {
+	sb := &serverBody{r: strings.NewReader(`{"name":"m1"}`)}
+	b := &declaredBody{r: io.LimitReader(sb, 13)}
+	got, err := io.ReadAll(io.LimitReader(b, 13))
+	if err != nil || string(got) != `{"name":"m1"}` {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	sb.Close() // the response started
+	if n, err := b.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("read past the declared length: %d, %v; want 0, EOF", n, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
