@@ -175,8 +175,16 @@ func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
 		if tpot, has := m.TPOT(); has {
 			in.TPOT.Record(ctx, tpot.Seconds(), set)
 		}
-		for _, gap := range m.Gaps {
-			in.ChunkGap.Record(ctx, gap.Seconds(), set)
+		// One gap per request may carry an exemplar (the trace); offering
+		// every gap to the exemplar reservoir would more than double the
+		// cost of recording it.
+		plain := context.Background()
+		for i, gap := range m.Gaps {
+			if i == 0 {
+				in.ChunkGap.Record(ctx, gap.Seconds(), set)
+			} else {
+				in.ChunkGap.Record(plain, gap.Seconds(), set)
+			}
 		}
 		if o := m.Ollama; o != nil {
 			in.QueueWait.Record(ctx, nanos(o.QueueWait()), set)
