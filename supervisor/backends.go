@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokentrace/tokentrace/internal/backend"
 	"github.com/tokentrace/tokentrace/internal/gateway"
 	"github.com/tokentrace/tokentrace/internal/matrix"
@@ -237,6 +239,15 @@ func startProxy(ctx context.Context, upstream, otlpEndpoint string) (*proxy, err
 	p.gw, p.srv, p.url = gw, &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}, "http://"+l.Addr().String()
 	go func() { p.done <- p.srv.Serve(l) }()
 	return p, nil
+}
+
+// tracerProvider is the one the load's CLIENT spans use, so one trace
+// shows load → proxy → engine; nil without --otlp-endpoint.
+func (p *proxy) tracerProvider() trace.TracerProvider {
+	if p.tracing == nil {
+		return nil
+	}
+	return p.tracing.Provider
 }
 
 func (p *proxy) shutdown() {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokentrace/tokentrace/internal/backend"
 	"github.com/tokentrace/tokentrace/internal/loadgen"
@@ -151,7 +152,7 @@ func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix
 	}}
 	progress := matrix.NewProgress(os.Stderr, isTerminal(os.Stderr), s.Duration.D()+s.Warmup.D())
 	r := &matrix.Runner{Settings: s, Engine: eng, Store: store, Log: progress.Wrap(os.Stderr),
-		Progress: progress, Load: loadFunc(px.url, s, f.timeout)}
+		Progress: progress, Load: loadFunc(px.url, s, f.timeout, px.tracerProvider())}
 	err = r.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the finished scenarios are in %s; run `supervisor run --resume %s` for the rest", store.Dir(), store.Dir())
@@ -208,12 +209,12 @@ func updateHeader(store *matrix.Store, engine matrix.Engine, s matrix.Settings) 
 // loadFunc drives one scenario with the load generator, through the proxy:
 // first the warm-up, whose requests are waited for and dropped, so the
 // measured window starts on an engine that serves only measured requests.
-func loadFunc(proxyURL string, s matrix.Settings, timeout time.Duration) matrix.LoadFunc {
+func loadFunc(proxyURL string, s matrix.Settings, timeout time.Duration, tp trace.TracerProvider) matrix.LoadFunc {
 	return func(ctx context.Context, sc matrix.Scenario, onRequest func(matrix.Request)) error {
 		o := loadgen.DefaultOptions()
 		o.URL, o.API, o.Model, o.MaxTokens = proxyURL, s.API, s.Model, s.MaxTokens
 		o.PromptSize, o.VaryPrompts, o.Concurrency = sc.PromptSize, s.VaryPrompts, sc.Concurrency
-		o.Timeout, o.Abort = timeout, ctx.Done()
+		o.Timeout, o.Abort, o.TracerProvider = timeout, ctx.Done(), tp
 		o.Name, o.Scenario = sc.Name()+"-warmup", sc.Name()
 		if s.Warmup.D() > 0 {
 			o.Duration = s.Warmup.D()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokentrace/tokentrace/internal/matrix"
+	"github.com/tokentrace/tokentrace/internal/simulator"
 	"github.com/tokentrace/tokentrace/internal/stats"
 )
 
@@ -455,5 +457,41 @@ func TestCacheTestOnTheSimulator(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "| warm prefix | 3 | 0 |") {
 		t.Errorf("table missing:\n%s", stdout)
+	}
+}
+
+// An engine the supervisor did not start runs concurrency × size only.
+func TestRunExternalEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a matrix on the simulator")
+	}
+	bin := buildSupervisor(t)
+	sim, err := simulator.New(simulator.Config{Parallel: 2, ContextLength: 1024, TimeScale: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	out := filepath.Join(t.TempDir(), "run")
+	_, stderr, code := runBin(t, bin, 2*time.Minute, "run", "--backend", "external", "--url", srv.URL, "--api", "ollama",
+		"--model", sim.Profile().Model, "--concurrency", "1,2", "--prompt-sizes", "small", "--num-parallel", "2,4",
+		"--num-ctx", "1024", "--duration", "1s", "--warmup", "0s", "--max-tokens", "10", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "cannot be restarted") {
+		t.Errorf("the run does not say the engine cannot be restarted:\n%s", stderr)
+	}
+	h, results, _, err := matrix.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Engine.Restartable || len(results) != 2 {
+		t.Fatalf("restartable %v, %d results; want an external engine and 2 scenarios (one setting)", h.Engine.Restartable, len(results))
+	}
+	for _, r := range results {
+		if r.Status != matrix.StatusOK || r.Parallel != 2 || r.Requests == 0 {
+			t.Errorf("%s: %s, %d requests: %s", r.Name, r.Status, r.Requests, r.Note)
+		}
 	}
 }
