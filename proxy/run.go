@@ -134,6 +134,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer, stop <-cha
 		logger.Printf("OpenTelemetry environment: %v", err)
 		return 2
 	}
+	// The span must hold the token events asked for, and the first_token event.
+	if need := cfg.TokenEvents.Cap + 1; need > max(tcfg.MaxEvents, telemetry.DefaultMaxEvents) {
+		tcfg.MaxEvents = need
+	}
 	if err := serve(o, cfg, tcfg, logger, stop); err != nil {
 		logger.Print(err)
 		return 1
