@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # tokentrace: the proxy (default entrypoint), the load tester and the supervisor in one small image.
 #   docker build -t tokentrace .
-#   docker run --rm -p 8080:8080 -p 9464:9464 tokentrace --upstream http://host.docker.internal:11434
+#   docker run --rm -p 11435:11435 -p 9464:9464 tokentrace \
+#     --listen=0.0.0.0:11435 --admin-listen=0.0.0.0:9464 --upstream=http://host.docker.internal:11434
+# (the proxy listens on loopback by default, which a container's published ports cannot reach)
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -15,6 +17,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/
 USER nonroot:nonroot
-# 8080: the proxied APIs (Ollama /api/*, OpenAI /v1/*); 9464: admin (/metrics, /healthz, /readyz).
-EXPOSE 8080 9464
+# 11435: the proxied APIs (Ollama /api/*, OpenAI /v1/*); 9464: admin (/metrics, /healthz, /readyz).
+EXPOSE 11435 9464
 ENTRYPOINT ["/usr/local/bin/proxy"]
+CMD ["--listen=0.0.0.0:11435", "--admin-listen=0.0.0.0:9464"]

@@ -103,7 +103,7 @@ func TestComposeWiring(t *testing.T) {
 		{"chat UI on 3001 talks to the proxy", func() bool {
 			c := svc("chat")
 			u := c.Environment["OLLAMA_BASE_URL"]
-			return publishes(c, "3001") && u != nil && *u == "http://proxy:8080"
+			return publishes(c, "3001") && u != nil && *u == "http://proxy:11435"
 		}},
 		{"ollama and chat are optional profiles", func() bool {
 			return slices.Equal(svc("ollama").Profiles, []string{"ollama"}) && slices.Equal(svc("chat").Profiles, []string{"chat"})

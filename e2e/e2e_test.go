@@ -38,7 +38,7 @@ func startProxy(t *testing.T, name, upstream, admin, otlp string) string {
 	t.Helper()
 	addr := hostPort(freePort(t))
 	p := start(t, name, command(t, "proxy"),
-		[]string{"--listen", addr, "--admin", admin, "--upstream", upstream},
+		[]string{"--listen", addr, "--admin-listen", admin, "--upstream", upstream},
 		"OTEL_SERVICE_NAME="+proxyService,
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlp,
 		"OTEL_EXPORTER_OTLP_INSECURE=true",
@@ -48,16 +48,21 @@ func startProxy(t *testing.T, name, upstream, admin, otlp string) string {
 	return "http://" + addr
 }
 
-// attack runs `loadtest attack` against target with tracing to otlp, and fails the test on a non-zero exit.
-func attack(t *testing.T, target, otlp string, args ...string) {
+// startAttack runs `loadtest attack` against target with tracing to otlp; wait for it with finish.
+func startAttack(t *testing.T, target, otlp string, args ...string) *proc {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "results.bin")
 	args = append([]string{"attack", "-url", target, "-model", simModel, "-output", out}, args...)
-	p := start(t, "loadtest", command(t, "loadtest"), args,
+	return start(t, "loadtest", command(t, "loadtest"), args,
 		"OTEL_SERVICE_NAME="+loadtestService,
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlp,
 		"OTEL_EXPORTER_OTLP_INSECURE=true",
 	)
+}
+
+// finish waits for a load-tester run and fails the test unless it exited 0.
+func finish(t *testing.T, p *proc) {
+	t.Helper()
 	select {
 	case <-p.done:
 	case <-time.After(3 * time.Minute):
@@ -73,14 +78,29 @@ func attack(t *testing.T, target, otlp string, args ...string) {
 func chat(t *testing.T, base, model string) (int, time.Duration) {
 	t.Helper()
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Say hello."}],"stream":true,"options":{"num_predict":16}}`, model)
-	start := time.Now()
-	resp, err := http.Post(base+"/api/chat", "application/json", strings.NewReader(body))
+	return post(t, base+"/api/chat", body, "")
+}
+
+// post sends a JSON body (with a scenario header when scenario is set), reads the whole response and
+// returns its status and duration.
+func post(t *testing.T, u, body, scenario string) (int, time.Duration) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	if err != nil {
-		t.Fatalf("chat through the proxy: %v", err)
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if scenario != "" {
+		req.Header.Set("X-Tokentrace-Scenario", scenario)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", u, err)
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		t.Fatalf("read chat response: %v", err)
+		t.Fatalf("read response of %s: %v", u, err)
 	}
 	return resp.StatusCode, time.Since(start)
 }
@@ -95,15 +115,27 @@ func TestStackEndToEnd(t *testing.T) {
 	collectorOTLP, _ := startCollector(t, admin, jaegerOTLP, promURL)
 	proxy := startProxy(t, "proxy", sim, admin, collectorOTLP)
 
+	// Traffic spread over time, so rate() sees counters grow: a Prometheus series starts at its first
+	// sample, and a burst that fits between two scrapes shows no increase at all. The Ollama-API run
+	// keeps going while the queries below are checked.
 	began := time.Now()
-	attack(t, proxy, collectorOTLP, "-api", "ollama", "-concurrency", "4", "-requests", "40", "-max-tokens", "24", "-scenario", scenario)
-	attack(t, proxy, collectorOTLP, "-api", "openai", "-concurrency", "2", "-requests", "10", "-max-tokens", "24", "-scenario", scenario+"-openai")
-	// A few failures, so the errors panel has something to show.
-	for range 3 {
+	background := startAttack(t, proxy, collectorOTLP, "-api", "ollama", "-rate", "4", "-concurrency", "8",
+		"-duration", "45s", "-max-tokens", "24", "-scenario", scenario)
+	openai := startAttack(t, proxy, collectorOTLP, "-api", "openai", "-rate", "1", "-concurrency", "4",
+		"-duration", "15s", "-max-tokens", "24", "-scenario", scenario+"-openai")
+	// Failures, so the errors panel has something to show: unknown models, and requests the server
+	// refuses for the known model in the e2e scenario.
+	for range 8 {
 		if code, _ := chat(t, proxy, "no-such-model"); code != http.StatusNotFound {
 			t.Fatalf("unknown model through the proxy: status %d, want 404", code)
 		}
+		empty := fmt.Sprintf(`{"model":%q,"messages":[],"stream":true}`, simModel)
+		if code, _ := post(t, proxy+"/v1/chat/completions", empty, scenario); code != http.StatusBadRequest {
+			t.Fatalf("chat without messages through the proxy: status %d, want 400", code)
+		}
+		time.Sleep(2 * time.Second)
 	}
+	finish(t, openai)
 
 	t.Run("one trace from load tester to upstream", func(t *testing.T) {
 		eventually(t, 60*time.Second, time.Second, "a complete request trace in Jaeger", func() error {
@@ -131,9 +163,12 @@ func TestStackEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		valueSets := []map[string]string{
-			{"model": ".*", "upstream": ".*", "scenario": ".*", "__rate_interval": "2m"},
-			{"model": regexpQuote(simModel), "upstream": "ollama", "scenario": scenario, "__rate_interval": "2m"},
+		valueSets := []struct {
+			name   string
+			values map[string]string
+		}{
+			{"all", map[string]string{"model": ".*", "upstream": ".*", "scenario": ".*", "__rate_interval": "2m"}},
+			{"selected", map[string]string{"model": regexpQuote(simModel), "upstream": "ollama", "scenario": scenario, "__rate_interval": "2m"}},
 		}
 		for _, f := range files {
 			queries, err := dashboards.PrometheusQueries(f.JSON)
@@ -141,12 +176,12 @@ func TestStackEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, q := range queries {
-				for _, values := range valueSets {
-					expr, err := dashboards.Expand(q.Expr, values)
+				for _, vs := range valueSets {
+					expr, err := dashboards.Expand(q.Expr, vs.values)
 					if err != nil {
 						t.Fatal(err)
 					}
-					t.Run(q.Panel+"/"+q.RefID+"/"+values["model"], func(t *testing.T) {
+					t.Run(q.Dashboard+"/"+q.Panel+"/"+q.RefID+"/"+vs.name, func(t *testing.T) {
 						eventually(t, 90*time.Second, 2*time.Second, expr, func() error {
 							return hasFiniteSample(promURL, expr)
 						})
@@ -181,6 +216,8 @@ func TestStackEndToEnd(t *testing.T) {
 			return checkRequestTrace(tr, loadtestService, proxyService)
 		})
 	})
+
+	finish(t, background)
 }
 
 // hasFiniteSample runs expr and wants at least one series with a finite value.

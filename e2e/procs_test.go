@@ -5,7 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -173,33 +172,35 @@ func tool(t *testing.T, env string) string {
 	return p
 }
 
-// goBuild builds the repository's commands into a temporary folder once per test binary.
+// commands are the repository's commands the tests run, built once per test binary into a temporary
+// folder (removed by TestMain).
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
+	packages = map[string]string{"proxy": "./proxy", "loadtest": "./loadtest", "supervisor": "./supervisor"}
 )
 
 func command(t *testing.T, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "tokentrace-e2e-bin-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", buildDir+string(filepath.Separator), "./proxy", "./loadtest", "./supervisor")
-		cmd.Dir = repoRoot
-		out, err := cmd.CombinedOutput()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "tokentrace-e2e-bin-")
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+			t.Fatal(err)
 		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+		buildDir = d
 	}
 	p := filepath.Join(buildDir, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatal(errors.Join(fmt.Errorf("command %s not built", name), err))
+	cmd := exec.Command("go", "build", "-o", p, packages[name])
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", packages[name], err, out)
 	}
+	built[name] = p
 	return p
 }
