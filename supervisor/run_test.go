@@ -429,8 +429,8 @@ func TestCacheTestOnTheSimulator(t *testing.T) {
 	bin := buildSupervisor(t)
 	out := filepath.Join(t.TempDir(), "cache")
 	port := freePort(t)
-	stdout, stderr, code := runBin(t, bin, 2*time.Minute, "cache-test", "--backend", "sim", "--iterations", "3",
-		"--prompt-size", "large", "--sim-flag=-time-scale=0.2", "--out", out, "--port", strconv.Itoa(port))
+	stdout, stderr, code := runBin(t, bin, 2*time.Minute, "cache-test", "--backend", "sim", "--iterations", "5",
+		"--prompt-size", "large", "--sim-flag=-time-scale=0.5", "--out", out, "--port", strconv.Itoa(port))
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -447,7 +447,7 @@ func TestCacheTestOnTheSimulator(t *testing.T) {
 		t.Fatalf("%d phases, want 3", len(res.Phases))
 	}
 	cold, warm, fresh := res.Phases[0].Summary, res.Phases[1].Summary, res.Phases[2].Summary
-	if warm.Count != 3 || fresh.Count != 3 || cold.Count != 1 {
+	if warm.Count != 5 || fresh.Count != 5 || cold.Count != 1 {
 		t.Fatalf("counts: cold start %d, warm %d, cold prefix %d", cold.Count, warm.Count, fresh.Count)
 	}
 	// The simulator's prefill is proportional to the uncached prompt, and
@@ -455,7 +455,7 @@ func TestCacheTestOnTheSimulator(t *testing.T) {
 	if !(warm.P50 < fresh.P50 && fresh.P50 < cold.P50) || res.BenefitMs <= 0 {
 		t.Errorf("TTFT p50: warm prefix %.1f, cold prefix %.1f, cold start %.1f ms; want them increasing", warm.P50, fresh.P50, cold.P50)
 	}
-	if !strings.Contains(stdout, "| warm prefix | 3 | 0 |") {
+	if !strings.Contains(stdout, "| warm prefix | 5 | 0 |") {
 		t.Errorf("table missing:\n%s", stdout)
 	}
 }
@@ -494,4 +494,19 @@ func TestRunExternalEngine(t *testing.T) {
 			t.Errorf("%s: %s, %d requests: %s", r.Name, r.Status, r.Requests, r.Note)
 		}
 	}
+}
+
+func TestMissingModelSaysHowToGetIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the simulator")
+	}
+	bin := buildSupervisor(t)
+	port := freePort(t)
+	_, stderr, code := runBin(t, bin, time.Minute, fastSim(filepath.Join(t.TempDir(), "run"), port,
+		"--model", "nosuch:7b", "--concurrency", "1", "--prompt-sizes", "small", "--num-parallel", "1")...)
+	if code != 1 || !strings.Contains(stderr, `model "nosuch:7b" is not in this Ollama's models`) ||
+		!strings.Contains(stderr, "ollama pull nosuch:7b") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+	waitNoEngine(t, port)
 }
