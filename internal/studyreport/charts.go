@@ -26,15 +26,16 @@ const (
 func (d *Data) WriteCharts(dir string) ([]string, error) {
 	byConc := []struct {
 		file, title, unit string
+		falls             bool // the figure falls with concurrency: legend at the bottom
 		value             func(*Cell) float64
 	}{
-		{ChartTTFT, "TTFT p50", "ms", func(c *Cell) float64 { return c.TTFTP50Ms }},
-		{ChartTokPerSec, "per-request tok/s (mean)", "tok/s", func(c *Cell) float64 { return c.TokPerSecMean }},
-		{ChartThroughput, "system throughput", "output tok/s", func(c *Cell) float64 { return c.OutputTokPerSec }},
+		{ChartTTFT, "TTFT p50", "ms", false, func(c *Cell) float64 { return c.TTFTP50Ms }},
+		{ChartTokPerSec, "per-request tok/s (mean)", "tok/s", true, func(c *Cell) float64 { return c.TokPerSecMean }},
+		{ChartThroughput, "system throughput", "output tok/s", false, func(c *Cell) float64 { return c.OutputTokPerSec }},
 	}
 	var files []string
 	for _, ch := range byConc {
-		if err := d.conccurrencyChart(filepath.Join(dir, ch.file), ch.title, ch.unit, ch.value); err != nil {
+		if err := d.concurrencyChart(filepath.Join(dir, ch.file), ch.title, ch.unit, ch.falls, ch.value); err != nil {
 			return files, fmt.Errorf("chart %s: %w", ch.file, err)
 		}
 		files = append(files, ch.file)
@@ -45,9 +46,13 @@ func (d *Data) WriteCharts(dir string) ([]string, error) {
 	return append(files, ChartMemory), nil
 }
 
-// conccurrencyChart draws one panel per prompt size: the figure against
+// concurrencyChart draws one panel per prompt size: the figure against
 // concurrency, one line per parallel setting.
-func (d *Data) conccurrencyChart(path, title, unit string, value func(*Cell) float64) error {
+func (d *Data) concurrencyChart(path, title, unit string, falls bool, value func(*Cell) float64) error {
+	var ticks []plot.Tick
+	for _, c := range d.Conc {
+		ticks = append(ticks, plot.Tick{Value: float64(c), Label: fmt.Sprint(c)})
+	}
 	row := make([]*plot.Plot, len(d.Sizes))
 	for i, size := range d.Sizes {
 		p := plot.New()
@@ -55,12 +60,16 @@ func (d *Data) conccurrencyChart(path, title, unit string, value func(*Cell) flo
 		p.X.Label.Text = "concurrency"
 		p.Y.Label.Text = unit
 		p.Y.Min = 0
-		p.Legend.Top = true
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+		p.Legend.Top, p.Legend.Left = !falls, true
+		p.Legend.XOffs, p.Legend.YOffs = vg.Millimeter*3, vg.Millimeter
+		top := 0.0
 		for k, s := range d.Settings {
 			var pts plotter.XYs
 			for _, conc := range d.Conc {
 				if c := d.OK(s, conc, size); c != nil {
 					pts = append(pts, plotter.XY{X: float64(conc), Y: value(c)})
+					top = max(top, value(c))
 				}
 			}
 			if len(pts) == 0 {
@@ -75,6 +84,7 @@ func (d *Data) conccurrencyChart(path, title, unit string, value func(*Cell) flo
 			p.Add(line, marks)
 			p.Legend.Add(d.Label(s), line, marks)
 		}
+		p.Y.Max = top * 1.25 // room for the legend
 		row[i] = p
 	}
 	return savePanels(path, [][]*plot.Plot{row}, vg.Length(len(row))*9*vg.Centimeter, 9*vg.Centimeter)
@@ -107,9 +117,14 @@ func (d *Data) memoryChart(path string) error {
 	p.Add(bi, bp)
 	p.Legend.Add("idle after load", bi)
 	p.Legend.Add("peak under load", bp)
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
+	top := 0.0
+	for _, v := range peak {
+		top = max(top, v)
+	}
+	p.Y.Min, p.Y.Max = 0, top*1.3
 	p.NominalX(names...)
-	return savePanels(path, [][]*plot.Plot{{p}}, vg.Length(max(len(names), 3))*3*vg.Centimeter, 9*vg.Centimeter)
+	return savePanels(path, [][]*plot.Plot{{p}}, vg.Length(max(len(names), 3))*4*vg.Centimeter, 9*vg.Centimeter)
 }
 
 func savePanels(path string, plots [][]*plot.Plot, width, height vg.Length) error {
