@@ -63,7 +63,8 @@ type exchange struct {
 	readErr     error // reading the upstream body failed
 	upstreamErr error // no response: refused, timeout, canceled
 
-	marks       []tokenMark // token events to add when the span ends
+	marks       []uint32    // token events to add when the span ends
+	firstAt     time.Time   // the first token's arrival
 	texts       []string    // their text, with CaptureContent
 	leftOut     int         // output chunks without an event
 	completion  strings.Builder
@@ -71,13 +72,11 @@ type exchange struct {
 	finished    bool
 }
 
-// tokenMark is a token event waiting for the span's end: 16 bytes while
-// the stream runs instead of a full SDK event (~200), so a long answer does
-// not grow the memory each in-flight stream holds.
-type tokenMark struct {
-	index int32
-	at    int64 // Unix nanoseconds
-}
+// Token events wait for the span's end as 4-byte marks, microseconds since
+// the first token (up to 71 minutes), instead of full SDK events (~200
+// bytes each), so a long answer does not grow what each in-flight stream
+// holds. The i-th mark is output chunk i, or i×N with every:N.
+const maxMark = 1<<32 - 1
 
 // onChunk is the Meter's callback for every output-carrying chunk.
 func (ex *exchange) onChunk(ev stream.ChunkEvent) {
@@ -85,6 +84,7 @@ func (ex *exchange) onChunk(ev stream.ChunkEvent) {
 		return
 	}
 	if ev.Index == 0 {
+		ex.firstAt = ev.At
 		ex.span.AddEvent(eventFirstToken, trace.WithTimestamp(ev.At))
 	}
 	capture := ex.g.cfg.CaptureContent
@@ -97,7 +97,8 @@ func (ex *exchange) onChunk(ev stream.ChunkEvent) {
 		ex.leftOut++
 		return
 	}
-	ex.marks = append(ex.marks, tokenMark{index: int32(ev.Index), at: ev.At.UnixNano()})
+	us := ev.At.Sub(ex.firstAt).Microseconds()
+	ex.marks = append(ex.marks, uint32(min(max(us, 0), maxMark)))
 	if capture {
 		ex.texts = append(ex.texts, ev.Text)
 	}
@@ -110,15 +111,20 @@ func (ex *exchange) addTokenEvents() {
 	if ex.texts != nil {
 		per = 3
 	}
+	step := 1
+	if ex.g.cfg.TokenEvents.Mode == TokenEventsEveryN {
+		step = ex.g.cfg.TokenEvents.Every
+	}
 	all := make([]attribute.KeyValue, 0, per*len(ex.marks))
-	for i, m := range ex.marks {
+	for i, us := range ex.marks {
 		// Neither API states a per-chunk token count; servers stream one token per chunk.
-		all = append(all, attrChunkIndex.Int(int(m.index)), attrChunkTokens.Int(1))
+		all = append(all, attrChunkIndex.Int(i*step), attrChunkTokens.Int(1))
 		if ex.texts != nil {
 			all = append(all, attrChunkText.String(ex.texts[i]))
 		}
 		attrs := all[len(all)-per : len(all) : len(all)]
-		ex.span.AddEvent(eventToken, trace.WithTimestamp(time.Unix(0, m.at)), trace.WithAttributes(attrs...))
+		at := ex.firstAt.Add(time.Duration(us) * time.Microsecond)
+		ex.span.AddEvent(eventToken, trace.WithTimestamp(at), trace.WithAttributes(attrs...))
 	}
 	ex.marks, ex.texts = nil, nil
 }

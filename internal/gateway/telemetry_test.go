@@ -220,10 +220,20 @@ func TestTokenEventModes(t *testing.T) {
 			rg.do(t, "POST", "/api/generate", `{"model":"m1"}`, nil)
 			s := rg.span(t, "text_completion")
 			tokens := 0
+			step := max(tc.ev.Every, 1)
 			for _, e := range s.Events() {
-				if e.Name == eventToken {
-					tokens++
+				if e.Name != eventToken {
+					continue
 				}
+				for _, kv := range e.Attributes {
+					if kv.Key == attrChunkIndex && kv.Value.AsInt64() != int64(tokens*step) {
+						t.Errorf("token event %d has index %d, want %d", tokens, kv.Value.AsInt64(), tokens*step)
+					}
+				}
+				if e.Time.Before(s.Events()[0].Time) || e.Time.After(s.EndTime()) {
+					t.Errorf("token event %d at %v, outside first token %v .. end %v", tokens, e.Time, s.Events()[0].Time, s.EndTime())
+				}
+				tokens++
 			}
 			if tokens != tc.wantEvents || s.Events()[0].Name != eventFirstToken {
 				t.Errorf("%d token events (first %q), want %d", tokens, s.Events()[0].Name, tc.wantEvents)
