@@ -63,10 +63,10 @@ type exchange struct {
 	readErr     error // reading the upstream body failed
 	upstreamErr error // no response: refused, timeout, canceled
 
-	marks       []uint32    // token events to add when the span ends
-	firstAt     time.Time   // the first token's arrival
-	texts       []string    // their text, with CaptureContent
-	leftOut     int         // output chunks without an event
+	marks       []uint32  // token events to add when the span ends
+	firstAt     time.Time // the first token's arrival
+	texts       []string  // their text, with CaptureContent
+	leftOut     int       // output chunks without an event
 	completion  strings.Builder
 	activeAttrs metric.MeasurementOption
 	finished    bool
