@@ -11,10 +11,13 @@
 DEMO_FLAGS := --backend sim --num-parallel 1,4 --concurrency 1,4 --prompt-sizes small,large \
 	--num-ctx 4096 --duration 5s --warmup 1s --max-tokens 96 --vary-prompts
 
+# The binary's path relative to the checkout, so the output shows no local path.
+DEMO_BIN := $(patsubst $(CURDIR)/%,%,$(BIN))/supervisor
+
 demo:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/supervisor ./supervisor
-	$(BIN)/supervisor run $(DEMO_FLAGS) --out out/demo-$$(date +%Y%m%d-%H%M%S)
+	$(GO) build -o $(DEMO_BIN) ./supervisor
+	$(DEMO_BIN) run $(DEMO_FLAGS) --out out/demo-$$(date +%Y%m%d-%H%M%S)
 
 # Real llama.cpp timing: serial, after the unit tests, never beside other work.
 test-supervisor-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
