@@ -191,6 +191,20 @@ func TestStackEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("traces-to-metrics queries return data", func(t *testing.T) {
+		tm := tempoDatasource(t).JSONData.TracesToMetrics
+		// Grafana replaces $__tags with the span's tags mapped to labels; the span here is the proxy's.
+		tags := fmt.Sprintf(`gen_ai_request_model="%s"`, simModel)
+		for _, q := range tm.Queries {
+			expr := strings.ReplaceAll(q.Query, "$$__tags", tags)
+			t.Run(q.Name, func(t *testing.T) {
+				eventually(t, 90*time.Second, 2*time.Second, expr, func() error {
+					return hasFiniteSample(promURL, expr)
+				})
+			})
+		}
+	})
+
 	t.Run("TTFT exemplars stored and linked to traces", func(t *testing.T) {
 		var traceID string
 		eventually(t, 60*time.Second, 2*time.Second, "TTFT exemplars in Prometheus", func() error {
