@@ -36,6 +36,7 @@ type options struct {
 	gap             time.Duration
 	cpuProfile      string
 	variants        string
+	rounds          int
 }
 
 func main() { os.Exit(run()) }
@@ -53,6 +54,7 @@ func run() int {
 	flag.IntVar(&o.longHold, "long-hold", 512, "tokens in, for the second memory reading (0: skip)")
 	flag.DurationVar(&o.gap, "gap", 10*time.Millisecond, "upstream pause between tokens")
 	flag.StringVar(&o.variants, "variants", "direct,bare,gateway,gateway-events-off", "what to measure, in order (direct must come first for added TTFT)")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of the many-streams run, alternating between variants")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write each proxy child's CPU profile to FILE.<variant>")
 	flag.Parse()
 	if o.serve != "" {
@@ -62,8 +64,8 @@ func run() int {
 		}
 		return 0
 	}
-	if o.conc < 1 || o.perStream < 1 || o.singles < 1 || o.tokens < 2 || o.hold < 1 || o.longHold < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -streams, -per-stream, -singles must be ≥ 1, -tokens ≥ 2, -hold ≥ 1, -long-hold ≥ 0")
+	if o.conc < 1 || o.rounds < 1 || o.perStream < 1 || o.singles < 1 || o.tokens < 2 || o.hold < 1 || o.longHold < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -streams, -rounds, -per-stream, -singles must be ≥ 1, -tokens ≥ 2, -hold ≥ 1, -long-hold ≥ 0")
 		return 2
 	}
 	rep, err := measure(o)
@@ -75,7 +77,10 @@ func run() int {
 	return 0
 }
 
-// measure runs every variant against one fake upstream.
+// measure runs every variant against one fake upstream. The proxies run
+// all the time in their child processes; the many-streams run goes round
+// after round through the variants, so a neighbour's burst of CPU falls on
+// one round of each rather than on one variant.
 func measure(o options) (*report, error) {
 	up := &fakeUpstream{gap: o.gap, release: make(chan struct{})}
 	srv := httptest.NewServer(up)
@@ -83,28 +88,54 @@ func measure(o options) (*report, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, DisableCompression: true}}
 	defer client.CloseIdleConnections()
 
-	rep := &report{}
+	type target struct {
+		base  string
+		child *childProc
+		vr    variantReport
+	}
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			if t.child != nil {
+				_ = t.child.stop()
+			}
+		}
+	}()
 	for _, variant := range strings.Split(o.variants, ",") {
-		base := srv.URL
-		var child *childProc
+		t := &target{base: srv.URL, vr: variantReport{name: variant}}
 		if variant != "direct" {
-			var err error
-			if child, err = startChild(variant, srv.URL, o.cpuProfile); err != nil {
+			child, err := startChild(variant, srv.URL, o.cpuProfile)
+			if err != nil {
 				return nil, err
 			}
-			base = child.base
+			t.base, t.child = child.base, child
 		}
-		vr, err := measureVariant(o, up, client, variant, base, child != nil)
-		if child != nil {
-			if cerr := child.stop(); cerr != nil && err == nil {
-				err = cerr
+		targets = append(targets, t)
+	}
+	for _, t := range targets {
+		if err := warmAndSingle(o, client, t.base, t.child != nil, &t.vr); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.vr.name, err)
+		}
+	}
+	for range o.rounds {
+		for _, t := range targets {
+			if err := manyRound(o, client, t.base, t.child != nil, &t.vr); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.vr.name, err)
 			}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", variant, err)
+	}
+	rep := &report{}
+	for _, t := range targets {
+		if t.child != nil {
+			if err := memoryPhases(o, up, client, t.base, &t.vr); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.vr.name, err)
+			}
+			if err := t.child.stop(); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.vr.name, err)
+			}
+			t.child = nil
 		}
-		rep.variants = append(rep.variants, vr)
-		client.CloseIdleConnections()
+		rep.variants = append(rep.variants, t.vr)
 	}
 	return rep, nil
 }

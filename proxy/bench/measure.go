@@ -23,6 +23,7 @@ type phase struct {
 type variantReport struct {
 	name         string
 	single, many phase
+	roundCPU     []float64 // proxy CPU ns per chunk, per round of the many-streams phase
 	mem          []memReading
 }
 
@@ -34,33 +35,49 @@ type memReading struct {
 	goroutinesPerS float64
 }
 
-func measureVariant(o options, up *fakeUpstream, c *http.Client, name, base string, proxied bool) (variantReport, error) {
-	vr := variantReport{name: name}
-	// Warm up connections and code paths.
+// warmAndSingle warms connections and code paths up, then runs the
+// one-stream phase.
+func warmAndSingle(o options, c *http.Client, base string, proxied bool, vr *variantReport) error {
 	if _, err := runLoad(c, base, fmt.Sprintf("tokens=%d", o.singleTokens), o.conc, 1, 0); err != nil {
-		return vr, fmt.Errorf("warm-up: %w", err)
+		return fmt.Errorf("warm-up: %w", err)
 	}
 	var err error
-	if vr.single, err = loadPhase(c, base, fmt.Sprintf("tokens=%d", o.singleTokens), 1, o.singles, 0, proxied); err != nil {
-		return vr, err
-	}
+	vr.single, err = loadPhase(c, base, fmt.Sprintf("tokens=%d", o.singleTokens), 1, o.singles, 0, proxied)
+	return err
+}
+
+// manyRound runs one round of the many-streams phase and adds it to vr.many.
+func manyRound(o options, c *http.Client, base string, proxied bool, vr *variantReport) error {
 	spread := time.Duration(o.tokens) * o.gap
-	if vr.many, err = loadPhase(c, base, fmt.Sprintf("tokens=%d", o.tokens), o.conc, o.perStream, spread, proxied); err != nil {
-		return vr, err
+	p, err := loadPhase(c, base, fmt.Sprintf("tokens=%d", o.tokens), o.conc, o.perStream, spread, proxied)
+	if err != nil {
+		return err
 	}
-	if proxied {
-		for _, hold := range []int{o.hold, o.longHold} {
-			if hold == 0 {
-				continue
-			}
-			r, err := memoryPhase(o, up, c, base, hold)
-			if err != nil {
-				return vr, err
-			}
-			vr.mem = append(vr.mem, r)
+	m := &vr.many
+	m.conc, m.measured = p.conc, p.measured
+	m.requests += p.requests
+	m.chunks += p.chunks
+	m.ttft = append(m.ttft, p.ttft...)
+	m.cpu += p.cpu
+	m.mallocs += p.mallocs
+	if p.measured {
+		vr.roundCPU = append(vr.roundCPU, float64(p.cpu.Nanoseconds())/float64(p.chunks))
+	}
+	return nil
+}
+
+func memoryPhases(o options, up *fakeUpstream, c *http.Client, base string, vr *variantReport) error {
+	for _, hold := range []int{o.hold, o.longHold} {
+		if hold == 0 {
+			continue
 		}
+		r, err := memoryPhase(o, up, c, base, hold)
+		if err != nil {
+			return err
+		}
+		vr.mem = append(vr.mem, r)
 	}
-	return vr, nil
+	return nil
 }
 
 func loadPhase(c *http.Client, base, query string, conc, perStream int, spread time.Duration, proxied bool) (phase, error) {

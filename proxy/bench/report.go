@@ -14,15 +14,20 @@ type report struct {
 }
 
 func (r *report) write(w io.Writer, o options) {
-	fmt.Fprintf(w, "proxy benchmark: %s, GOMAXPROCS %d, upstream gap %v; 1 stream × %d answers of %d tokens; %d streams × %d answers of %d tokens\n\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), o.gap, o.singles, o.singleTokens, o.conc, o.perStream, o.tokens)
+	fmt.Fprintf(w, "proxy benchmark: %s, GOMAXPROCS %d, upstream gap %v; 1 stream × %d answers of %d tokens; %d rounds of %d streams × %d answers of %d tokens\n\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), o.gap, o.singles, o.singleTokens, o.rounds, o.conc, o.perStream, o.tokens)
 	direct := map[int]stats.Summary{}
 	for _, v := range r.variants {
 		if v.name == "direct" {
 			direct[1], direct[o.conc] = stats.Summarize(v.single.ttft), stats.Summarize(v.many.ttft)
 		}
 	}
-	var bareCPU float64
+	var bareRounds []float64
+	for _, v := range r.variants {
+		if v.name == "bare" {
+			bareRounds = v.roundCPU
+		}
+	}
 	fmt.Fprintln(w, "| variant | streams | requests | TTFT p50 | TTFT p99 | added p50 | added p99 | proxy CPU / token | × bare | allocs / chunk |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, v := range r.variants {
@@ -34,11 +39,13 @@ func (r *report) write(w io.Writer, o options) {
 				perTok := float64(p.cpu.Nanoseconds()) / float64(p.chunks)
 				cpu = fmt.Sprintf("%.1f µs", perTok/1e3)
 				allocs = fmt.Sprintf("%.1f", float64(p.mallocs)/float64(p.chunks))
-				if v.name == "bare" && p.conc == o.conc {
-					bareCPU = perTok
-				}
-				if bareCPU > 0 && p.conc == o.conc {
-					ratio = fmt.Sprintf("%.2f", perTok/bareCPU)
+				if p.conc == o.conc && len(bareRounds) == len(v.roundCPU) && len(v.roundCPU) > 0 {
+					var rs []float64
+					for i := range v.roundCPU {
+						rs = append(rs, v.roundCPU[i]/bareRounds[i])
+					}
+					sr := stats.Summarize(rs)
+					ratio = fmt.Sprintf("%.2f (%.2f–%.2f)", sr.P50, sr.Min, sr.Max)
 				}
 			}
 			added50, added99 := "—", "—"
@@ -55,7 +62,8 @@ func (r *report) write(w io.Writer, o options) {
 			fmt.Fprintf(w, "| %s | %d | %.1f KiB | %.1f |\n", v.name, m.hold, m.perStream/1024, m.goroutinesPerS)
 		}
 	}
-	fmt.Fprintln(w, "\nCPU per token is the proxy process's user+system time over the run divided by the chunks it forwarded (one token per chunk).")
+	fmt.Fprintf(w, "\nCPU per token: the proxy process's user+system time divided by the chunks it forwarded (one token per chunk).\n"+
+		"× bare: median (min–max) over the %d rounds of the many-streams run of CPU per token ÷ the bare proxy's in the same round.\n", o.rounds)
 }
 
 func ms(s float64) string { return fmt.Sprintf("%.3f ms", s*1e3) }
