@@ -62,8 +62,14 @@ type Runner struct {
 	MemInterval time.Duration
 }
 
-// memoryError matches error responses that say memory ran out.
-var memoryError = regexp.MustCompile(`(?i)memory|\boom\b|alloc`)
+var (
+	// memoryError matches error responses that say memory ran out.
+	memoryError = regexp.MustCompile(`(?i)memory|\boom\b|alloc`)
+	// memoryExit matches how an engine exited when memory killed it (the
+	// kernel's OOM killer sends SIGKILL).
+	memoryExit = regexp.MustCompile(`(?i)killed|memory`)
+	blanks     = regexp.MustCompile(`\s+`)
+)
 
 // Run runs every scenario that the store does not have yet. An interrupted
 // run (ctx cancelled) records nothing of the scenario it was in.
@@ -230,7 +236,7 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 	return "", nil
 }
 
-func memoryWords(s string) bool { return regexp.MustCompile(`(?i)killed|memory`).MatchString(s) }
+func memoryWords(s string) bool { return memoryExit.MatchString(s) }
 
 func memNote(last string) string {
 	if last == "" {
@@ -269,7 +275,7 @@ func summaryLine(r Result) string {
 }
 
 func oneLine(s string) string {
-	s = regexp.MustCompile(`\s+`).ReplaceAllString(s, " ")
+	s = blanks.ReplaceAllString(s, " ")
 	if len(s) > 300 {
 		s = s[:300] + "…"
 	}
