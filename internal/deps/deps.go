@@ -6,6 +6,8 @@ package deps
 
 import (
 	_ "github.com/compose-spec/compose-go/v2/loader"
+	_ "github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 	_ "github.com/shirou/gopsutil/v4/process"
 	_ "github.com/tsenart/vegeta/v12/lib"
 	_ "github.com/vulcand/oxy/v2/forward"
@@ -17,7 +19,5 @@ import (
 	_ "go.opentelemetry.io/otel/sdk/trace"
 	_ "go.opentelemetry.io/otel/semconv/v1.41.0"
 	_ "go.uber.org/goleak"
-	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 	_ "gonum.org/v1/plot"
-	_ "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
