@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,8 +55,8 @@ func niced(cpus, name string, args ...string) *exec.Cmd {
 
 // groundTruth is what the fake server recorded.
 type groundTruth struct {
-	sent map[string][]int64 // flush times (Unix ns) by trace id, in chunk order
-	late []float64          // how late the server's timers woke, ms
+	sent map[string][][2]int64 // [write start, flush return] (Unix ns) by trace id, in chunk order
+	late []float64             // how late the server's timers woke, ms
 }
 
 // fakeServer starts the fake LLM server process; stop ends it and returns
@@ -93,15 +92,16 @@ func fakeServer(t *testing.T) (addr string, stop func() groundTruth) {
 		if err != nil {
 			t.Fatalf("ground truth: %v", err)
 		}
-		truth := groundTruth{sent: map[string][]int64{}}
+		truth := groundTruth{sent: map[string][][2]int64{}}
 		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			f := strings.Fields(l)
-			if len(f) != 4 {
+			if len(f) != 5 {
 				continue
 			}
-			ns, _ := strconv.ParseInt(f[2], 10, 64)
-			late, _ := strconv.ParseInt(f[3], 10, 64)
-			truth.sent[f[0]] = append(truth.sent[f[0]], ns)
+			w, _ := strconv.ParseInt(f[2], 10, 64)
+			ns, _ := strconv.ParseInt(f[3], 10, 64)
+			late, _ := strconv.ParseInt(f[4], 10, 64)
+			truth.sent[f[0]] = append(truth.sent[f[0]], [2]int64{w, ns})
 			truth.late = append(truth.late, float64(late)/1e6)
 		}
 		return truth
@@ -123,6 +123,18 @@ type step struct {
 	vegetaReqPerSec      float64
 	vegetaCPUPerSec      float64
 	vegetaSuccess        float64
+}
+
+// outsideMS is how far an arrival lies outside the [write, flushed]
+// interval in which its chunk left, in ms; 0 inside.
+func outsideMS(at int64, sent [2]int64) float64 {
+	switch {
+	case at < sent[0]:
+		return float64(sent[0]-at) / 1e6
+	case at > sent[1]:
+		return float64(at-sent[1]) / 1e6
+	}
+	return 0
 }
 
 func cpuSeconds(ps *os.ProcessState) float64 {
@@ -206,11 +218,11 @@ func measureLoadtest(t *testing.T, lt string, n int) step {
 			t.Fatalf("request %s: %d chunks measured, %d sent", fig.TraceID, fig.OutputChunks, len(sent))
 		}
 		at := fig.Start.Add(fig.FirstToken).UnixNano()
-		ttftErr = append(ttftErr, math.Abs(float64(at-sent[0]))/1e6)
-		chunkErr = append(chunkErr, math.Abs(float64(at-sent[0]))/1e6)
+		ttftErr = append(ttftErr, outsideMS(at, sent[0]))
+		chunkErr = append(chunkErr, outsideMS(at, sent[0]))
 		for k, g := range fig.Gaps {
 			at += int64(g)
-			chunkErr = append(chunkErr, math.Abs(float64(at-sent[k+1]))/1e6)
+			chunkErr = append(chunkErr, outsideMS(at, sent[k+1]))
 		}
 	}
 	rep := c.Report()

@@ -39,7 +39,9 @@ func init() {
 // streams Ollama NDJSON answers of about that many chunks that far apart (each
 // answer starting at a random phase of the interval, as independent
 // requests do) and, on SIGTERM, writes every chunk's flush time to the
-// ground-truth file as "traceID index unixNanos wakeupLatenessNanos" lines.
+// ground-truth file as "traceID index writeUnixNanos flushedUnixNanos
+// wakeupLatenessNanos" lines: the chunk left between the write's start and
+// the flush's return.
 func serveFake(spec string) error {
 	parts := strings.Split(spec, ",")
 	if len(parts) != 3 {
@@ -58,8 +60,8 @@ func serveFake(spec string) error {
 	debug.SetGCPercent(800)
 	chunk := []byte("{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"tok \"},\"done\":false}\n")
 	type record struct {
-		trace       string
-		sent, lates []int64
+		trace              string
+		write, sent, lates []int64
 	}
 	var mu sync.Mutex
 	var truth []record
@@ -74,16 +76,18 @@ func serveFake(spec string) error {
 		// Answers vary in length (chunks/2 … 3·chunks/2), as real ones do, so
 		// a closed loop does not march in lockstep.
 		n := chunks/2 + rand.IntN(chunks+1)
-		rec := record{trace: trace, sent: make([]int64, 0, n), lates: make([]int64, 0, n)}
+		rec := record{trace: trace, write: make([]int64, 0, n), sent: make([]int64, 0, n), lates: make([]int64, 0, n)}
 		next := time.Now().Add(time.Duration(rand.Int64N(int64(interval))))
 		for i := 0; i < n; i++ {
 			time.Sleep(time.Until(next))
 			// How late this goroutine woke: the machine's scheduling noise,
 			// which the client's reads suffer too.
-			late := time.Since(next)
+			writeAt := time.Now()
+			late := writeAt.Sub(next)
 			next = next.Add(interval)
 			w.Write(chunk)
 			fl.Flush()
+			rec.write = append(rec.write, writeAt.UnixNano())
 			rec.sent = append(rec.sent, time.Now().UnixNano())
 			rec.lates = append(rec.lates, int64(late))
 		}
@@ -111,7 +115,7 @@ func serveFake(spec string) error {
 	mu.Lock()
 	for _, rec := range truth {
 		for i := range rec.sent {
-			fmt.Fprintf(bw, "%s %d %d %d\n", rec.trace, i, rec.sent[i], rec.lates[i])
+			fmt.Fprintf(bw, "%s %d %d %d %d\n", rec.trace, i, rec.write[i], rec.sent[i], rec.lates[i])
 		}
 	}
 	mu.Unlock()

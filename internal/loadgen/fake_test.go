@@ -24,14 +24,14 @@ type fakeLLM struct {
 	mode  string // "", "garbage", "status500", "instream", "truncated", "nousage"
 
 	mu   sync.Mutex
-	sent map[uint64][]time.Time
+	sent map[uint64][]sentChunk
 	reqs map[uint64]http.Header
 	body map[uint64]string
 }
 
 func newFakeLLM(t *testing.T, f *fakeLLM) *httptest.Server {
 	t.Helper()
-	f.sent, f.reqs, f.body = map[uint64][]time.Time{}, map[uint64]http.Header{}, map[uint64]string{}
+	f.sent, f.reqs, f.body = map[uint64][]sentChunk{}, map[uint64]http.Header{}, map[uint64]string{}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return srv
@@ -60,7 +60,7 @@ func (f *fakeLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 	}
-	stamps := make([]time.Time, 0, f.chunks)
+	stamps := make([]sentChunk, 0, f.chunks)
 	if f.phase {
 		time.Sleep(time.Duration(rand.Int64N(int64(f.interval))))
 	}
@@ -68,13 +68,14 @@ func (f *fakeLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if i > 0 {
 			time.Sleep(f.interval)
 		}
+		writeAt := time.Now()
 		if f.api == "openai" {
 			fmt.Fprintf(w, "data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"tok%d \"}}]}\n\n", i)
 		} else {
 			fmt.Fprintf(w, "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"tok%d \"},\"done\":false}\n", i)
 		}
 		fl.Flush()
-		stamps = append(stamps, time.Now())
+		stamps = append(stamps, sentChunk{writeAt, time.Now()})
 		if f.mode == "instream" && i == 1 {
 			if f.api == "openai" {
 				fmt.Fprint(w, "data: {\"error\":{\"message\":\"out of memory\"}}\n\n")
@@ -104,7 +105,39 @@ func (f *fakeLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeLLM) stamps(seq uint64) []time.Time {
+// sentChunk is when a chunk left: after write began, before flush returned.
+type sentChunk struct{ write, sent time.Time }
+
+// outside is how far x lies outside [lo, hi], in seconds; 0 inside. A
+// chunk can be read from the moment its write began until a little after
+// the flush returned, so that interval is the ground truth.
+func outside(x, lo, hi time.Duration) float64 {
+	switch {
+	case x < lo:
+		return (lo - x).Seconds()
+	case x > hi:
+		return (x - hi).Seconds()
+	}
+	return 0
+}
+
+// arrivalError is how far each output chunk's arrival, as the figures
+// tell it (start + first token + Σ gaps), lies from when it was sent; and
+// how far each measured gap lies from the gaps the sends allow.
+func arrivalError(f Figures, sent []sentChunk) (ttft float64, chunks, gaps []float64) {
+	at := f.Start.Add(f.FirstToken)
+	for k := range sent {
+		if k > 0 {
+			g := f.Gaps[k-1]
+			gaps = append(gaps, outside(g, sent[k].write.Sub(sent[k-1].sent), sent[k].sent.Sub(sent[k-1].write)))
+			at = at.Add(g)
+		}
+		chunks = append(chunks, outside(at.Sub(sent[k].write), 0, sent[k].sent.Sub(sent[k].write)))
+	}
+	return chunks[0], chunks, gaps
+}
+
+func (f *fakeLLM) stamps(seq uint64) []sentChunk {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.sent[seq]

@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"math"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -13,7 +12,8 @@ import (
 )
 
 // TestTimingMatchesSimulator checks the figures against the simulator's
-// own record of when it flushed every chunk (ChunkSent.SentAt), joined by
+// own record of when it wrote and flushed every chunk (ChunkSent.WriteAt
+// and SentAt), joined by
 // X-Simulator-Request-Id: output tokens exact; TTFT and every chunk within
 // timingBound at p99 at concurrency 1. At 256 the simulator decodes all
 // slots in one batch, so 256 chunks leave within microseconds of each other
@@ -56,11 +56,11 @@ func TestTimingMatchesSimulator(t *testing.T) {
 				mu.Lock()
 				sent := truth[id]
 				mu.Unlock()
-				var out []time.Time
+				var out []sentChunk
 				tokens := 0
 				for _, c := range sent {
 					if c.Tokens > 0 {
-						out = append(out, c.SentAt)
+						out = append(out, sentChunk{c.WriteAt, c.SentAt})
 						tokens += c.Tokens
 					}
 				}
@@ -68,12 +68,8 @@ func TestTimingMatchesSimulator(t *testing.T) {
 					t.Fatalf("request %s: %d tokens in %d chunks (estimated %v); the simulator sent %d in %d",
 						id, f.OutputTokens, f.OutputChunks, f.TokensEstimated, tokens, len(out))
 				}
-				at := f.Start.Add(f.FirstToken)
-				ttftErr = append(ttftErr, math.Abs(at.Sub(out[0]).Seconds()))
-				for k, g := range f.Gaps {
-					at = at.Add(g)
-					chunkErr = append(chunkErr, math.Abs(at.Sub(out[k+1]).Seconds()))
-				}
+				ttft, chunks, _ := arrivalError(f, out)
+				ttftErr, chunkErr = append(ttftErr, ttft), append(chunkErr, chunks...)
 			}
 			for name, errs := range map[string][]float64{"TTFT": ttftErr, "chunk": chunkErr} {
 				s := stats.Summarize(errs)
