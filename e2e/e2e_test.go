@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,13 +78,20 @@ func finish(t *testing.T, p *proc) {
 // response took.
 func chat(t *testing.T, base, model string) (int, time.Duration) {
 	t.Helper()
-	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Say hello."}],"stream":true,"options":{"num_predict":16}}`, model)
-	return post(t, base+"/api/chat", body, "")
+	r := post(t, base+"/api/chat", fmt.Sprintf(
+		`{"model":%q,"messages":[{"role":"user","content":"Say hello."}],"stream":true,"options":{"num_predict":16}}`, model), "")
+	return r.status, r.took
 }
 
-// post sends a JSON body (with a scenario header when scenario is set), reads the whole response and
-// returns its status and duration.
-func post(t *testing.T, u, body, scenario string) (int, time.Duration) {
+// response is what post saw.
+type response struct {
+	status int
+	took   time.Duration
+	body   string // the first KiB, for failure messages
+}
+
+// post sends a JSON body (with a scenario header when scenario is set) and reads the whole response.
+func post(t *testing.T, u, body, scenario string) response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	if err != nil {
@@ -99,10 +107,26 @@ func post(t *testing.T, u, body, scenario string) (int, time.Duration) {
 		t.Fatalf("POST %s: %v", u, err)
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+	var head strings.Builder
+	if _, err := io.Copy(io.Discard, io.TeeReader(resp.Body, &limitWriter{w: &head, n: 1024})); err != nil {
 		t.Fatalf("read response of %s: %v", u, err)
 	}
-	return resp.StatusCode, time.Since(start)
+	return response{status: resp.StatusCode, took: time.Since(start), body: head.String()}
+}
+
+// limitWriter keeps the first n bytes written to it.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }
 
 // TestStackEndToEnd drives the load tester through the proxy to the simulator, with the collector,
@@ -125,13 +149,14 @@ func TestStackEndToEnd(t *testing.T) {
 		"-duration", "15s", "-max-tokens", "24", "-scenario", scenario+"-openai")
 	// Failures, so the errors panel has something to show: unknown models, and requests the server
 	// refuses for the known model in the e2e scenario.
-	for range 8 {
-		if code, _ := chat(t, proxy, "no-such-model"); code != http.StatusNotFound {
-			t.Fatalf("unknown model through the proxy: status %d, want 404", code)
+	unknown := `{"model":"no-such-model","messages":[{"role":"user","content":"hi"}],"stream":true}`
+	empty := fmt.Sprintf(`{"model":%q,"messages":[],"stream":true}`, simModel)
+	for i := range 8 {
+		if r := post(t, proxy+"/api/chat", unknown, ""); r.status != http.StatusNotFound {
+			t.Fatalf("request %d for an unknown model through the proxy: status %d, want 404: %s", i, r.status, r.body)
 		}
-		empty := fmt.Sprintf(`{"model":%q,"messages":[],"stream":true}`, simModel)
-		if code, _ := post(t, proxy+"/v1/chat/completions", empty, scenario); code != http.StatusBadRequest {
-			t.Fatalf("chat without messages through the proxy: status %d, want 400", code)
+		if r := post(t, proxy+"/v1/chat/completions", empty, scenario); r.status != http.StatusBadRequest {
+			t.Fatalf("request %d without messages through the proxy: status %d, want 400: %s", i, r.status, r.body)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -187,6 +212,34 @@ func TestStackEndToEnd(t *testing.T) {
 						})
 					})
 				}
+			}
+		}
+	})
+
+	t.Run("dashboard variables list the traffic's values", func(t *testing.T) {
+		files, err := dashboards.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"model": simModel, "upstream": "ollama", "scenario": scenario}
+		for _, f := range files {
+			vars, err := dashboards.LabelValuesVariables(f.JSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vars {
+				t.Run(f.Name+"/"+v.Name, func(t *testing.T) {
+					eventually(t, 60*time.Second, 2*time.Second, "label values of "+v.Label, func() error {
+						values, err := promLabelValues(promURL, v.Label, v.Metric)
+						if err != nil {
+							return err
+						}
+						if !slices.Contains(values, want[v.Name]) {
+							return fmt.Errorf("label_values(%s, %s) = %q, want %q among them", v.Metric, v.Label, values, want[v.Name])
+						}
+						return nil
+					})
+				})
 			}
 		}
 	})

@@ -160,3 +160,19 @@ func promExemplars(base, expr string, from, to time.Time) ([]exemplarSet, error)
 	}
 	return r.Data, nil
 }
+
+// promLabelValues is Grafana's label_values(metric, label): the label's values on the metric's series.
+func promLabelValues(base, label, metric string) ([]string, error) {
+	var r struct {
+		Status string   `json:"status"`
+		Error  string   `json:"error"`
+		Data   []string `json:"data"`
+	}
+	if err := getJSON(base+"/api/v1/label/"+url.PathEscape(label)+"/values?"+url.Values{"match[]": {metric}}.Encode(), &r); err != nil {
+		return nil, err
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("label values of %s: %s", label, r.Error)
+	}
+	return r.Data, nil
+}

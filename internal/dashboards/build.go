@@ -58,11 +58,8 @@ func labelVariable(name, label, metric string) *dashboard.QueryVariableBuilder {
 	return dashboard.NewQueryVariableBuilder(name).
 		Label(name).
 		Datasource(promDS()).
-		Query(dashboard.StringOrMap{Map: map[string]any{
-			"qryType": 1,
-			"query":   def,
-			"refId":   "PrometheusVariableQueryEditor-VariableQuery",
-		}}).
+		// The plain-string form of a Prometheus variable query: every Grafana version reads it.
+		Query(dashboard.StringOrMap{String: cog.ToPtr(def)}).
 		Definition(def).
 		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
 		Sort(dashboard.VariableSortAlphabeticalAsc).

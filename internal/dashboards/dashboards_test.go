@@ -119,6 +119,13 @@ func TestDashboardsLoadWithSchema(t *testing.T) {
 			if len(queries) == 0 {
 				t.Fatal("no Prometheus queries")
 			}
+			lv, err := LabelValuesVariables(files[i].JSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lv) == 0 {
+				t.Error("no label_values variable")
+			}
 			for _, q := range queries {
 				for _, name := range Variables(q.Expr) {
 					if !slices.Contains(vars, name) && !slices.Contains(builtins, name) {
@@ -189,6 +196,37 @@ func TestExpand(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("Expand = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLabelValuesVariables(t *testing.T) {
+	tests := []struct {
+		name    string
+		json    string
+		want    []LabelValuesVariable
+		wantErr bool
+	}{
+		{
+			name: "query variables read, others skipped",
+			json: `{"templating":{"list":[{"name":"m","type":"query","query":"label_values(x_count, model)"},{"name":"t","type":"textbox","query":"1s"}]}}`,
+			want: []LabelValuesVariable{{Name: "m", Metric: "x_count", Label: "model"}},
+		},
+		{
+			name:    "query of another form",
+			json:    `{"templating":{"list":[{"name":"m","type":"query","query":"query_result(up)"}]}}`,
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LabelValuesVariables([]byte(tt.json))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -110,3 +110,40 @@ func Expand(expr string, values map[string]string) (string, error) {
 	}
 	return out, nil
 }
+
+// LabelValuesVariable is a dashboard variable filled by Grafana's label_values(metric, label).
+type LabelValuesVariable struct {
+	Name, Metric, Label string
+}
+
+var labelValuesCall = regexp.MustCompile(`^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$`)
+
+// LabelValuesVariables lists a dashboard's variables whose query is label_values(metric, label); a
+// query variable of another form is an error, since nothing could check it.
+func LabelValuesVariables(dashboardJSON []byte) ([]LabelValuesVariable, error) {
+	var d struct {
+		Templating struct {
+			List []struct {
+				Name  string `json:"name"`
+				Type  string `json:"type"`
+				Query any    `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(dashboardJSON, &d); err != nil {
+		return nil, fmt.Errorf("decode dashboard: %w", err)
+	}
+	var out []LabelValuesVariable
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		q, _ := v.Query.(string)
+		m := labelValuesCall.FindStringSubmatch(strings.TrimSpace(q))
+		if m == nil {
+			return nil, fmt.Errorf("variable %s: query %v is not label_values(metric, label)", v.Name, v.Query)
+		}
+		out = append(out, LabelValuesVariable{Name: v.Name, Metric: m[1], Label: m[2]})
+	}
+	return out, nil
+}
