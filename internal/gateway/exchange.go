@@ -185,11 +185,12 @@ func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
 		// every gap to the exemplar reservoir would more than double the
 		// cost of recording it.
 		plain := context.Background()
+		opts := []metric.RecordOption{set} // one slice for every gap, not one per call
 		for i, gap := range m.Gaps {
 			if i == 0 {
-				in.ChunkGap.Record(ctx, gap.Seconds(), set)
+				in.ChunkGap.Record(ctx, gap.Seconds(), opts...)
 			} else {
-				in.ChunkGap.Record(plain, gap.Seconds(), set)
+				in.ChunkGap.Record(plain, gap.Seconds(), opts...)
 			}
 		}
 		if o := m.Ollama; o != nil {
