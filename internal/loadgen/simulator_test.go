@@ -28,7 +28,13 @@ func TestTimingMatchesSimulator(t *testing.T) {
 		t.Run(tc.api+"/c"+itoa(tc.concurrency), func(t *testing.T) {
 			prof := simulator.Profiles["cpu-25m"]
 			prof.LoadTime, prof.RequestOverhead, prof.PrefillPerToken = 0, time.Millisecond, 10*time.Microsecond
-			prof.StepBase, prof.StepPerSeq = 20*time.Millisecond, 0
+			// One decode step every 5 ms for one stream (24 answers, so p99 is
+			// not just the worst of a few), every 20 ms for 256.
+			prof.StepBase, prof.StepPerSeq = 5*time.Millisecond, 0
+			requests := uint64(24)
+			if tc.concurrency > 1 {
+				prof.StepBase, requests = 20*time.Millisecond, uint64(tc.concurrency)
+			}
 			var mu sync.Mutex
 			truth := map[string][]simulator.ChunkSent{}
 			sim, err := simulator.New(simulator.Config{CustomProfile: &prof, Parallel: tc.concurrency, MaxQueue: 1024,
@@ -45,7 +51,7 @@ func TestTimingMatchesSimulator(t *testing.T) {
 			t.Cleanup(srv.Close)
 
 			o := testOptions(srv.URL, tc.api)
-			o.Model, o.MaxTokens, o.Concurrency, o.Requests = prof.Model, 8, tc.concurrency, uint64(max(tc.concurrency, 4))
+			o.Model, o.MaxTokens, o.Concurrency, o.Requests = prof.Model, 8, tc.concurrency, requests
 			rs, fs := collect(t, context.Background(), o)
 			var ttftErr, chunkErr []float64
 			for i, f := range fs {
