@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -101,15 +102,33 @@ func tail(s string, n int) string {
 	return s
 }
 
-// freePort returns a loopback TCP port nobody listens on right now.
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// freePort returns a loopback TCP port nobody listens on right now. It is picked below Linux's
+// ephemeral range (32768 and up by default), so the outgoing connections of everything else running
+// on a busy machine cannot take it between this check and the program binding it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		if portsGiven[port] { // handed out already, perhaps not bound yet
+			continue
+		}
+		l, err := net.Listen("tcp", hostPort(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[port] = true
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port in 20000-31999 after 100 tries")
+	return 0
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
