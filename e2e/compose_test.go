@@ -65,6 +65,31 @@ func TestComposeLoadsAndReferencesExistingFiles(t *testing.T) {
 	}
 }
 
+// TestDockerfileBuildsExistingCommands checks the Go packages and files the Dockerfile copies and
+// builds are in the repository.
+func TestDockerfileBuildsExistingCommands(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`go build [^\n]*-o /out/((?: \./[a-z]+)+)`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("no `go build … -o /out/ ./cmd…` in the Dockerfile")
+	}
+	pkgs := strings.Fields(string(m[1]))
+	if !slices.Equal(pkgs, []string{"./proxy", "./loadtest", "./supervisor"}) {
+		t.Errorf("Dockerfile builds %v, want the three commands", pkgs)
+	}
+	for _, p := range append(pkgs, "go.mod", "go.sum") {
+		if _, err := os.Stat(filepath.Join(repoRoot, p)); err != nil {
+			t.Errorf("Dockerfile uses %s: %v", p, err)
+		}
+	}
+	if !strings.Contains(string(data), `ENTRYPOINT ["/usr/local/bin/proxy"]`) {
+		t.Error("the image's entrypoint is not the proxy")
+	}
+}
+
 func TestComposeWiring(t *testing.T) {
 	p := loadCompose(t)
 	svc := func(name string) types.ServiceConfig {
