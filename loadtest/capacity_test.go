@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +31,7 @@ var (
 	benchChunks   = flag.Int("chunks", 40, "output chunks per answer")
 	benchInterval = flag.Duration("interval", 50*time.Millisecond, "time between chunks of one answer")
 	benchOut      = flag.String("bench-out", "", "also write the table to this file")
+	benchWhen     = flag.Bool("when", false, "log the 100 ms spans with the most chunks over 1 ms late (are errors bunched?)")
 	benchAll      = flag.Bool("all", false, "measure every -streams step, even past the first that misses 1 ms")
 	benchPin      = flag.Bool("pin", false, "pin the fake server to CPU 1 and the load generator to CPU 0")
 	benchNice     = flag.Int("nice", -10, "run loadtest, vegeta and the fake server at this nice level (0: as is; below 0 needs root)")
@@ -125,6 +127,45 @@ type step struct {
 	vegetaSuccess        float64
 }
 
+// logWorstSeconds logs the 100 ms spans holding the most chunks more than
+// 1 ms late: errors bunched in a few spans are stalls of the whole process
+// (the machine, a collection); spread thinly they are queueing.
+func logWorstSeconds(t *testing.T, lateAt [][2]float64) {
+	t.Helper()
+	type span struct{ late, all int }
+	spans := map[int64]*span{}
+	var first float64
+	for _, l := range lateAt {
+		if first == 0 || l[0] < first {
+			first = l[0]
+		}
+	}
+	total := 0
+	for _, l := range lateAt {
+		k := int64((l[0] - first) / 1e8)
+		s := spans[k]
+		if s == nil {
+			s = &span{}
+			spans[k] = s
+		}
+		s.all++
+		if l[1] > 1 {
+			s.late++
+			total++
+		}
+	}
+	keys := make([]int64, 0, len(spans))
+	for k := range spans {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return spans[keys[i]].late > spans[keys[j]].late })
+	var b strings.Builder
+	for _, k := range keys[:min(8, len(keys))] {
+		fmt.Fprintf(&b, " [%.1fs: %d of %d]", float64(k)/10, spans[k].late, spans[k].all)
+	}
+	t.Logf("%d chunks over 1 ms late in %d spans of 100 ms; worst:%s", total, len(spans), b.String())
+}
+
 // outsideMS is how far an arrival lies outside the [write, flushed]
 // interval in which its chunk left, in ms; 0 inside.
 func outsideMS(at int64, sent [2]int64) float64 {
@@ -201,6 +242,7 @@ func measureLoadtest(t *testing.T, lt string, n int) step {
 	dec := vegeta.NewDecoder(bufio.NewReader(f))
 	c := loadreport.NewCollector(loadreport.Options{})
 	var ttftErr, chunkErr []float64
+	var lateAt [][2]float64 // arrival (Unix ns), error (ms)
 	for {
 		var r vegeta.Result
 		if err := dec.Decode(&r); err != nil {
@@ -220,10 +262,15 @@ func measureLoadtest(t *testing.T, lt string, n int) step {
 		at := fig.Start.Add(fig.FirstToken).UnixNano()
 		ttftErr = append(ttftErr, outsideMS(at, sent[0]))
 		chunkErr = append(chunkErr, outsideMS(at, sent[0]))
+		lateAt = append(lateAt, [2]float64{float64(at), outsideMS(at, sent[0])})
 		for k, g := range fig.Gaps {
 			at += int64(g)
 			chunkErr = append(chunkErr, outsideMS(at, sent[k+1]))
+			lateAt = append(lateAt, [2]float64{float64(at), outsideMS(at, sent[k+1])})
 		}
+	}
+	if *benchWhen {
+		logWorstSeconds(t, lateAt)
 	}
 	rep := c.Report()
 	st.requests, st.errors = rep.Requests, rep.Requests-rep.Succeeded
