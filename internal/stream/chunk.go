@@ -83,6 +83,9 @@ type wireChunk struct {
 	Done       bool   `json:"done"`
 	DoneReason string `json:"done_reason"`
 	OllamaTimings
+	// Presence of the counts: a final chunk without them gives no usage.
+	PromptEvalCount *int `json:"prompt_eval_count"`
+	EvalCount       *int `json:"eval_count"`
 
 	// OpenAI
 	Choices []struct {
@@ -141,8 +144,15 @@ func inspect(api API, payload []byte) chunkInfo {
 		ci.final, ci.done = true, true
 		ci.finishReason = w.DoneReason
 		t := w.OllamaTimings
+		if w.EvalCount != nil {
+			t.EvalCount = *w.EvalCount
+			ci.outputTokens, ci.hasUsage = t.EvalCount, true
+		}
+		if w.PromptEvalCount != nil {
+			t.PromptEvalCount = *w.PromptEvalCount
+			ci.inputTokens = t.PromptEvalCount
+		}
 		ci.ollama = &t
-		ci.inputTokens, ci.outputTokens, ci.hasUsage = t.PromptEvalCount, t.EvalCount, true
 	}
 
 	// OpenAI

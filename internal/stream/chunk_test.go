@@ -22,6 +22,7 @@ func TestInspect(t *testing.T) {
 		{name: "ollama chat empty content", api: APIOllama, payload: `{"model":"m","message":{"role":"assistant","content":""},"done":false}`},
 		{name: "ollama generate response", api: APIOllama, payload: `{"model":"m","response":" world","done":false}`, output: true, text: " world"},
 		{name: "ollama final", api: APIOllama, payload: `{"model":"m","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"total_duration":5,"load_duration":1,"prompt_eval_count":12,"prompt_eval_duration":1,"eval_count":40,"eval_duration":2}`, final: true, finish: "stop", in: 12, out: 40},
+		{name: "ollama final without counts", api: APIOllama, payload: `{"model":"m","done_reason":"stop","done":true}`, final: true, finish: "stop"},
 		{name: "ollama error line", api: APIOllama, payload: `{"error":"an error was encountered while running the model"}`, isErr: true},
 		// OpenAI-compatible SSE events.
 		{name: "openai role chunk", api: APIOpenAI, payload: `{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`},

@@ -109,6 +109,15 @@ func TestMeterEstimatesCountsWithoutUsage(t *testing.T) {
 	}
 }
 
+func TestMeterEstimatesWhenOllamaSendsNoCounts(t *testing.T) {
+	m, _ := measure(APIOllama, 200, "application/x-ndjson", []step{
+		{time.Millisecond, ollamaLine("a") + ollamaLine("b") + `{"model":"m","done":true,"done_reason":"stop"}` + "\n"},
+	}, 2*time.Millisecond, nil)
+	if !m.OK() || m.OutputTokens != 2 || !m.TokensEstimated {
+		t.Errorf("ok=%v output tokens %d estimated %v; want true, 2, true", m.OK(), m.OutputTokens, m.TokensEstimated)
+	}
+}
+
 func TestMeterNonStreaming(t *testing.T) {
 	m, _ := measure(APIOllama, 200, "application/json; charset=utf-8", []step{
 		{5 * time.Millisecond, `{"model":"m","message":{"role":"assistant","content":"whole`},
