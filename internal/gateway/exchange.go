@@ -49,7 +49,6 @@ type exchange struct {
 	start     time.Time
 	ep        stream.Endpoint
 	req       stream.Request
-	body      []byte
 	model     string // bounded, for labels
 	scenario  string
 	provider  string

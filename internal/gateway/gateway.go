@@ -187,8 +187,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = &declaredBody{r: io.LimitReader(r.Body, r.ContentLength)}
 	}
 	scenario := ""
-	if v := r.Header.Get(g.cfg.ScenarioHeader); v != "" || len(r.Header.Values(g.cfg.ScenarioHeader)) > 0 {
-		scenario = boundScenario(v)
+	if vs := r.Header.Values(g.cfg.ScenarioHeader); len(vs) > 0 {
+		scenario = boundScenario(vs[0])
 		r.Header.Del(g.cfg.ScenarioHeader)
 	}
 	g.instrument(w, r.WithContext(ctx), scenario)

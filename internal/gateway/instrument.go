@@ -58,7 +58,6 @@ func (g *Gateway) instrument(w http.ResponseWriter, r *http.Request, scenario st
 	// upstream's to refuse.
 	ex.req, _ = stream.ParseRequest(ep, body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	ex.body = body
 	ex.model = g.models.value(boundModel(ex.req.Model))
 	ex.meter = stream.NewMeter(stream.Config{API: ep.API, Start: start, OnChunk: ex.onChunk})
 	if ex.recording {
