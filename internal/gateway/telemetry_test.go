@@ -281,3 +281,37 @@ func TestTraceContextContinuedAndInjected(t *testing.T) {
 		t.Error("client span ended before the stream did")
 	}
 }
+
+func TestNonStreamingAndEmbeddingsAreMeasured(t *testing.T) {
+	cases := passThroughCases()
+	srv := upstream(t, (&cannedUpstream{resp: cases}).ServeHTTP)
+	rg := newRig(t, Config{}, srv.URL)
+	rg.do(t, "POST", "/v1/completions", `{"model":"m1","prompt":"hi"}`, nil)
+	rg.do(t, "POST", "/api/embed", `{"model":"m1","input":"hi"}`, nil)
+	rg.do(t, "POST", "/api/generate", `{"model":"m1","prompt":"hi","stream":false}`, nil)
+
+	servers := 0
+	for _, sp := range rg.spans.Ended() {
+		a := attrs(sp)
+		if sp.SpanKind() != trace.SpanKindServer {
+			continue
+		}
+		servers++
+		if _, isErr := a[semconv.ErrorTypeKey]; isErr {
+			t.Errorf("%s: error.type %v", sp.Name(), a[semconv.ErrorTypeKey].Emit())
+		}
+		switch {
+		case sp.Name() == "embeddings m1":
+			if len(sp.Events()) != 0 {
+				t.Errorf("embeddings span has events %v", sp.Events())
+			}
+		case a[semconv.GenAIRequestStreamKey].AsBool():
+			t.Errorf("%s: stream flag set for a non-streaming request", sp.Name())
+		case a[semconv.GenAIUsageOutputTokensKey].AsInt64() != 2:
+			t.Errorf("%s: output tokens %d, want 2 (usage / eval_count)", sp.Name(), a[semconv.GenAIUsageOutputTokensKey].AsInt64())
+		}
+	}
+	if servers != 3 {
+		t.Errorf("%d server spans, want 3", servers)
+	}
+}
