@@ -12,7 +12,7 @@ import (
 // Compute summarises one scenario's requests. Latency percentiles are over
 // successful requests only; errors are counted.
 //
-// Throughput follows docs/metrics.md: the output tokens of the measured
+// Throughput follows docs/METRICS.md: the output tokens of the measured
 // requests over the window, which runs from the first request's start until
 // the duration has passed or the last request has ended, whichever is
 // later. The supervisor runs the warm-up before the window and lets it

@@ -130,7 +130,7 @@ func (d *Data) WriteMarkdown(w io.Writer, charts []string) {
 	if !h.Engine.Restartable {
 		p("The engine was external and could not be restarted: only concurrency × prompt size ran, with whatever parallelism it runs.\n\n")
 	}
-	p("Figures follow docs/metrics.md: TTFT and latency are p50 over successful requests, tok/s is the mean per-request decode speed (1/TPOT), throughput is the output tokens of all requests per second of the window.\n\n")
+	p("Figures follow docs/METRICS.md: TTFT and latency are p50 over successful requests, tok/s is the mean per-request decode speed (1/TPOT), throughput is the output tokens of all requests per second of the window.\n\n")
 
 	p("## Executive summary\n\n%s\n", d.Summary())
 	d.writeBySize(w, "## TTFT at the highest concurrency (p50, ms)", d.Conc[len(d.Conc)-1:], func(c *Cell) float64 { return c.TTFTP50Ms })
