@@ -2,32 +2,23 @@ package backend
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 )
 
-// RunnerArgs is what the engine's runner was started with, read from the log
-// line Ollama writes (`starting llama server cmd=… --ctx-size N … --parallel P`).
-type RunnerArgs struct {
-	Parallel int
-	CtxSize  int    // the runner's whole context: num_ctx × parallel on Ollama
-	Line     string // the log line
-}
-
 var (
-	runnerLine  = regexp.MustCompile(`starting llama server`)
-	parallelArg = regexp.MustCompile(`(?:--parallel[ =]|\bparallel=)(\d+)`)
-	ctxArg      = regexp.MustCompile(`(?:--ctx-size[ =]|\bctx-size=)(\d+)`)
 	// Words with which Ollama, llama.cpp and the simulator say that memory
 	// ran out, or that the runner died (the kernel's OOM killer).
 	memoryWords = regexp.MustCompile(`(?i)out of memory|requires more system memory|cannot allocate memory|` +
 		`failed to allocate|insufficient memory|exceeds? (the )?memory limit|\boom\b|signal: killed|runner process has terminated`)
 )
 
-const tailLines = 20
+// tailLines is how many log lines a LogWatch keeps for error messages.
+const tailLines = 40
 
 // LogWatch copies the engine's output to its log file and watches each line.
 type LogWatch struct {
@@ -35,12 +26,16 @@ type LogWatch struct {
 	mu      sync.Mutex
 	partial []byte
 	tail    []string
-	runner  *RunnerArgs
-	memory  []string // lines that speak of memory, bounded
+	runners []RunnerArgs
+	changed chan struct{} // closed and replaced when a runner starts
+	ended   chan struct{} // closed when the engine's output has ended
+	memory  []string      // lines that speak of memory, bounded
 	nMemory int
 }
 
-func newLogWatch(out io.Writer) *LogWatch { return &LogWatch{out: out} }
+func newLogWatch(out io.Writer) *LogWatch {
+	return &LogWatch{out: out, changed: make(chan struct{}), ended: make(chan struct{})}
+}
 
 // Write writes p to the log file and scans its complete lines.
 func (w *LogWatch) Write(p []byte) (int, error) {
@@ -66,13 +61,15 @@ func (w *LogWatch) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *LogWatch) flush() {
+// end scans the last, unterminated line once the output has ended.
+func (w *LogWatch) end() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.partial) > 0 {
 		w.line(string(w.partial))
 		w.partial = nil
 	}
+	close(w.ended)
 }
 
 func (w *LogWatch) line(s string) {
@@ -81,15 +78,10 @@ func (w *LogWatch) line(s string) {
 	if len(w.tail) > tailLines {
 		w.tail = w.tail[len(w.tail)-tailLines:]
 	}
-	if runnerLine.MatchString(s) {
-		ra := &RunnerArgs{Line: s}
-		if m := parallelArg.FindStringSubmatch(s); m != nil {
-			ra.Parallel, _ = strconv.Atoi(m[1])
-		}
-		if m := ctxArg.FindStringSubmatch(s); m != nil {
-			ra.CtxSize, _ = strconv.Atoi(m[1])
-		}
-		w.runner = ra
+	if ra, ok := ParseRunnerLine(s); ok {
+		w.runners = append(w.runners, ra)
+		close(w.changed)
+		w.changed = make(chan struct{})
 	}
 	if memoryWords.MatchString(s) {
 		w.nMemory++
@@ -103,10 +95,39 @@ func (w *LogWatch) line(s string) {
 func (w *LogWatch) Runner() (RunnerArgs, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.runner == nil {
+	if len(w.runners) == 0 {
 		return RunnerArgs{}, false
 	}
-	return *w.runner, true
+	return w.runners[len(w.runners)-1], true
+}
+
+// Runners lists the runners started so far, oldest first.
+func (w *LogWatch) Runners() []RunnerArgs {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]RunnerArgs(nil), w.runners...)
+}
+
+// WaitRunner waits until at least n runners have started and returns the
+// n-th (from 1). It fails when ctx ends or the engine's output ends first.
+func (w *LogWatch) WaitRunner(ctx context.Context, n int) (RunnerArgs, error) {
+	for {
+		w.mu.Lock()
+		if len(w.runners) >= n {
+			r := w.runners[n-1]
+			w.mu.Unlock()
+			return r, nil
+		}
+		changed := w.changed
+		w.mu.Unlock()
+		select {
+		case <-changed:
+		case <-w.ended:
+			return RunnerArgs{}, fmt.Errorf("the engine's output ended before runner %d started", n)
+		case <-ctx.Done():
+			return RunnerArgs{}, fmt.Errorf("wait for runner %d: %w", n, ctx.Err())
+		}
+	}
 }
 
 // MemoryErrors returns how many log lines spoke of memory so far and the

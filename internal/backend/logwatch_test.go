@@ -1,9 +1,11 @@
 package backend
 
 import (
+	"context"
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLogWatchReadsRunnerArgsAndMemory(t *testing.T) {
@@ -54,8 +56,34 @@ func FuzzLogWatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w := newLogWatch(io.Discard)
 		w.Write(b)
-		w.flush()
+		w.end()
 		w.Runner()
 		w.Tail()
 	})
+}
+
+func TestWaitRunner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := newLogWatch(io.Discard)
+	got := make(chan RunnerArgs, 1)
+	go func() {
+		ra, err := w.WaitRunner(ctx, 2)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- ra
+	}()
+	w.Write([]byte("msg=\"starting llama server\" parallel=1 ctx-size=8\n"))
+	w.Write([]byte("msg=\"starting llama server\" parallel=2 ctx-size=16\n"))
+	if ra := <-got; ra.Parallel != 2 || ra.CtxSize != 16 {
+		t.Errorf("second runner %+v, want parallel 2 ctx-size 16", ra)
+	}
+	if rs := w.Runners(); len(rs) != 2 || rs[0].Parallel != 1 {
+		t.Errorf("Runners() = %+v", rs)
+	}
+	w.end()
+	if _, err := w.WaitRunner(ctx, 3); err == nil || !strings.Contains(err.Error(), "ended") {
+		t.Errorf("WaitRunner after the output ended = %v, want an error", err)
+	}
 }

@@ -62,6 +62,7 @@ type Process struct {
 	cfg     Config
 	cmd     *exec.Cmd
 	log     *os.File
+	out     *os.File // read end of the engine's output pipe
 	watch   *LogWatch
 	guard   *exec.Cmd
 	guardW  io.WriteCloser
@@ -90,31 +91,52 @@ func Start(cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", cfg.Name, err)
 	}
-	p := &Process{cfg: cfg, log: logf, watch: newLogWatch(logf), done: make(chan struct{})}
+	// The engine and its children (Ollama's runner) write into one pipe;
+	// its end, once every writer is gone, tells that the whole output is in.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+	p := &Process{cfg: cfg, log: logf, out: pr, watch: newLogWatch(logf), done: make(chan struct{})}
 	cmd := exec.Command(cfg.Path, cfg.Args...)
 	cmd.Env = cfg.Env
-	cmd.Stdout, cmd.Stderr = p.watch, p.watch
+	cmd.Stdout, cmd.Stderr = pw, pw
 	cmd.SysProcAttr = groupAttr()
-	// Ollama's runner writes to the same pipe and may outlive the server:
-	// do not wait for it to close the pipe once the server has exited.
-	cmd.WaitDelay = time.Second
 	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	pw.Close() // the engine holds its own copy
+	if err != nil {
+		pr.Close()
 		logf.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", cfg.Name, cfg.Path, err)
 	}
 	p.cmd = cmd
+	go func() {
+		_, _ = io.Copy(p.watch, pr)
+		p.watch.end()
+	}()
 	if len(cfg.Guard) > 0 {
 		if err := p.startGuard(); err != nil {
 			killGroup(cmd.Process.Pid)
 			_ = cmd.Wait()
+			<-p.watch.ended
+			pr.Close()
 			logf.Close()
 			return nil, err
 		}
 	}
 	go func() {
-		p.waitErr = cmd.Wait()
-		p.watch.flush()
+		err := cmd.Wait()
+		// The last lines tell why it exited: wait for them, but not for a
+		// child that keeps the pipe open after the engine is gone.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-p.watch.ended:
+		case <-t.C:
+		}
+		t.Stop()
+		p.waitErr = err
 		close(p.done)
 	}()
 	return p, nil
@@ -184,8 +206,9 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) (time.Du
 }
 
 // Stop ends the whole process group: SIGTERM, then SIGKILL after the stop
-// timeout or when ctx ends. It is idempotent and returns once the process
-// has exited; an exit caused by the stop signal is not an error.
+// timeout or when ctx ends. It is idempotent and returns once no live
+// process of the group is left and the output is read to its end; an exit
+// caused by the stop signal is not an error.
 func (p *Process) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() { p.stopErr = p.stop(ctx) })
 	return p.stopErr
@@ -209,9 +232,31 @@ func (p *Process) stop(ctx context.Context) error {
 	// outlive it: kill whatever is left.
 	killGroup(pid)
 	<-p.done
+	var errs []error
+	// SIGKILL is delivered asynchronously, and an orphaned runner is
+	// reaped by init, not by us: wait until no live process is left.
+	deadline := time.Now().Add(p.cfg.StopTimeout)
+	for groupAlive(pid) {
+		if time.Now().After(deadline) {
+			errs = append(errs, fmt.Errorf("stop %s: process group %d still runs %v after SIGKILL", p.cfg.Name, pid, p.cfg.StopTimeout))
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t := time.NewTimer(p.cfg.StopTimeout)
+	select {
+	case <-p.watch.ended:
+	case <-t.C:
+		errs = append(errs, fmt.Errorf("stop %s: a process outside its group keeps its output open", p.cfg.Name))
+		p.out.Close() // ends the copy
+		<-p.watch.ended
+	}
+	t.Stop()
+	p.out.Close()
 	if p.guard != nil {
 		p.guardW.Close()
 		_ = p.guard.Wait()
 	}
-	return p.log.Close()
+	errs = append(errs, p.log.Close())
+	return errors.Join(errs...)
 }

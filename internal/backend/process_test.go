@@ -86,24 +86,6 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// groupSize counts the live (not zombie) processes of a process group.
-func groupSize(pgid int) int {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	n := 0
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 2 && fields[0] != "Z" && fields[2] == strconv.Itoa(pgid) {
-			n++
-		}
-	}
-	return n
-}
-
 func waitGroupGone(t *testing.T, pgid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
