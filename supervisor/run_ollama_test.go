@@ -25,9 +25,8 @@ func realOllamaEnv(t *testing.T) []string {
 	c := gguf.DefaultConfig()
 	c.KVHeads, c.Context = c.Heads, 16384
 	srv := ollamatest.Start(t, ollamatest.Options{Model: ollamatest.WriteModel(t, c)})
-	dir := filepath.Dir(srv.LogPath) // ollamatest keeps the store beside its log
 	return append(environWithout("OLLAMA_MODELS", "HOME", "OLLAMA_HOST"),
-		"OLLAMA_MODELS="+filepath.Join(dir, "models"), "HOME="+filepath.Join(dir, "home"))
+		"OLLAMA_MODELS="+srv.ModelsDir(), "HOME="+srv.HomeDir())
 }
 
 // The study's claim on the real engine: with 2 users, 2 slots start both at

@@ -136,43 +136,6 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-func TestParseRunnerLine(t *testing.T) {
-	real := `time=2026-11-27T11:20:08.039Z level=INFO source=server.go:405 msg="starting llama server" cmd="/x/ollama runner --model /m/blobs/sha256-42 --ctx-size 8192 --batch-size 512 --threads 2 --no-mmap --parallel 4 --port 33267"`
-	tests := []struct {
-		name string
-		line string
-		want RunnerArgs
-		ok   bool
-	}{
-		{"real line", real, RunnerArgs{Parallel: 4, CtxSize: 8192, BatchSize: 512, Threads: 2, Port: 33267, Model: "/m/blobs/sha256-42"}, true},
-		{"parallel 1", strings.Replace(real, "--parallel 4", "--parallel 1", 1), RunnerArgs{Parallel: 1, CtxSize: 8192, BatchSize: 512, Threads: 2, Port: 33267, Model: "/m/blobs/sha256-42"}, true},
-		{"other line", `time=x level=INFO msg="llama runner started in 0.26 seconds"`, RunnerArgs{}, false},
-		{"no parallel", `msg="starting llama server" cmd="/x/ollama runner --ctx-size 8"`, RunnerArgs{}, false},
-		{"bad number", `msg="starting llama server" cmd="/x runner --parallel four"`, RunnerArgs{}, false},
-		{"unterminated", `msg="starting llama server" cmd="/x runner --parallel 4`, RunnerArgs{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := ParseRunnerLine(tt.line)
-			got.Cmd = ""
-			if ok != tt.ok || got != tt.want {
-				t.Fatalf("ParseRunnerLine = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
-func FuzzParseRunnerLine(f *testing.F) {
-	f.Add(`msg="starting llama server" cmd="/x runner --model /m --parallel 4 --port 1"`)
-	f.Add(`msg="starting llama server" cmd="\"\\ --parallel"`)
-	f.Fuzz(func(t *testing.T, line string) {
-		a, ok := ParseRunnerLine(line)
-		if ok && (a.Parallel < 0 || !strings.Contains(line, runnerMarker)) {
-			t.Fatalf("accepted %q as %+v", line, a)
-		}
-	})
-}
-
 func TestModelfile(t *testing.T) {
 	got := Modelfile("/models/tiny.gguf")
 	want := "FROM /models/tiny.gguf\nTEMPLATE \"\"\"{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}assistant:\"\"\"\n"

@@ -96,13 +96,12 @@ type Options struct {
 	Name string
 }
 
-// Server is a real Ollama serving one generated model.
+// Server is a real Ollama serving one generated model; its store, home and
+// log (LogPath) are in the test's temporary folder.
 type Server struct {
 	*ollamaproc.Server
 	// Model is the name to put in requests.
 	Model string
-	// LogPath is the server's log file (kept in the test's temporary folder).
-	LogPath string
 }
 
 // Start starts `ollama serve`, waits for it, creates the model from the
@@ -122,15 +121,8 @@ func Start(t testing.TB, o Options) *Server {
 	if o.ContextLength > 0 {
 		env = append(env, "OLLAMA_CONTEXT_LENGTH="+strconv.Itoa(o.ContextLength))
 	}
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "ollama.log")
-	logFile, err := os.Create(logPath)
+	s, err := ollamaproc.Start(ollamaproc.Config{Binary: bin, Dir: t.TempDir(), Env: env})
 	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ollamaproc.Start(ollamaproc.Config{Binary: bin, Dir: dir, Env: env, Log: logFile})
-	if err != nil {
-		logFile.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -139,7 +131,6 @@ func Start(t testing.TB, o Options) *Server {
 		if err := s.Stop(ctx); err != nil {
 			t.Errorf("stop ollama: %v", err)
 		}
-		logFile.Close()
 		if t.Failed() {
 			t.Logf("ollama log tail:\n%s", s.LogTail())
 		}
@@ -156,5 +147,5 @@ func Start(t testing.TB, o Options) *Server {
 	if err := s.CreateFromGGUF(ctx, name, model); err != nil {
 		t.Fatal(err)
 	}
-	return &Server{Server: s, Model: name, LogPath: logPath}
+	return &Server{Server: s, Model: name}
 }
