@@ -12,7 +12,7 @@ OLLAMA_MODEL_FLAGS := -width 256 -blocks 4 -heads 8 -kv-heads 2 -ff 512 -context
 OLLAMA_MODEL_KEY := $(shell { printf '%s' '$(OLLAMA_MODEL_FLAGS)'; cat $(filter-out %_test.go,$(wildcard internal/gguf/*.go)); } | sha256sum | cut -c1-12)
 OLLAMA_MODEL_GGUF := $(CACHE)/models/tiny-$(OLLAMA_MODEL_KEY).gguf
 
-.PHONY: ollama ollama-model test-ollama
+.PHONY: ollama ollama-model ollama-serve test-ollama
 
 ollama: $(OLLAMA_BIN)
 ollama-model: $(OLLAMA_MODEL_GGUF)
@@ -30,6 +30,17 @@ $(OLLAMA_BIN):
 $(OLLAMA_MODEL_GGUF):
 	@mkdir -p $(dir $@)
 	$(GO) run ./supervisor make-model $(OLLAMA_MODEL_FLAGS) -o $@
+
+# For a person: the cached Ollama serves the small model from an isolated model
+# store in a temporary folder on a free loopback port, in the foreground; it
+# prints the URL, the model's name and curl examples. Ctrl-C stops the server
+# and its runner (the whole process group). Extra server environment:
+# make ollama-serve OLLAMA_SERVE_FLAGS='-env OLLAMA_NUM_PARALLEL=4'
+OLLAMA_SERVE_FLAGS ?=
+ollama-serve: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ollama-serve ./internal/ollamaproc/cmd/ollama-serve
+	@$(BIN)/ollama-serve -ollama-bin $(OLLAMA_BIN) -gguf $(OLLAMA_MODEL_GGUF) $(OLLAMA_SERVE_FLAGS)
 
 # Real llama.cpp timing: serial (-p 1), never beside other heavy work.
 test-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)

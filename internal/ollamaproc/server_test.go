@@ -21,12 +21,23 @@ import (
 const fakeEnv = "OLLAMAPROC_FAKE"
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "create" {
+		os.Exit(fakeCreate(os.Args[2:]))
+	}
 	switch os.Getenv(fakeEnv) {
 	case "serve":
 		fakeServe()
 		return
 	case "runner":
 		time.Sleep(time.Hour)
+		return
+	case "brief": // serves for a second, then dies as a runner may
+		go func() {
+			time.Sleep(time.Second)
+			fmt.Fprintln(os.Stderr, "Error: llama runner process has terminated: signal: killed")
+			os.Exit(1)
+		}()
+		fakeServe()
 		return
 	case "crash":
 		fmt.Fprintln(os.Stderr, "Error: listen tcp: address already in use")
@@ -51,6 +62,23 @@ func fakeServe() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// fakeCreate is `ollama create NAME -f MODELFILE`: it accepts a Modelfile
+// whose FROM file exists.
+func fakeCreate(args []string) int {
+	if len(args) != 3 || args[1] != "-f" || os.Getenv("OLLAMA_HOST") == "" {
+		fmt.Fprintf(os.Stderr, "Error: bad create arguments %q\n", args)
+		return 1
+	}
+	b, err := os.ReadFile(args[2])
+	from, _, _ := strings.Cut(strings.TrimPrefix(string(b), "FROM "), "\n")
+	if _, serr := os.Stat(from); err != nil || serr != nil {
+		fmt.Fprintf(os.Stderr, "Error: no model file: %v %v\n", err, serr)
+		return 1
+	}
+	fmt.Println("success")
+	return 0
 }
 
 func alive(pid int) bool {
