@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentrace/tokentrace/internal/testproc"
 	"go.uber.org/goleak"
 )
 
@@ -76,16 +76,6 @@ func helper(mode string, args []string) int {
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func waitGroupGone(t *testing.T, pgid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -99,7 +89,7 @@ func waitGroupGone(t *testing.T, pgid int) {
 
 func TestStartReadyStopWholeGroup(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testproc.FreeAddr(t)
 	p, err := Start(Config{Name: "fake", Path: os.Args[0], Args: []string{"helper", "serve", addr, "2"},
 		LogPath: filepath.Join(dir, "engine.log"), BaseURL: "http://" + addr, StopTimeout: 5 * time.Second})
 	if err != nil {
@@ -136,7 +126,7 @@ func TestStartReadyStopWholeGroup(t *testing.T) {
 func TestExitBeforeReadyIsAnErrorWithTheLog(t *testing.T) {
 	dir := t.TempDir()
 	p, err := Start(Config{Name: "fake", Path: os.Args[0], Args: []string{"helper", "oom"},
-		LogPath: filepath.Join(dir, "engine.log"), BaseURL: "http://" + freeAddr(t)})
+		LogPath: filepath.Join(dir, "engine.log"), BaseURL: "http://" + testproc.FreeAddr(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +155,7 @@ func TestBadConfig(t *testing.T) {
 // the engine (Pdeathsig) and the guard kills what the engine started.
 func TestGroupDiesWithKilledSupervisor(t *testing.T) {
 	dir := t.TempDir()
-	sup := exec.Command(os.Args[0], "helper", "supervise", dir, freeAddr(t))
+	sup := exec.Command(os.Args[0], "helper", "supervise", dir, testproc.FreeAddr(t))
 	sup.Stderr = os.Stderr
 	out, err := sup.StdoutPipe()
 	if err != nil {

@@ -1,7 +1,6 @@
 package ollamaproc
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
@@ -9,28 +8,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokentrace/tokentrace/internal/testproc"
 )
-
-// lockedBuffer is written by Serve and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func writeGGUF(t *testing.T) string {
 	t.Helper()
@@ -47,7 +29,7 @@ func TestServeUntilCancelled(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out testproc.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, Config{Binary: os.Args[0], Dir: dir, Env: []string{fakeEnv + "=serve"}, StopGrace: 2 * time.Second},
@@ -114,7 +96,7 @@ func TestServeErrors(t *testing.T) {
 			if gguf == "" {
 				gguf = writeGGUF(t)
 			}
-			var out lockedBuffer
+			var out testproc.Buffer
 			err := Serve(context.Background(), Config{Binary: os.Args[0], Dir: t.TempDir(), Env: []string{fakeEnv + "=" + tc.fake}},
 				"tiny", gguf, 20*time.Second, &out)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -1,0 +1,43 @@
+// Package testproc is support for tests that run programs and servers: a
+// buffer their output can be written into while the test reads it, and a
+// free loopback address to give them.
+package testproc
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"testing"
+)
+
+// Buffer is a bytes.Buffer safe for concurrent writes (a process's output,
+// a logger) and reads (the test). The zero value is empty and ready.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// FreeAddr returns a loopback host:port nobody listened on a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free loopback port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
