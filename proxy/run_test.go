@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,19 +14,11 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tokentrace/tokentrace/internal/testproc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func TestBadFlagsExitNonZero(t *testing.T) {
 	env := func(string) string { return "" }
@@ -71,9 +62,9 @@ func TestServesAndDrainsOnSIGTERM(t *testing.T) {
 		fmt.Fprintln(w, `{"model":"m1","message":{"content":""},"done":true,"eval_count":1}`)
 	}))
 	t.Cleanup(up.Close)
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	stop := make(chan os.Signal, 1)
-	var stderr syncBuffer
+	var stderr testproc.Buffer
 	done := make(chan int, 1)
 	env := func(k string) string {
 		if k == "OTEL_TRACES_EXPORTER" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokentrace/tokentrace/internal/stream"
+	"github.com/tokentrace/tokentrace/internal/testproc"
 )
 
 const userPrompt = "Why is the sky blue?"
@@ -172,7 +173,7 @@ func TestGroundTruthTimes(t *testing.T) {
 
 // TestGroundTruthLog writes JSON lines that read back as ChunkSent.
 func TestGroundTruthLog(t *testing.T) {
-	var buf syncBuffer
+	var buf testproc.Buffer
 	_, url := startServer(t, Config{Profile: "tiny", GroundTruth: &buf})
 	r := measure(t, context.Background(), url, "/api/generate", requestBody("/api/generate", "tiny", true, false, 3))
 	waitFor(t, "four lines", func() bool { return strings.Count(buf.String(), "\n") >= 4 })
@@ -186,23 +187,6 @@ func TestGroundTruthLog(t *testing.T) {
 			t.Errorf("line %d = %s (%v)", i, l, err)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestNaturalStopCaps: with NaturalStop a limit above the natural length
