@@ -42,6 +42,9 @@ type Config struct {
 	Clock func() time.Time
 	// OnChunk, when set, is called for every output-carrying chunk.
 	OnChunk func(ChunkEvent)
+	// NoChunkText leaves ChunkEvent.Text empty: set it when OnChunk does not
+	// read the text, to save copying it out of every chunk.
+	NoChunkText bool
 	// MaxChunk bounds one chunk's size; DefaultMaxChunk when 0.
 	MaxChunk int
 }
@@ -57,6 +60,7 @@ type Meter struct {
 	inStreamErr   string
 	finished      bool
 	now           time.Time // the time of the Write being read
+	scan          chunkScanner
 }
 
 // NewMeter returns a Meter for one response.
@@ -94,8 +98,9 @@ func (mt *Meter) Write(p []byte) (int, error) {
 }
 
 func (mt *Meter) chunk(payload []byte) {
-	ci := inspect(mt.cfg.API, payload)
 	m := &mt.m
+	wantText := mt.cfg.OnChunk != nil && !mt.cfg.NoChunkText
+	ci := mt.scan.inspect(mt.cfg.API, payload, m.Model, m.FinishReason, wantText)
 	switch {
 	case ci.malformed:
 		mt.malformedSeen = true

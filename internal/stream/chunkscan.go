@@ -1,0 +1,417 @@
+package stream
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// msgFields is Ollama's message, or an OpenAI choice's delta or message.
+type msgFields struct {
+	set                                            bool // the pointer is not nil
+	content, thinking, reasoningContent, reasoning jstr
+	toolCalls                                      []byte // the raw value
+}
+
+// The members each kind of msgFields has; others are unknown.
+type msgKind uint8
+
+const (
+	ollamaMessage msgKind = iota // content, thinking, tool_calls
+	openAIDelta                  // content, reasoning_content, reasoning, tool_calls
+	openAIMessage                // content, reasoning_content, tool_calls
+)
+
+type choiceFields struct {
+	delta, message msgFields
+	text           jstr
+	finishReason   jstr // a *string: null resets it to ""
+}
+
+// chunkFields is what a chunk holds of the fields inspect reads, as views
+// into the payload.
+type chunkFields struct {
+	model                                   jstr
+	message                                 msgFields
+	response, thinking, doneReason          jstr
+	done                                    bool
+	totalDur, loadDur, promptEvalDur, evDur int64
+	promptEvalCount, evalCount              int64
+	hasPromptEvalCount, hasEvalCount        bool
+	usageSet                                bool
+	promptTokens, completionTokens          int64
+	errRaw                                  []byte
+	choices                                 int // the choices slice's length
+}
+
+// chunkScanner reads chunks without allocating, decoding only what inspect
+// needs. A Meter keeps one, so its buffers are reused from chunk to chunk.
+type chunkScanner struct {
+	lexer
+	f chunkFields
+	// The choices slice's backing array: decoding a second "choices" member
+	// reuses the elements as encoding/json does (it merges into them).
+	choice0 choiceFields
+	extra   []choiceFields
+	touched int // elements of the backing array that may hold data
+	scratch []byte
+	text    []byte
+}
+
+// choice returns element i of the choices backing array, zeroing it on
+// first use.
+func (sc *chunkScanner) choice(i int) *choiceFields {
+	if i >= sc.touched {
+		sc.touched = i + 1
+		if i == 0 {
+			sc.choice0 = choiceFields{}
+		} else if i-1 < len(sc.extra) {
+			sc.extra[i-1] = choiceFields{}
+		} else {
+			sc.extra = append(sc.extra, choiceFields{})
+		}
+	}
+	if i == 0 {
+		return &sc.choice0
+	}
+	return &sc.extra[i-1]
+}
+
+// scan reads payload into sc.f; sc.bad reports a chunk encoding/json would
+// refuse to decode into the reference struct.
+func (sc *chunkScanner) scan(payload []byte) {
+	sc.lexer = lexer{data: payload, deep: sc.deep[:0]}
+	sc.f = chunkFields{}
+	sc.touched = 0
+	switch sc.peek() {
+	case '{':
+		sc.top()
+	case 'n':
+		sc.literal("null") // leaves the struct as it is
+	default:
+		sc.fail() // no other JSON value decodes into a struct
+	}
+	sc.ws()
+	if sc.i != len(sc.data) {
+		sc.fail()
+	}
+}
+
+func (sc *chunkScanner) top() {
+	f := &sc.f
+	if !sc.beginObject() {
+		return
+	}
+	for {
+		k := sc.key()
+		if sc.bad {
+			return
+		}
+		switch sc.fieldOf(k) {
+		case fModel:
+			sc.stringInto(&f.model)
+		case fMessage:
+			sc.msg(&f.message, ollamaMessage)
+		case fResponse:
+			sc.stringInto(&f.response)
+		case fThinking:
+			sc.stringInto(&f.thinking)
+		case fDone:
+			sc.boolInto(&f.done)
+		case fDoneReason:
+			sc.stringInto(&f.doneReason)
+		case fTotalDuration:
+			sc.intInto(&f.totalDur, 64)
+		case fLoadDuration:
+			sc.intInto(&f.loadDur, 64)
+		case fPromptEvalDuration:
+			sc.intInto(&f.promptEvalDur, 64)
+		case fEvalDuration:
+			sc.intInto(&f.evDur, 64)
+		case fPromptEvalCount:
+			sc.intPtrInto(&f.promptEvalCount, &f.hasPromptEvalCount)
+		case fEvalCount:
+			sc.intPtrInto(&f.evalCount, &f.hasEvalCount)
+		case fChoices:
+			sc.choices()
+		case fUsage:
+			sc.usage()
+		case fError:
+			f.errRaw = sc.skipValue()
+		default:
+			sc.skipValue()
+		}
+		if !sc.more('}') {
+			return
+		}
+	}
+}
+
+// msg reads a value for a *struct field of the given kind.
+func (sc *chunkScanner) msg(m *msgFields, kind msgKind) {
+	if !sc.object(&m.set) {
+		return
+	}
+	if !m.set {
+		*m = msgFields{set: true}
+	}
+	if !sc.beginObject() {
+		return
+	}
+	for {
+		k := sc.key()
+		if sc.bad {
+			return
+		}
+		switch f := sc.fieldOf(k); {
+		case f == fContent:
+			sc.stringInto(&m.content)
+		case f == fThinking && kind == ollamaMessage:
+			sc.stringInto(&m.thinking)
+		case f == fReasoningContent && kind != ollamaMessage:
+			sc.stringInto(&m.reasoningContent)
+		case f == fReasoning && kind == openAIDelta:
+			sc.stringInto(&m.reasoning)
+		case f == fToolCalls:
+			m.toolCalls = sc.skipValue()
+		default:
+			sc.skipValue()
+		}
+		if !sc.more('}') {
+			return
+		}
+	}
+}
+
+// choices reads a value for the choices slice.
+func (sc *chunkScanner) choices() {
+	switch sc.peek() {
+	case 'n':
+		sc.literal("null")
+		sc.f.choices, sc.touched = 0, 0
+		return
+	case '[':
+	default:
+		sc.fail()
+		return
+	}
+	i := 0
+	if sc.beginArray() {
+		for {
+			sc.choiceValue(sc.choice(i))
+			i++
+			if !sc.more(']') {
+				break
+			}
+		}
+	}
+	sc.f.choices = i
+	if i == 0 {
+		sc.touched = 0 // encoding/json makes a new empty slice
+	}
+}
+
+func (sc *chunkScanner) choiceValue(c *choiceFields) {
+	switch sc.peek() {
+	case 'n':
+		sc.literal("null") // leaves the element as it is
+		return
+	case '{':
+	default:
+		sc.fail()
+		return
+	}
+	if !sc.beginObject() {
+		return
+	}
+	for {
+		k := sc.key()
+		if sc.bad {
+			return
+		}
+		switch sc.fieldOf(k) {
+		case fDelta:
+			sc.msg(&c.delta, openAIDelta)
+		case fMessage:
+			sc.msg(&c.message, openAIMessage)
+		case fText:
+			sc.stringInto(&c.text)
+		case fFinishReason:
+			sc.stringPtrInto(&c.finishReason)
+		default:
+			sc.skipValue()
+		}
+		if !sc.more('}') {
+			return
+		}
+	}
+}
+
+func (sc *chunkScanner) usage() {
+	f := &sc.f
+	if !sc.object(&f.usageSet) {
+		return
+	}
+	if !f.usageSet {
+		f.usageSet, f.promptTokens, f.completionTokens = true, 0, 0
+	}
+	if !sc.beginObject() {
+		return
+	}
+	for {
+		k := sc.key()
+		if sc.bad {
+			return
+		}
+		switch sc.fieldOf(k) {
+		case fPromptTokens:
+			sc.intInto(&f.promptTokens, strconv.IntSize)
+		case fCompletionTokens:
+			sc.intInto(&f.completionTokens, strconv.IntSize)
+		default:
+			sc.skipValue()
+		}
+		if !sc.more('}') {
+			return
+		}
+	}
+}
+
+// inspect reads one chunk. Strings equal to model or finish are returned as
+// those strings, so a Meter passing its current ones allocates nothing for
+// them; ci.text is built only when wantText.
+func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, wantText bool) chunkInfo {
+	var ci chunkInfo
+	if api == APIOpenAI && bytes.Equal(bytes.TrimSpace(payload), doneMarker) {
+		ci.final, ci.done = true, true
+		return ci
+	}
+	sc.scan(payload)
+	if sc.bad {
+		ci.malformed = true
+		return ci
+	}
+	f := &sc.f
+	ci.model = sc.intern(f.model, model)
+	if len(f.errRaw) > 0 && string(f.errRaw) != "null" {
+		ci.isErr, ci.errMsg = true, errorMessage(f.errRaw)
+		return ci
+	}
+	t := textParts{want: wantText, buf: sc.text[:0]}
+
+	// Ollama
+	if m := &f.message; m.set {
+		t.add(m.content)
+		t.add(m.thinking)
+		ci.output = t.n > 0 || hasToolCalls(m.toolCalls)
+	}
+	if len(f.response.raw) > 0 || len(f.thinking.raw) > 0 {
+		t.add(f.response)
+		t.add(f.thinking)
+		ci.output = true
+	}
+	var finishReason jstr
+	if f.done {
+		ci.final, ci.done = true, true
+		finishReason = f.doneReason
+		o := OllamaTimings{TotalDuration: f.totalDur, LoadDuration: f.loadDur, PromptEvalDuration: f.promptEvalDur, EvalDuration: f.evDur}
+		if f.hasEvalCount {
+			o.EvalCount = int(f.evalCount)
+			ci.outputTokens, ci.hasUsage = o.EvalCount, true
+		}
+		if f.hasPromptEvalCount {
+			o.PromptEvalCount = int(f.promptEvalCount)
+			ci.inputTokens = o.PromptEvalCount
+		}
+		ci.ollama = &o
+	}
+
+	// OpenAI
+	for i := range f.choices {
+		c := sc.choice(i)
+		n := t.n
+		switch {
+		case c.delta.set:
+			t.add(c.delta.content)
+			t.add(c.delta.reasoningContent)
+			t.add(c.delta.reasoning)
+			ci.output = ci.output || t.n > n || hasToolCalls(c.delta.toolCalls)
+		case c.message.set:
+			t.add(c.message.content)
+			t.add(c.message.reasoningContent)
+			ci.output = ci.output || t.n > n || hasToolCalls(c.message.toolCalls)
+		}
+		if len(c.text.raw) > 0 {
+			t.add(c.text)
+			ci.output = true
+		}
+		if len(c.finishReason.raw) > 0 {
+			ci.final = true
+			finishReason = c.finishReason
+		}
+	}
+	ci.finishReason = sc.intern(finishReason, finish)
+	if f.usageSet {
+		ci.inputTokens, ci.outputTokens, ci.hasUsage = int(f.promptTokens), int(f.completionTokens), true
+	}
+	if wantText {
+		ci.text = t.string(sc)
+		sc.text = t.buf
+	}
+	return ci
+}
+
+// intern returns the value of s, as known when it equals known.
+func (sc *chunkScanner) intern(s jstr, known string) string {
+	if len(s.raw) == 0 {
+		return ""
+	}
+	v := s.raw
+	if s.esc {
+		sc.scratch = appendUnquoted(sc.scratch[:0], s.raw)
+		v = sc.scratch
+	}
+	if string(v) == known {
+		return known
+	}
+	return string(v)
+}
+
+// textParts joins the non-empty text strings of a chunk, with one
+// allocation for the result.
+type textParts struct {
+	want  bool
+	n     int // non-empty strings added
+	first jstr
+	buf   []byte // the join, once there are two
+}
+
+func (t *textParts) add(s jstr) {
+	if len(s.raw) == 0 {
+		return
+	}
+	t.n++
+	if !t.want {
+		return
+	}
+	switch t.n {
+	case 1:
+		t.first = s
+		return
+	case 2:
+		t.buf = t.first.appendTo(t.buf)
+	}
+	t.buf = s.appendTo(t.buf)
+}
+
+func (t *textParts) string(sc *chunkScanner) string {
+	switch {
+	case t.n == 0:
+		return ""
+	case t.n > 1:
+		return string(t.buf)
+	case !t.first.esc:
+		return string(t.first.raw)
+	}
+	sc.scratch = appendUnquoted(sc.scratch[:0], t.first.raw)
+	return string(sc.scratch)
+}
