@@ -29,18 +29,27 @@ func realOllamaEnv(t *testing.T) []string {
 		"OLLAMA_MODELS="+srv.ModelsDir(), "HOME="+srv.HomeDir())
 }
 
-// The study's claim on the real engine: with 2 users, 2 slots start both at
-// once (lower TTFT) and cost memory; the runner really ran with 2 slots.
-func TestRealOllamaParallelismChangesTheRunner(t *testing.T) {
+// ollamaRun is `supervisor run` on the real Ollama with the generated model,
+// small prompts, a fresh run folder and a free port, not started yet.
+func ollamaRun(t *testing.T, flags ...string) (cmd *exec.Cmd, out string, port int) {
+	t.Helper()
 	bin := ollamatest.Binary(t)
 	env := realOllamaEnv(t)
 	sup := buildSupervisor(t)
-	out := filepath.Join(t.TempDir(), "run")
-	port := freePort(t)
-	cmd := exec.Command(sup, "run", "--backend", "ollama", "--ollama-bin", bin, "--model", ollamatest.ModelName,
-		"--concurrency", "2", "--prompt-sizes", "small", "--num-parallel", "1,2", "--num-ctx", "8192",
-		"--duration", "8s", "--warmup", "1s", "--max-tokens", "48", "--out", out, "--port", strconv.Itoa(port))
+	out = filepath.Join(t.TempDir(), "run")
+	port = freePort(t)
+	args := append([]string{"run", "--backend", "ollama", "--ollama-bin", bin, "--model", ollamatest.ModelName,
+		"--prompt-sizes", "small", "--out", out, "--port", strconv.Itoa(port)}, flags...)
+	cmd = exec.Command(sup, args...)
 	cmd.Env = env
+	return cmd, out, port
+}
+
+// The study's claim on the real engine: with 2 users, 2 slots start both at
+// once (lower TTFT) and cost memory; the runner really ran with 2 slots.
+func TestRealOllamaParallelismChangesTheRunner(t *testing.T) {
+	cmd, out, port := ollamaRun(t, "--concurrency", "2", "--num-parallel", "1,2", "--num-ctx", "8192",
+		"--duration", "8s", "--warmup", "1s", "--max-tokens", "48")
 	done := make(chan struct{})
 	var output []byte
 	var err error
@@ -85,15 +94,8 @@ func TestRealOllamaParallelismChangesTheRunner(t *testing.T) {
 
 // A supervisor killed outright leaves neither `ollama serve` nor its runner.
 func TestRealOllamaDiesWithKilledSupervisor(t *testing.T) {
-	bin := ollamatest.Binary(t)
-	env := realOllamaEnv(t)
-	sup := buildSupervisor(t)
-	out := filepath.Join(t.TempDir(), "run")
-	port := freePort(t)
-	cmd := exec.Command(sup, "run", "--backend", "ollama", "--ollama-bin", bin, "--model", ollamatest.ModelName,
-		"--concurrency", "1", "--prompt-sizes", "small", "--num-parallel", "1", "--num-ctx", "512",
-		"--duration", "60s", "--warmup", "0s", "--max-tokens", "16", "--out", out, "--port", strconv.Itoa(port))
-	cmd.Env = env
+	cmd, out, port := ollamaRun(t, "--concurrency", "1", "--num-parallel", "1", "--num-ctx", "512",
+		"--duration", "60s", "--warmup", "0s", "--max-tokens", "16")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

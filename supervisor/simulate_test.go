@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tokentrace/tokentrace/internal/testproc"
 )
 
 func TestParseSimulate(t *testing.T) {
@@ -82,24 +82,6 @@ func TestParseBytes(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects the server's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServeSimulator serves, answers, and stops cleanly when its context ends.
 func TestServeSimulator(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -110,7 +92,7 @@ func TestServeSimulator(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	served := make(chan error, 1)
-	var logs lockedBuffer
+	var logs testproc.Buffer // the server's log
 	go func() { served <- serveSimulator(ctx, o, &logs, ready) }()
 	addr := <-ready
 	resp, err := http.Post("http://"+addr+"/api/generate", "application/json",
@@ -149,7 +131,7 @@ func TestServeSimulatorExitsOnOOM(t *testing.T) {
 	}
 	ready := make(chan string, 1)
 	served := make(chan error, 1)
-	var logs lockedBuffer
+	var logs testproc.Buffer // the server's log
 	go func() { served <- serveSimulator(context.Background(), o, &logs, ready) }()
 	addr := <-ready
 	resp, err := http.Post("http://"+addr+"/api/chat", "application/json",
