@@ -1,7 +1,9 @@
 // Package backend owns an inference engine's process: it starts `ollama
 // serve`, the simulator or another engine in its own process group, logs it
 // to a file, waits until it answers, watches its log and its exit, and stops
-// the whole group (gracefully, then killed).
+// the whole group (gracefully, then killed) until no process of it is left.
+// It is the one implementation of an engine's process: internal/ollamaproc
+// (a real Ollama for tests and `make ollama-serve`) is built on it.
 package backend
 
 import (
@@ -177,10 +179,14 @@ func (p *Process) Exited() (bool, error) {
 }
 
 // WaitReady polls the ready path until it answers 200 and returns the time
-// since Start. It fails at once if the process exits first.
+// since Start. It fails at once if the process exits first, and when the
+// timeout (if > 0) passes or ctx ends.
 func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	client := &http.Client{Timeout: time.Second}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -199,7 +205,8 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) (time.Du
 			return 0, fmt.Errorf("%s exited before it was ready (%v); last log lines:\n%s",
 				p.cfg.Name, p.waitErr, p.watch.Tail())
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%s not ready at %s after %v: %w", p.cfg.Name, url, timeout, ctx.Err())
+			return 0, fmt.Errorf("%s not ready at %s after %v: %w; last log lines:\n%s",
+				p.cfg.Name, url, time.Since(p.started).Round(time.Millisecond), ctx.Err(), p.watch.Tail())
 		case <-tick.C:
 		}
 	}
