@@ -1,0 +1,143 @@
+package stream
+
+import "bytes"
+
+// inspect reads one chunk. Strings equal to model or finish are returned as
+// those strings, so a Meter passing its current ones allocates nothing for
+// them; ci.text is built only when wantText.
+func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, wantText bool) chunkInfo {
+	var ci chunkInfo
+	if api == APIOpenAI && bytes.Equal(bytes.TrimSpace(payload), doneMarker) {
+		ci.final, ci.done = true, true
+		return ci
+	}
+	sc.scan(payload)
+	if sc.bad {
+		ci.malformed = true
+		return ci
+	}
+	f := &sc.f
+	ci.model = sc.intern(f.model, model)
+	if len(f.errRaw) > 0 && string(f.errRaw) != "null" {
+		ci.isErr, ci.errMsg = true, errorMessage(f.errRaw)
+		return ci
+	}
+	t := textParts{want: wantText, buf: sc.text[:0]}
+
+	// Ollama
+	if m := &f.message; m.set {
+		t.add(m.content)
+		t.add(m.thinking)
+		ci.output = t.n > 0 || hasToolCalls(m.toolCalls)
+	}
+	if len(f.response.raw) > 0 || len(f.thinking.raw) > 0 {
+		t.add(f.response)
+		t.add(f.thinking)
+		ci.output = true
+	}
+	var finishReason jstr
+	if f.done {
+		ci.final, ci.done = true, true
+		finishReason = f.doneReason
+		o := OllamaTimings{TotalDuration: f.totalDur, LoadDuration: f.loadDur, PromptEvalDuration: f.promptEvalDur, EvalDuration: f.evDur}
+		if f.hasEvalCount {
+			o.EvalCount = int(f.evalCount)
+			ci.outputTokens, ci.hasUsage = o.EvalCount, true
+		}
+		if f.hasPromptEvalCount {
+			o.PromptEvalCount = int(f.promptEvalCount)
+			ci.inputTokens = o.PromptEvalCount
+		}
+		ci.ollama = &o
+	}
+
+	// OpenAI
+	for i := range f.choices {
+		c := sc.choice(i)
+		n := t.n
+		switch {
+		case c.delta.set:
+			t.add(c.delta.content)
+			t.add(c.delta.reasoningContent)
+			t.add(c.delta.reasoning)
+			ci.output = ci.output || t.n > n || hasToolCalls(c.delta.toolCalls)
+		case c.message.set:
+			t.add(c.message.content)
+			t.add(c.message.reasoningContent)
+			ci.output = ci.output || t.n > n || hasToolCalls(c.message.toolCalls)
+		}
+		if len(c.text.raw) > 0 {
+			t.add(c.text)
+			ci.output = true
+		}
+		if len(c.finishReason.raw) > 0 {
+			ci.final = true
+			finishReason = c.finishReason
+		}
+	}
+	ci.finishReason = sc.intern(finishReason, finish)
+	if f.usageSet {
+		ci.inputTokens, ci.outputTokens, ci.hasUsage = int(f.promptTokens), int(f.completionTokens), true
+	}
+	if wantText {
+		ci.text = t.string(sc)
+		sc.text = t.buf
+	}
+	return ci
+}
+
+// intern returns the value of s, as known when it equals known.
+func (sc *chunkScanner) intern(s jstr, known string) string {
+	if len(s.raw) == 0 {
+		return ""
+	}
+	v := s.raw
+	if s.esc {
+		sc.scratch = appendUnquoted(sc.scratch[:0], s.raw)
+		v = sc.scratch
+	}
+	if string(v) == known {
+		return known
+	}
+	return string(v)
+}
+
+// textParts joins the non-empty text strings of a chunk, with one
+// allocation for the result.
+type textParts struct {
+	want  bool
+	n     int // non-empty strings added
+	first jstr
+	buf   []byte // the join, once there are two
+}
+
+func (t *textParts) add(s jstr) {
+	if len(s.raw) == 0 {
+		return
+	}
+	t.n++
+	if !t.want {
+		return
+	}
+	switch t.n {
+	case 1:
+		t.first = s
+		return
+	case 2:
+		t.buf = t.first.appendTo(t.buf)
+	}
+	t.buf = s.appendTo(t.buf)
+}
+
+func (t *textParts) string(sc *chunkScanner) string {
+	switch {
+	case t.n == 0:
+		return ""
+	case t.n > 1:
+		return string(t.buf)
+	case !t.first.esc:
+		return string(t.first.raw)
+	}
+	sc.scratch = appendUnquoted(sc.scratch[:0], t.first.raw)
+	return string(sc.scratch)
+}
