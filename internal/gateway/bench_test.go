@@ -61,7 +61,7 @@ func BenchmarkTapPerChunk(b *testing.B) {
 				ex := &exchange{g: g, start: time.Now(), ep: ep, provider: "ollama", model: "bench"}
 				ctx, span := g.tracer.Start(context.Background(), "chat bench")
 				ex.span, ex.recording = span, true
-				ex.meter = stream.NewMeter(stream.Config{API: ep.API, Start: ex.start, OnChunk: ex.onChunk})
+				ex.meter = ex.newMeter()
 				resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ndjson}},
 					Body: io.NopCloser(&chunkReader{chunks: chunks}), Request: (&http.Request{}).WithContext(context.WithValue(ctx, exchangeKey{}, ex))}
 				if err := g.tapResponse(resp); err != nil {

@@ -59,7 +59,7 @@ func (g *Gateway) instrument(w http.ResponseWriter, r *http.Request, scenario st
 	ex.req, _ = stream.ParseRequest(ep, body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	ex.model = g.models.value(boundModel(ex.req.Model))
-	ex.meter = stream.NewMeter(stream.Config{API: ep.API, Start: start, OnChunk: ex.onChunk})
+	ex.meter = ex.newMeter()
 	if ex.recording {
 		name := ep.Operation
 		if ex.req.Model != "" {
@@ -169,4 +169,10 @@ func (g *Gateway) upstreamChosen(_ *http.Request, out *http.Request) {
 		host, port := splitHostPort(out.URL)
 		ex.span.SetAttributes(semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
 	}
+}
+
+// newMeter taps the exchange's response; chunk text is read only when the
+// completion is recorded.
+func (ex *exchange) newMeter() *stream.Meter {
+	return stream.NewMeter(stream.Config{API: ex.ep.API, Start: ex.start, OnChunk: ex.onChunk, NoChunkText: !ex.g.cfg.CaptureContent})
 }

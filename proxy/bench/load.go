@@ -77,7 +77,7 @@ func streamOnce(ctx context.Context, c *http.Client, base, query string, onChunk
 		return result{err: err}
 	}
 	var meter *stream.Meter
-	cfg := stream.Config{API: stream.APIOllama, Start: start}
+	cfg := stream.Config{API: stream.APIOllama, Start: start, NoChunkText: true}
 	if onChunk != nil {
 		cfg.OnChunk = func(ev stream.ChunkEvent) { onChunk(ev.Index) }
 	}
