@@ -36,20 +36,22 @@ func TestWireMatchesOllama(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 
 	m := real.Model
+	// Greedy and seeded: the random-weight model then answers the same every
+	// run, never with an end-of-sequence token before any text.
 	msgs := `[{"role":"user","content":"Tell me a story."}]`
 	tests := []struct {
 		name, method, path, body string
 		exact                    bool // error bodies: byte for byte
 	}{
-		{"chat stream", "POST", "/api/chat", `{"model":"` + m + `","messages":` + msgs + `,"options":{"num_predict":4}}`, false},
-		{"chat whole", "POST", "/api/chat", `{"model":"` + m + `","messages":` + msgs + `,"stream":false,"options":{"num_predict":4}}`, false},
-		{"generate stream", "POST", "/api/generate", `{"model":"` + m + `","prompt":"Tell me a story.","options":{"num_predict":4}}`, false},
-		{"generate whole", "POST", "/api/generate", `{"model":"` + m + `","prompt":"Tell me a story.","stream":false,"options":{"num_predict":4}}`, false},
-		{"openai chat stream", "POST", "/v1/chat/completions", `{"model":"` + m + `","messages":` + msgs + `,"stream":true,"stream_options":{"include_usage":true},"max_tokens":4}`, false},
-		{"openai chat stream no usage", "POST", "/v1/chat/completions", `{"model":"` + m + `","messages":` + msgs + `,"stream":true,"max_tokens":4}`, false},
-		{"openai chat whole", "POST", "/v1/chat/completions", `{"model":"` + m + `","messages":` + msgs + `,"max_tokens":4}`, false},
-		{"openai completion stream", "POST", "/v1/completions", `{"model":"` + m + `","prompt":"Tell me a story.","stream":true,"stream_options":{"include_usage":true},"max_tokens":4}`, false},
-		{"openai completion whole", "POST", "/v1/completions", `{"model":"` + m + `","prompt":"Tell me a story.","max_tokens":4}`, false},
+		{"chat stream", "POST", "/api/chat", `{"model":"` + m + `","messages":` + msgs + `,"options":{"num_predict":4,"temperature":0,"seed":1}}`, false},
+		{"chat whole", "POST", "/api/chat", `{"model":"` + m + `","messages":` + msgs + `,"stream":false,"options":{"num_predict":4,"temperature":0,"seed":1}}`, false},
+		{"generate stream", "POST", "/api/generate", `{"model":"` + m + `","prompt":"Tell me a story.","options":{"num_predict":4,"temperature":0,"seed":1}}`, false},
+		{"generate whole", "POST", "/api/generate", `{"model":"` + m + `","prompt":"Tell me a story.","stream":false,"options":{"num_predict":4,"temperature":0,"seed":1}}`, false},
+		{"openai chat stream", "POST", "/v1/chat/completions", `{"model":"` + m + `","messages":` + msgs + `,"stream":true,"stream_options":{"include_usage":true},"max_tokens":4,"temperature":0,"seed":1}`, false},
+		{"openai chat stream no usage", "POST", "/v1/chat/completions", `{"model":"` + m + `","messages":` + msgs + `,"stream":true,"max_tokens":4,"temperature":0,"seed":1}`, false},
+		{"openai chat whole", "POST", "/v1/chat/completions", `{"model":"` + m + `","messages":` + msgs + `,"max_tokens":4,"temperature":0,"seed":1}`, false},
+		{"openai completion stream", "POST", "/v1/completions", `{"model":"` + m + `","prompt":"Tell me a story.","stream":true,"stream_options":{"include_usage":true},"max_tokens":4,"temperature":0,"seed":1}`, false},
+		{"openai completion whole", "POST", "/v1/completions", `{"model":"` + m + `","prompt":"Tell me a story.","max_tokens":4,"temperature":0,"seed":1}`, false},
 		{"tags", "GET", "/api/tags", ``, false},
 		{"ps", "GET", "/api/ps", ``, false},
 		{"version", "GET", "/api/version", ``, false},
