@@ -17,6 +17,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/tokentrace/tokentrace/internal/loadgen"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 // attackOptions are attack's flags beyond loadgen.Options.
@@ -78,10 +79,10 @@ func parseWarmup(s string) (time.Duration, uint64, error) {
 func (o *attackOptions) resolve() error {
 	var err error
 	if o.gen.Warmup, o.gen.WarmupRequests, err = parseWarmup(o.warmup); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	if _, ok := encodings[o.encoding]; !ok {
-		return usagef("-encoding %q: must be gob, json or csv", o.encoding)
+		return subcommand.Usagef("-encoding %q: must be gob, json or csv", o.encoding)
 	}
 	if len(o.headers) > 0 {
 		o.gen.Headers = http.Header{}
@@ -93,15 +94,15 @@ func (o *attackOptions) resolve() error {
 	if o.promptsFile != "" {
 		f, err := os.Open(o.promptsFile)
 		if err != nil {
-			return usagef("-prompts: %w", err)
+			return subcommand.Usagef("-prompts: %w", err)
 		}
 		defer f.Close()
 		if o.gen.Prompts, err = loadgen.ReadPrompts(f); err != nil {
-			return usagef("-prompts %s: %w", o.promptsFile, err)
+			return subcommand.Usagef("-prompts %s: %w", o.promptsFile, err)
 		}
 	}
 	if err := o.gen.Validate(); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	return nil
 }
@@ -110,11 +111,11 @@ func runAttack(env *environment, args []string) error {
 	var o attackOptions
 	fs := attackFlags(&o)
 	fs.SetOutput(env.stderr)
-	if err := parseFlags(fs, args); err != nil {
+	if err := subcommand.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
+		return subcommand.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if o.gen.Rate > 0 && !flagSet(fs, "concurrency") {
 		o.gen.Concurrency = 0 // an open loop is not capped unless asked

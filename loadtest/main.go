@@ -6,13 +6,11 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
-	"sort"
+
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 // command is one subcommand: run parses its own flags.
@@ -50,70 +48,21 @@ func main() {
 	os.Exit(run(env, os.Args[1:]))
 }
 
+// run dispatches to the subcommand args[0] names, with env as its process.
 func run(env *environment, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(env.stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	bound := make(map[string]subcommand.Command, len(commands))
+	for name, c := range commands {
+		bound[name] = subcommand.Command{Summary: c.summary, Run: func(args []string) error { return c.run(env, args) }}
 	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(env.stderr, "loadtest: unknown command %q\n\n", args[0])
-		usage(env.stderr)
-		return 2
-	}
-	if err := cmd.run(env, args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(env.stderr, "loadtest %s: %v\n", args[0], err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		return 1
-	}
-	return 0
+	return subcommand.Main("loadtest", bound, examples, env.stderr, args)
 }
 
-// usageError marks bad input on the command line (exit status 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-// parseFlags parses args, making every flag problem a usageError.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	return nil
-}
-
-func usage(w io.Writer) {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	fmt.Fprintln(w, "Usage: loadtest <command> [flags]\n\nCommands:")
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, "\nExamples:\n"+
-		"  loadtest attack -url http://localhost:11434 -model qwen2.5:7b-instruct -concurrency 4 -duration 1m | tee r.bin | loadtest report\n"+
-		"  loadtest attack -url http://localhost:8080 -api openai -rate 2 -arrival poisson -requests 100 | vegeta report\n"+
-		"  loadtest report -slo ttft=500ms,tpot=50ms r1.bin r2.bin\n"+
-		"  loadtest plot -output latency.html r.bin\n\n"+
-		"Run `loadtest <command> -h` for a command's flags.")
-}
+const examples = "Examples:\n" +
+	"  loadtest attack -url http://localhost:11434 -model qwen2.5:7b-instruct -concurrency 4 -duration 1m | tee r.bin | loadtest report\n" +
+	"  loadtest attack -url http://localhost:8080 -api openai -rate 2 -arrival poisson -requests 100 | vegeta report\n" +
+	"  loadtest report -slo ttft=500ms,tpot=50ms r1.bin r2.bin\n" +
+	"  loadtest plot -output latency.html r.bin\n\n" +
+	"Run `loadtest <command> -h` for a command's flags."
 
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()

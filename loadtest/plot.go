@@ -9,6 +9,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/tokentrace/tokentrace/internal/loadreport"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 type plotOptions struct {
@@ -31,7 +32,7 @@ func runPlot(env *environment, args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: loadtest plot [flags] [file ...]   (no file, or -: stdin)")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := subcommand.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if o.format == "" {
@@ -41,10 +42,10 @@ func runPlot(env *environment, args []string) error {
 		}
 	}
 	if o.format != "html" && o.format != "png" {
-		return usagef("-format %q: must be html or png", o.format)
+		return subcommand.Usagef("-format %q: must be html or png", o.format)
 	}
 	if o.width <= 0 || o.height <= 0 {
-		return usagef("-width and -height must be positive")
+		return subcommand.Usagef("-width and -height must be positive")
 	}
 	p := loadreport.NewPlot(o.title)
 	if err := readResults(env, fs.Args(), func(r *vegeta.Result) error { return p.Add(r) }); err != nil {

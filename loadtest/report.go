@@ -8,6 +8,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/tokentrace/tokentrace/internal/loadreport"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 type reportOptions struct {
@@ -27,15 +28,15 @@ func runReport(env *environment, args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: loadtest report [flags] [file ...]   (no file, or -: stdin)")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := subcommand.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	slo, err := loadreport.ParseSLO(o.slo)
 	if err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	if !contains(loadreport.Formats, o.format) {
-		return usagef("-type %q: must be one of %s", o.format, strings.Join(loadreport.Formats, ", "))
+		return subcommand.Usagef("-type %q: must be one of %s", o.format, strings.Join(loadreport.Formats, ", "))
 	}
 	c := loadreport.NewCollector(loadreport.Options{SLO: slo})
 	if err := readResults(env, fs.Args(), func(r *vegeta.Result) error { return c.Add(r) }); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 	"github.com/tokentrace/tokentrace/internal/telemetry"
 )
 
@@ -14,7 +15,7 @@ import (
 func newTracing(env *environment) (*telemetry.Tracing, error) {
 	cfg, err := telemetry.TraceConfigFromEnv(env.getenv, "tokentrace-loadtest")
 	if err != nil {
-		return nil, usageError{fmt.Errorf("OpenTelemetry environment: %w", err)}
+		return nil, subcommand.UsageError{Err: fmt.Errorf("OpenTelemetry environment: %w", err)}
 	}
 	if cfg.Disabled || cfg.Endpoint == "" {
 		return nil, nil

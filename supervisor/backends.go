@@ -272,6 +272,6 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 const guardCommand = "engine-guard"
 
 func init() {
-	commands[guardCommand] = command{"(internal) kill an engine's process group when the supervisor dies",
-		func(args []string) error { return backend.GuardMain(args, os.Stdin) }}
+	commands[guardCommand] = command{Summary: "(internal) kill an engine's process group when the supervisor dies",
+		Run: func(args []string) error { return backend.GuardMain(args, os.Stdin) }}
 }

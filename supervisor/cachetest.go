@@ -20,10 +20,11 @@ import (
 	"github.com/tokentrace/tokentrace/internal/loadgen"
 	"github.com/tokentrace/tokentrace/internal/matrix"
 	"github.com/tokentrace/tokentrace/internal/stats"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 func init() {
-	commands["cache-test"] = command{"measure the prompt cache: cold start, warm prefix, cold prefix and the benefit", cacheTestMain}
+	commands["cache-test"] = command{Summary: "measure the prompt cache: cold start, warm prefix, cold prefix and the benefit", Run: cacheTestMain}
 }
 
 // cachePhase is one phase of the cache test: the TTFTs of its requests.
@@ -57,26 +58,26 @@ func cacheTestMain(args []string) error {
 	maxTokens := fs.Int("max-tokens", 16, "cap on each answer (the test measures time to first token)")
 	out := fs.String("out", "", "folder for the engine's log and cache-test.json (default out/cache-<time>)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	switch {
 	case fs.NArg() > 0:
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return subcommand.UsageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	case *iterations <= 0:
-		return usageError{fmt.Errorf("--iterations %d: must be at least 1", *iterations)}
+		return subcommand.UsageError{Err: fmt.Errorf("--iterations %d: must be at least 1", *iterations)}
 	case !slices.Contains(loadgen.PromptSizes(), *size):
-		return usageError{fmt.Errorf("unknown prompt size %q: want one of %v", *size, loadgen.PromptSizes())}
+		return subcommand.UsageError{Err: fmt.Errorf("unknown prompt size %q: want one of %v", *size, loadgen.PromptSizes())}
 	case *parallel <= 0 || *numCtx <= 0 || *maxTokens < 0:
-		return usageError{errors.New("--num-parallel and --num-ctx must be positive, --max-tokens not negative")}
+		return subcommand.UsageError{Err: errors.New("--num-parallel and --num-ctx must be positive, --max-tokens not negative")}
 	}
 	if err := f.validate(); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	if *out == "" {
 		*out = filepath.Join("out", "cache-"+time.Now().Format("20060102-150405"))
 	}
 	if err := matrix.CheckWritable(*out); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -8,12 +8,13 @@ import (
 	"path/filepath"
 
 	"github.com/tokentrace/tokentrace/internal/gguf"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 func init() {
 	commands["make-model"] = command{
-		summary: "write a llama-architecture GGUF model with random weights",
-		run:     runMakeModel,
+		Summary: "write a llama-architecture GGUF model with random weights",
+		Run:     runMakeModel,
 	}
 }
 
@@ -37,21 +38,21 @@ func runMakeModel(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return subcommand.UsageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	if *out == "" {
-		return usageError{errors.New("-o is required")}
+		return subcommand.UsageError{Err: errors.New("-o is required")}
 	}
 	t, err := gguf.ParseTensorType(*typ)
 	if err != nil {
-		return usageError{fmt.Errorf("-type: %w", err)}
+		return subcommand.UsageError{Err: fmt.Errorf("-type: %w", err)}
 	}
 	c.Type = t
 	if err := c.Validate(); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	if *out == "-" {
 		_, err := gguf.Write(os.Stdout, c)

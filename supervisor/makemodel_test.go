@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tokentrace/tokentrace/internal/gguf"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 func TestMakeModel(t *testing.T) {
@@ -51,7 +52,7 @@ func TestMakeModelBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := runMakeModel(tt.args)
-			var ue usageError
+			var ue subcommand.UsageError
 			if !errors.As(err, &ue) {
 				t.Fatalf("runMakeModel(%q) = %v, want a usage error", tt.args, err)
 			}

@@ -6,10 +6,11 @@ import (
 	"path/filepath"
 
 	"github.com/tokentrace/tokentrace/internal/studyreport"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 func init() {
-	commands["report"] = command{"regenerate report.md and the charts of a run folder from its saved results", reportMain}
+	commands["report"] = command{Summary: "regenerate report.md and the charts of a run folder from its saved results", Run: reportMain}
 }
 
 func reportMain(args []string) error {
@@ -18,10 +19,10 @@ func reportMain(args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: supervisor report DIR\n\nRewrites DIR/report.md and DIR/*.png from DIR's results (results.jsonl, requests.jsonl, header.json).")
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	if fs.NArg() != 1 {
-		return usageError{fmt.Errorf("want one run folder, got %d arguments", fs.NArg())}
+		return subcommand.UsageError{Err: fmt.Errorf("want one run folder, got %d arguments", fs.NArg())}
 	}
 	dir := fs.Arg(0)
 	d, err := studyreport.Write(dir)

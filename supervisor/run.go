@@ -20,10 +20,11 @@ import (
 	"github.com/tokentrace/tokentrace/internal/loadgen"
 	"github.com/tokentrace/tokentrace/internal/matrix"
 	"github.com/tokentrace/tokentrace/internal/studyreport"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 func init() {
-	commands["run"] = command{"run the parallelism matrix: restart the engine per parallel setting, load it through the proxy, report", runMain}
+	commands["run"] = command{Summary: "run the parallelism matrix: restart the engine per parallel setting, load it through the proxy, report", Run: runMain}
 }
 
 type runFlags struct {
@@ -57,10 +58,10 @@ func runMain(args []string) error {
 	fs.StringVar(&f.resume, "resume", "", "continue the run in this folder: only the scenarios it lacks run, with its saved settings")
 	fs.DurationVar(&f.timeout, "request-timeout", 10*time.Minute, "bound on each request")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return subcommand.UsageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	settings, store, err := f.prepare()
 	if err != nil {
@@ -78,7 +79,7 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 	if f.resume != "" {
 		h, _, _, err := matrix.Load(f.resume)
 		if err != nil {
-			return s, nil, usageError{fmt.Errorf("--resume: %w", err)}
+			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--resume: %w", err)}
 		}
 		s = h.Settings
 		f.out = f.resume
@@ -90,31 +91,31 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 	} else {
 		var err error
 		if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
-			return s, nil, usageError{err}
+			return s, nil, subcommand.UsageError{Err: err}
 		}
 		if s.NumParallel, err = parseInts("num-parallel", f.parallel); err != nil {
-			return s, nil, usageError{err}
+			return s, nil, subcommand.UsageError{Err: err}
 		}
 		if s.NumCtx, err = parseInts("num-ctx", f.numCtx); err != nil {
-			return s, nil, usageError{err}
+			return s, nil, subcommand.UsageError{Err: err}
 		}
 		s.PromptSizes = splitList(f.sizes)
 		s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
 		s.MaxTokens, s.VaryPrompts = f.maxTokens, f.vary
 	}
 	if err := f.engineFlags.validate(); err != nil {
-		return s, nil, usageError{err}
+		return s, nil, subcommand.UsageError{Err: err}
 	}
 	s.Backend, s.Model, s.API, s.URL, s.SimArgs = f.backend, f.model, f.api, f.url, f.simFlags
 	s.Command = f.commandLine()
 	if err := s.Validate(loadgen.PromptSizes()); err != nil {
-		return s, nil, usageError{err}
+		return s, nil, subcommand.UsageError{Err: err}
 	}
 	if f.out == "" {
 		f.out = filepath.Join("out", "run-"+time.Now().Format("20060102-150405"))
 	}
 	if err := matrix.CheckWritable(f.out); err != nil {
-		return s, nil, usageError{err}
+		return s, nil, subcommand.UsageError{Err: err}
 	}
 	if f.resume != "" {
 		store, _, err := matrix.Resume(f.out)
@@ -123,7 +124,7 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 	store, err := matrix.Create(f.out, matrix.Header{Started: time.Now().UTC(), Settings: s,
 		Engine: matrix.EngineInfo{Name: f.backend, Restartable: f.backend != "external"}, Machine: matrix.ThisMachine(context.Background())})
 	if err != nil {
-		return s, nil, usageError{err}
+		return s, nil, subcommand.UsageError{Err: err}
 	}
 	return s, store, nil
 }

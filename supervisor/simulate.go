@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/tokentrace/tokentrace/internal/simulator"
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
 func init() {
 	commands["simulate"] = command{
-		summary: "serve a simulated Ollama (no model, no GPU) with ground-truth chunk times",
-		run:     runSimulate,
+		Summary: "serve a simulated Ollama (no model, no GPU) with ground-truth chunk times",
+		Run:     runSimulate,
 	}
 }
 
@@ -75,10 +76,10 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, usageError{err}
+		return o, subcommand.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return o, usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+		return o, subcommand.UsageError{Err: fmt.Errorf("unexpected arguments: %v", fs.Args())}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -93,7 +94,7 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 		if v := getenv(env.name); v != "" && !set[env.flag] {
 			n, err := strconv.ParseUint(v, 10, 31)
 			if err != nil {
-				return o, usageError{fmt.Errorf("%s=%q: not a count: %w", env.name, v, err)}
+				return o, subcommand.UsageError{Err: fmt.Errorf("%s=%q: not a count: %w", env.name, v, err)}
 			}
 			*env.dst = int(n)
 		}
@@ -107,22 +108,22 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 	if o.keepAlive != "" {
 		d, err := parseKeepAlive(o.keepAlive)
 		if err != nil {
-			return o, usageError{fmt.Errorf("keep-alive: %w", err)}
+			return o, subcommand.UsageError{Err: fmt.Errorf("keep-alive: %w", err)}
 		}
 		o.cfg.KeepAlive = d
 	}
 	if o.memoryLimit != "" {
 		n, err := parseBytes(o.memoryLimit)
 		if err != nil {
-			return o, usageError{fmt.Errorf("--memory-limit: %w", err)}
+			return o, subcommand.UsageError{Err: fmt.Errorf("--memory-limit: %w", err)}
 		}
 		o.cfg.MemoryLimit = n
 	}
 	if err := applyProfile(&o.cfg); err != nil {
-		return o, usageError{err}
+		return o, subcommand.UsageError{Err: err}
 	}
 	if err := o.cfg.Validate(); err != nil {
-		return o, usageError{err}
+		return o, subcommand.UsageError{Err: err}
 	}
 	return o, nil
 }
@@ -200,7 +201,7 @@ func serveSimulator(ctx context.Context, o simulateOptions, logw io.Writer, read
 	}
 	sim, err := simulator.New(cfg)
 	if err != nil {
-		return usageError{err}
+		return subcommand.UsageError{Err: err}
 	}
 	defer sim.Close()
 	ln, err := net.Listen("tcp", o.listen)

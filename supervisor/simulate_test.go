@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tokentrace/tokentrace/internal/subcommand"
 	"github.com/tokentrace/tokentrace/internal/testproc"
 )
 
@@ -38,7 +39,7 @@ func TestParseSimulate(t *testing.T) {
 	for _, args := range [][]string{
 		{"--parallel", "x"}, {"--profile", "nope"}, {"--memory-limit", "lots"}, {"--time-scale", "-1"}, {"extra"}, {"--nope"},
 	} {
-		if _, err := parseSimulate(args, func(string) string { return "" }); !errors.As(err, new(usageError)) {
+		if _, err := parseSimulate(args, func(string) string { return "" }); !errors.As(err, new(subcommand.UsageError)) {
 			t.Errorf("%v: error %v, want a usage error", args, err)
 		}
 	}
@@ -47,7 +48,7 @@ func TestParseSimulate(t *testing.T) {
 			return "four"
 		}
 		return ""
-	}); !errors.As(err, new(usageError)) {
+	}); !errors.As(err, new(subcommand.UsageError)) {
 		t.Errorf("a bad OLLAMA_NUM_PARALLEL: %v", err)
 	}
 }
@@ -170,7 +171,7 @@ func TestSimulateProfileFlags(t *testing.T) {
 		t.Error("a custom profile without overrides")
 	}
 	for _, args := range [][]string{{"--step-base", "fast"}, {"--layers", "0"}, {"--heads", "5"}, {"--weights-bytes", "x"}} {
-		if _, err := parseSimulate(args, none); !errors.As(err, new(usageError)) {
+		if _, err := parseSimulate(args, none); !errors.As(err, new(subcommand.UsageError)) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
 	}
