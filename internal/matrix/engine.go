@@ -85,7 +85,13 @@ func (e *ProcessEngine) PSBytes(ctx context.Context) int64 {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	ps, err := (&backend.Ollama{BaseURL: e.URL}).PS(ctx)
+	return psBytes(ctx, e.URL)
+}
+
+// psBytes is the size of every model /api/ps lists as loaded; 0 when the
+// engine does not answer.
+func psBytes(ctx context.Context, url string) int64 {
+	ps, err := (&backend.Ollama{BaseURL: url}).PS(ctx)
 	if err != nil {
 		return 0
 	}

@@ -38,15 +38,7 @@ func (e *ExternalEngine) PSBytes(ctx context.Context) int64 {
 	if !e.OllamaAPI {
 		return 0
 	}
-	ps, err := (&backend.Ollama{BaseURL: e.URL}).PS(ctx)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, m := range ps {
-		n += m.Size
-	}
-	return n
+	return psBytes(ctx, e.URL)
 }
 
 // Stop does nothing: the engine is not the supervisor's.
