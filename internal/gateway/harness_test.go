@@ -82,6 +82,7 @@ func (rg *rig) do(t *testing.T, method, path, body string, hdr map[string]string
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	before := rg.gw.Active()
 	resp, err := rg.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,22 @@ func (rg *rig) do(t *testing.T, method, path, body string, hdr map[string]string
 	if err != nil {
 		t.Fatalf("read response: %v", err)
 	}
+	rg.settle(t, before)
 	return resp, b
+}
+
+// settle waits until the gateway serves no more requests than n again: a
+// client can hold a whole response before the handler has ended its span
+// and recorded its metrics.
+func (rg *rig) settle(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for rg.gw.Active() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway still serves %d requests, want %d", rg.gw.Active(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // span returns the one ended span of the given kind whose name starts with prefix.
