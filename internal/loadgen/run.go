@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -76,7 +77,7 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 		}()
 	}
 	table := &figureTable{m: map[uint64]Figures{}}
-	tr := newTapTransport(&opts, abort, table)
+	tr := newTapTransport(&opts, ctx, abort, table)
 	defer tr.next.(*http.Transport).CloseIdleConnections()
 
 	workers, maxWorkers := uint64(opts.Concurrency), uint64(opts.Concurrency)
@@ -100,7 +101,9 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 	var fnErr error
 	for r := range results {
 		f, ok := table.take(r.Seq)
-		if fnErr != nil || wp.isWarmup(r.Seq) {
+		// Vegeta can hand a worker one more hit after Stop; the transport
+		// refused to send it, so it is no request.
+		if fnErr != nil || wp.isWarmup(r.Seq) || (!ok && strings.Contains(r.Error, errStopped.Error())) {
 			continue
 		}
 		attach(r, f, ok, opts.API)
@@ -146,7 +149,7 @@ func attach(r *vegeta.Result, f Figures, ok bool, api string) {
 	}
 }
 
-func newTapTransport(o *Options, abort context.Context, table *figureTable) *tapTransport {
+func newTapTransport(o *Options, stop, abort context.Context, table *figureTable) *tapTransport {
 	base := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: max(o.Concurrency, vegeta.DefaultConnections),
@@ -176,7 +179,7 @@ func newTapTransport(o *Options, abort context.Context, table *figureTable) *tap
 		}
 	}
 	t := &tapTransport{next: base, api: api, prop: propagation.TraceContext{},
-		spanName: ep.Operation + " " + o.Model, attrs: attrs, abort: abort, table: table}
+		spanName: ep.Operation + " " + o.Model, attrs: attrs, stop: stop, abort: abort, table: table}
 	if o.TracerProvider != nil {
 		t.tracer = o.TracerProvider.Tracer("github.com/tokentrace/tokentrace/internal/loadgen")
 	} else {

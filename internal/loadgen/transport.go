@@ -53,10 +53,18 @@ type tapTransport struct {
 	spanName string
 	attrs    []attribute.KeyValue
 	abort    context.Context // its end cancels every request in flight
+	stop     context.Context // its end stops new requests: none is sent after
 	table    *figureTable
 }
 
+// errStopped is a request vegeta issued after the run was told to stop; it is
+// never sent, and Run drops its result.
+var errStopped = errors.New("loadgen: run stopped; request not sent")
+
 func (t *tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.stop.Err() != nil || t.abort.Err() != nil {
+		return nil, errStopped
+	}
 	seq, _ := strconv.ParseUint(req.Header.Get("X-Vegeta-Seq"), 10, 64)
 	ctx, cancel := context.WithCancel(req.Context())
 	stopAbort := context.AfterFunc(t.abort, cancel)
