@@ -100,6 +100,8 @@ type Params struct {
 	// KVBytesPerToken is one token of one slot's KV cache; 0 when there
 	// were no memory samples.
 	KVBytesPerToken int64
+	// Loads is how many load times LoadTime is the mean of.
+	Loads int
 	// The fitted lines, for the report.
 	PrefillLine, DecodeLine, MemoryLine Line
 }
@@ -126,7 +128,7 @@ func Fit(s Samples) (Params, error) {
 		for _, l := range s.Loads {
 			sum += l
 		}
-		p.LoadTime = seconds(sum / float64(len(s.Loads)))
+		p.LoadTime, p.Loads = seconds(sum/float64(len(s.Loads))), len(s.Loads)
 	}
 	if len(s.Memory) > 0 {
 		mem, err := FitLine(s.Memory)
