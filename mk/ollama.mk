@@ -67,6 +67,32 @@ ollama-serve: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 	$(GO) build -o $(BIN)/ollama-serve ./internal/ollamaproc/cmd/ollama-serve
 	@$(BIN)/ollama-serve -ollama-bin $(OLLAMA_BIN) -gguf $(OLLAMA_MODEL_GGUF) $(OLLAMA_SERVE_FLAGS)
 
+# Ollama v0.6.5, the previous log generation: not part of `make test` (its
+# runner lines are tested from captures in internal/backend/testdata); built
+# only to refresh those captures. `go install` works for this tag.
+OLLAMA_OLD_VERSION := v0.6.5
+OLLAMA_OLD_DIR := $(TOOLS)/ollama-$(OLLAMA_OLD_VERSION)
+OLLAMA_OLD_BIN := $(OLLAMA_OLD_DIR)/ollama
+
+$(OLLAMA_OLD_BIN):
+	@echo "building ollama $(OLLAMA_OLD_VERSION) (CPU-only, cgo; 3 to 10 minutes on 2 cores)"
+	rm -rf $(OLLAMA_OLD_DIR).build
+	CGO_ENABLED=1 GOBIN=$(OLLAMA_OLD_DIR).build $(GO) install github.com/ollama/ollama@$(OLLAMA_OLD_VERSION)
+	mkdir -p $(OLLAMA_OLD_DIR)
+	mv $(OLLAMA_OLD_DIR).build/ollama $@
+	rm -rf $(OLLAMA_OLD_DIR).build
+
+# Refresh internal/backend/testdata/ollama-<version>/p{1,2,4}.log: the runner
+# log lines of both generations serving the small model at p = 1, 2 and 4.
+.PHONY: capture-ollama-logs
+capture-ollama-logs: $(OLLAMA_BIN) $(OLLAMA_OLD_BIN) $(OLLAMA_MODEL_GGUF)
+	for bin in $(OLLAMA_BIN) $(OLLAMA_OLD_BIN); do \
+		v=$$(basename $$(dirname $$bin)); \
+		TOKENTRACE_OLLAMA_BIN=$$bin TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
+			$(GO) test -tags ollama -p 1 -count=1 -timeout 10m -run RunnerLogTellsTheSetting ./internal/ollamatest/ \
+			-args -capture $(CURDIR)/internal/backend/testdata/$$v; \
+	done
+
 # Real llama.cpp timing: serial (-p 1), never beside other heavy work.
 test-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
