@@ -287,7 +287,7 @@ func parseKVCache(line string) (LogLine, bool) {
 		_, after, _ := strings.Cut(line, " size = ")
 		mib, _, _ := strings.Cut(strings.TrimSpace(after), " MiB")
 		f, err := strconv.ParseFloat(mib, 64)
-		if err != nil || f < 0 {
+		if err != nil || !(f >= 0 && f < 1<<30) { // MiB: anything past a PiB is not a KV cache
 			return LogLine{}, false
 		}
 		a.KVBytes = int64(f * (1 << 20))
