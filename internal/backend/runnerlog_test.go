@@ -33,6 +33,7 @@ func TestParseLogLine(t *testing.T) {
 			BatchSize: 512, Threads: 2, FlashAttention: "auto"}}, true},
 		{"load request with a KV type", strings.Replace(v17Load, "KvCacheType: ", "KvCacheType:q8_0 ", 1), LogLine{Source: "load request",
 			Runner: RunnerArgs{Parallel: 4, CtxSize: 8192, NumCtx: 2048, BatchSize: 512, Threads: 2, FlashAttention: "auto", KVCacheType: "q8_0"}}, true},
+		{"v0.17 GPU discovery runner", `time=2026-12-01T13:48:06.140Z level=INFO source=server.go:431 msg="starting runner" cmd="/bin/ollama runner --ollama-engine --port 33967"`, LogLine{}, false},
 		{"fit request is not the runner's", strings.Replace(v17Load, "Operation:commit", "Operation:fit", 1), LogLine{}, false},
 		{"load request without parallel", strings.Replace(v17Load, "Parallel:4", "Parallel:x", 1), LogLine{}, false},
 		{"load request not a struct", `msg=load request=commit`, LogLine{}, false},
