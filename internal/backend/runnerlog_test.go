@@ -115,7 +115,7 @@ func TestLogWatchMergesV17Lines(t *testing.T) {
 // Captured logs of both generations serving the generated model with a
 // context of 1024 at p = 1, 2 and 4 (`make capture-ollama-logs`).
 func TestCapturedRunnerLogs(t *testing.T) {
-	for _, version := range []string{"ollama-v0.17.4", "ollama-v0.6.5"} {
+	for _, version := range []string{"ollama-v0.17.4"} {
 		for _, p := range []int{1, 2, 4} {
 			t.Run(fmt.Sprintf("%s/p%d", version, p), func(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join("testdata", version, fmt.Sprintf("p%d.log", p)))
@@ -162,4 +162,20 @@ func FuzzParseLogLine(f *testing.F) {
 			t.Fatalf("start without a start marker: %q", line)
 		}
 	})
+}
+
+// v0.17.4 asked for a context of 4096 on a model trained for 2048: it cut
+// the context and warned; the runner has 2048.
+func TestCapturedTruncatedContext(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "ollama-v0.17.4", "p1-ctx4096.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newLogWatch(io.Discard)
+	w.Write(b)
+	r, ok := w.Runner()
+	if !ok || r.Parallel != 1 || r.SlotContext() != 2048 ||
+		!reflect.DeepEqual(r.Warnings, []string{"requested context size too large for model: num_ctx 4096 cut to the trained 2048"}) {
+		t.Errorf("runner %+v, %v: want one slot of 2048 and the engine's warning", r, ok)
+	}
 }
