@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
 // Arrival processes for an open-loop attack (-rate).
@@ -34,10 +37,11 @@ type Options struct {
 	// the endpoint's path (/api/chat, /v1/chat/completions, …) is appended;
 	// otherwise the URL is used as given.
 	URL string
-	// API is "ollama" (NDJSON, /api/*) or "openai" (SSE, /v1/*).
+	// API names a wire API of internal/stream's table: "ollama" (NDJSON,
+	// /api/*) or "openai" (SSE, /v1/*).
 	API string
-	// Endpoint is "chat" or "generate" for Ollama, "chat" or "completions"
-	// for OpenAI.
+	// Endpoint names one of the API's endpoints: "chat" or "generate" for
+	// Ollama, "chat" or "completions" for OpenAI.
 	Endpoint string
 	// Model is sent as the request's model.
 	Model string
@@ -127,7 +131,7 @@ func (o *Options) Validate() error {
 	case u.Host == "":
 		return fmt.Errorf("URL %q: no host", o.URL)
 	}
-	if _, err := endpointPath(o.API, o.Endpoint); err != nil {
+	if _, err := o.endpoint(); err != nil {
 		return err
 	}
 	if o.Model == "" {
@@ -167,27 +171,23 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// endpointPath is the request path of an API's endpoint.
-func endpointPath(api, endpoint string) (string, error) {
-	switch api {
-	case "ollama":
-		switch endpoint {
-		case "chat":
-			return "/api/chat", nil
-		case "generate":
-			return "/api/generate", nil
-		}
-		return "", fmt.Errorf("Endpoint %q: Ollama's are chat and generate", endpoint)
-	case "openai":
-		switch endpoint {
-		case "chat":
-			return "/v1/chat/completions", nil
-		case "completions":
-			return "/v1/completions", nil
-		}
-		return "", fmt.Errorf("Endpoint %q: OpenAI's are chat and completions", endpoint)
+// endpoint is the endpoint Options.API and Options.Endpoint name, from
+// the table of wire APIs.
+func (o *Options) endpoint() (stream.Endpoint, error) {
+	w, ok := stream.WireNamed(o.API)
+	if !ok {
+		return stream.Endpoint{}, fmt.Errorf("API %q: must be one of %s", o.API, strings.Join(stream.WireNames(), ", "))
 	}
-	return "", fmt.Errorf("API %q: must be ollama or openai", api)
+	if e, ok := w.EndpointNamed(o.Endpoint); ok && e.CanBuild() {
+		return e, nil
+	}
+	var names []string
+	for _, e := range w.Endpoints {
+		if e.CanBuild() {
+			names = append(names, e.Name)
+		}
+	}
+	return stream.Endpoint{}, fmt.Errorf("Endpoint %q: %s's are %s", o.Endpoint, w.Name, strings.Join(names, " and "))
 }
 
 // targetURL is the URL requests go to.
@@ -197,11 +197,11 @@ func (o *Options) targetURL() (string, error) {
 		return "", fmt.Errorf("parse URL %q: %w", o.URL, err)
 	}
 	if u.Path == "" || u.Path == "/" {
-		p, err := endpointPath(o.API, o.Endpoint)
+		e, err := o.endpoint()
 		if err != nil {
 			return "", err
 		}
-		u.Path = p
+		u.Path = e.Path
 	}
 	return u.String(), nil
 }

@@ -5,23 +5,6 @@ import (
 	"encoding/json"
 )
 
-// API is the wire protocol of a response.
-type API int
-
-const (
-	// APIOllama is Ollama's native API (/api/*).
-	APIOllama API = iota
-	// APIOpenAI is the OpenAI-compatible API (/v1/*).
-	APIOpenAI
-)
-
-func (a API) String() string {
-	if a == APIOpenAI {
-		return "openai"
-	}
-	return "ollama"
-}
-
 // OllamaTimings are the counts and durations of Ollama's final chunk.
 type OllamaTimings struct {
 	TotalDuration      int64 `json:"total_duration"` // nanoseconds, as Ollama sends them
@@ -67,8 +50,6 @@ type chunkInfo struct {
 	hasUsage     bool
 	ollama       *OllamaTimings
 }
-
-var doneMarker = []byte("[DONE]")
 
 // inspect reads one chunk of the given API. It reads the chunk as
 // encoding/json reads it into the struct of the fields used (the reference in

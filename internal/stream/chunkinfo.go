@@ -2,15 +2,35 @@ package stream
 
 import "bytes"
 
-// inspect reads one chunk. Strings equal to model or finish are returned as
-// those strings, so a Meter passing its current ones allocates nothing for
-// them; ci.text is built only when wantText.
+// inspect reads one chunk of the given API: its end marker, else what the
+// API's read finds. Strings equal to model or finish are returned as those
+// strings, so a Meter passing its current ones allocates nothing for them;
+// ci.text is built only when wantText.
 func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, wantText bool) chunkInfo {
-	var ci chunkInfo
-	if api == APIOpenAI && bytes.Equal(bytes.TrimSpace(payload), doneMarker) {
-		ci.final, ci.done = true, true
-		return ci
+	w := api.Wire()
+	if w.endMarker != nil && bytes.Equal(bytes.TrimSpace(payload), w.endMarker) {
+		return chunkInfo{final: true, done: true}
 	}
+	// A switch, not a function in the table: an indirect call would make
+	// every caller's scanner escape to the heap.
+	switch w.reader {
+	default:
+		return sc.inspectUnion(payload, model, finish, wantText)
+	}
+}
+
+// chunkReader names the code that reads one API's chunks.
+type chunkReader uint8
+
+const (
+	// readUnion reads Ollama's and the OpenAI-compatible chunks alike.
+	readUnion chunkReader = iota
+)
+
+// inspectUnion reads a chunk of Ollama's or the OpenAI-compatible API: one
+// scanner reads the fields of both.
+func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantText bool) chunkInfo {
+	var ci chunkInfo
 	sc.scan(payload)
 	if sc.bad {
 		ci.malformed = true
