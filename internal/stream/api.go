@@ -12,6 +12,10 @@ const (
 	APIOllama API = iota
 	// APIOpenAI is the OpenAI-compatible API (/v1/*).
 	APIOpenAI
+	// APIResponses is OpenAI's Responses API (/v1/responses).
+	APIResponses
+	// APIAnthropic is Anthropic's Messages API (/v1/messages).
+	APIAnthropic
 )
 
 // Wire is one wire API: its endpoints, how to read its chunks, how it
@@ -55,8 +59,10 @@ type Endpoint struct {
 
 // wires is the table of every wire API, indexed by API.
 var wires = [...]*Wire{
-	APIOllama: &ollamaWire,
-	APIOpenAI: &openAIWire,
+	APIOllama:    &ollamaWire,
+	APIOpenAI:    &openAIWire,
+	APIResponses: &responsesWire,
+	APIAnthropic: &anthropicWire,
 }
 
 // Wire is the API's entry in the table.

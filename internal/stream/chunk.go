@@ -37,6 +37,7 @@ func (o OllamaTimings) DecodeSpeed() float64 {
 // chunkInfo is what one chunk says.
 type chunkInfo struct {
 	output       bool   // carries generated text, reasoning or a tool call
+	content      bool   // carries the visible answer: output that is not reasoning only
 	text         string // the generated and reasoning text it carries
 	final        bool   // a final marker: Ollama done:true, OpenAI [DONE] or a finish_reason
 	done         bool   // the stream's own end: Ollama done:true or [DONE]
@@ -47,8 +48,16 @@ type chunkInfo struct {
 	finishReason string
 	inputTokens  int
 	outputTokens int
-	hasUsage     bool
+	hasUsage     bool // both counts above are the server's
 	ollama       *OllamaTimings
+
+	// The event APIs give the counts apart: Messages the input tokens at
+	// its start and the output tokens at its end.
+	hasInput, hasOutput bool
+	reasoningTokens     int // of the output tokens, those spent reasoning
+	hasReasoningTokens  bool
+	cachedTokens        int // of the input tokens, those read from a cache
+	hasCachedTokens     bool
 }
 
 // inspect reads one chunk of the given API. It reads the chunk as

@@ -14,6 +14,10 @@ func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, w
 	// A switch, not a function in the table: an indirect call would make
 	// every caller's scanner escape to the heap.
 	switch w.reader {
+	case readResponses:
+		return sc.inspectResponses(payload, model, finish, wantText)
+	case readMessages:
+		return sc.inspectMessages(payload, model, finish, wantText)
 	default:
 		return sc.inspectUnion(payload, model, finish, wantText)
 	}
@@ -25,6 +29,10 @@ type chunkReader uint8
 const (
 	// readUnion reads Ollama's and the OpenAI-compatible chunks alike.
 	readUnion chunkReader = iota
+	// readResponses reads the Responses API's events.
+	readResponses
+	// readMessages reads the Messages API's events.
+	readMessages
 )
 
 // inspectUnion reads a chunk of Ollama's or the OpenAI-compatible API: one
@@ -48,12 +56,14 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 	if m := &f.message; m.set {
 		t.add(m.content)
 		t.add(m.thinking)
-		ci.output = t.n > 0 || hasToolCalls(m.toolCalls)
+		ci.content = len(m.content.raw) > 0 || hasToolCalls(m.toolCalls)
+		ci.output = t.n > 0 || ci.content
 	}
 	if len(f.response.raw) > 0 || len(f.thinking.raw) > 0 {
 		t.add(f.response)
 		t.add(f.thinking)
 		ci.output = true
+		ci.content = ci.content || len(f.response.raw) > 0
 	}
 	var finishReason jstr
 	if f.done {
@@ -80,15 +90,19 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 			t.add(c.delta.content)
 			t.add(c.delta.reasoningContent)
 			t.add(c.delta.reasoning)
-			ci.output = ci.output || t.n > n || hasToolCalls(c.delta.toolCalls)
+			content := len(c.delta.content.raw) > 0 || hasToolCalls(c.delta.toolCalls)
+			ci.content = ci.content || content
+			ci.output = ci.output || t.n > n || content
 		case c.message.set:
 			t.add(c.message.content)
 			t.add(c.message.reasoningContent)
-			ci.output = ci.output || t.n > n || hasToolCalls(c.message.toolCalls)
+			content := len(c.message.content.raw) > 0 || hasToolCalls(c.message.toolCalls)
+			ci.content = ci.content || content
+			ci.output = ci.output || t.n > n || content
 		}
 		if len(c.text.raw) > 0 {
 			t.add(c.text)
-			ci.output = true
+			ci.output, ci.content = true, true
 		}
 		if len(c.finishReason.raw) > 0 {
 			ci.final = true

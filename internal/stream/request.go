@@ -30,6 +30,7 @@ func ParseRequest(e Endpoint, body []byte) (Request, error) {
 		Stream              *bool  `json:"stream"`
 		MaxTokens           int    `json:"max_tokens"`
 		MaxCompletionTokens int    `json:"max_completion_tokens"`
+		MaxOutputTokens     int    `json:"max_output_tokens"`
 		Options             struct {
 			NumPredict int `json:"num_predict"`
 		} `json:"options"`
@@ -44,6 +45,8 @@ func ParseRequest(e Endpoint, body []byte) (Request, error) {
 	switch {
 	case w.MaxCompletionTokens > 0:
 		r.MaxTokens = w.MaxCompletionTokens
+	case w.MaxOutputTokens > 0:
+		r.MaxTokens = w.MaxOutputTokens
 	case w.MaxTokens > 0:
 		r.MaxTokens = w.MaxTokens
 	case w.Options.NumPredict > 0:
@@ -64,8 +67,13 @@ type GenRequest struct {
 	Model    string
 	Messages []Message
 	// MaxTokens caps the output in the API's own field; 0 leaves it to the
-	// server.
+	// server (the Messages API requires one: 4096 then).
 	MaxTokens int
+	// Temperature, when set, is sent in every API.
+	Temperature *float64
+	// Seed, when set, is sent where the API has one (Ollama's options,
+	// OpenAI's chat and completions); Responses and Messages have none.
+	Seed *int64
 }
 
 // Text is the messages' contents joined by blank lines, the prompt of
