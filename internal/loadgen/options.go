@@ -38,15 +38,18 @@ type Options struct {
 	// otherwise the URL is used as given.
 	URL string
 	// API names a wire API of internal/stream's table: "ollama" (NDJSON,
-	// /api/*) or "openai" (SSE, /v1/*).
+	// /api/*), "openai" (SSE, /v1/chat/completions and /v1/completions),
+	// "responses" (/v1/responses) or "anthropic" (/v1/messages).
 	API string
 	// Endpoint names one of the API's endpoints: "chat" or "generate" for
-	// Ollama, "chat" or "completions" for OpenAI.
+	// Ollama, "chat" or "completions" for OpenAI, "chat" for Responses and
+	// Messages.
 	Endpoint string
 	// Model is sent as the request's model.
 	Model string
 	// MaxTokens caps the output (Ollama options.num_predict, OpenAI
-	// max_tokens); 0 leaves it to the server.
+	// max_tokens, Responses max_output_tokens, Messages max_tokens); 0 leaves
+	// it to the server (Messages requires a limit: 4096 is sent then).
 	MaxTokens int
 	// PromptSize picks a built-in prompt: small, medium, large or xlarge.
 	// Ignored when Prompts is not empty.

@@ -11,7 +11,7 @@ var responsesWire = Wire{
 	StreamType: "text/event-stream",
 	reader:     readResponses,
 	Endpoints: []Endpoint{
-		{API: APIResponses, Operation: OpChat, Path: "/v1/responses", Name: "responses", body: responsesBody},
+		{API: APIResponses, Operation: OpChat, Path: "/v1/responses", Name: "chat", body: responsesBody},
 	},
 	errorBody: openAIErrorBody,
 }
@@ -37,7 +37,7 @@ var anthropicWire = Wire{
 	StreamType: "text/event-stream",
 	reader:     readMessages,
 	Endpoints: []Endpoint{
-		{API: APIAnthropic, Operation: OpChat, Path: "/v1/messages", Name: "messages", body: anthropicBody},
+		{API: APIAnthropic, Operation: OpChat, Path: "/v1/messages", Name: "chat", body: anthropicBody},
 	},
 	errorBody: anthropicErrorBody,
 }
