@@ -145,7 +145,9 @@ func TestProxyErrorsInEventAPIShapes(t *testing.T) {
 		t.Errorf("Messages error: status %d body %q", resp.StatusCode, body)
 	}
 	resp, body = rg.do(t, "POST", "/v1/responses", `{"model":"m1","stream":true}`, nil)
-	var o struct{ Error struct{ Message, Type, Code string } }
+	var o struct {
+		Error struct{ Message, Type, Code string }
+	}
 	if err := json.Unmarshal(body, &o); resp.StatusCode != 502 || err != nil || o.Error.Code != "upstream_unreachable" {
 		t.Errorf("Responses error: status %d body %q", resp.StatusCode, body)
 	}

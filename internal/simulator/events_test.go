@@ -171,6 +171,16 @@ func TestThinkingTokens(t *testing.T) {
 			if th, ok := m.ThinkingTime(); !ok || th <= 0 {
 				t.Errorf("thinking time %v, %v", th, ok)
 			}
+			if path != "/v1/messages" {
+				return
+			}
+			names, _ := sseEvents(t, r.body)
+			d := "content_block_delta"
+			want := []string{"message_start", "content_block_start", d, d, d, "content_block_stop",
+				"content_block_start", d, d, d, "content_block_stop", "message_delta", "message_stop"}
+			if strings.Join(names, " ") != strings.Join(want, " ") {
+				t.Errorf("events\n%v\nwant a thinking block, then a text block\n%v", names, want)
+			}
 		})
 	}
 }

@@ -169,9 +169,11 @@ func (s *Server) generate(rs *responder, r *http.Request, g generation) {
 				if len(out) == 1 {
 					rs.w.Header().Set("Content-Type", g.wire.contentType(true))
 				}
-				data := g.wire.token(g.model, ev.text)
+				var data []byte
 				if reasoning {
 					data = tw.thinkingToken(g.model, ev.text)
+				} else {
+					data = g.wire.token(g.model, ev.text) // wires keep state: call only one
 				}
 				if err := rs.send(false, chunk{data: data, tokens: 1}); err != nil {
 					s.eng.cancel(j)
