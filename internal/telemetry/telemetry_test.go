@@ -155,7 +155,7 @@ func TestInstrumentBucketsReachSeedLatencies(t *testing.T) {
 	if err := rd.Collect(ctx, &rm); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"gen_ai.server.time_to_first_token": 120, "gen_ai.server.request.duration": 300}
+	want := map[string]float64{"gen_ai.client.operation.time_to_first_chunk": 120, "gen_ai.client.operation.duration": 300}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			top, ok := want[m.Name]
@@ -200,7 +200,7 @@ func TestMetricsHandlerServesOpenMetricsExemplars(t *testing.T) {
 	resp.Body.Close()
 	text := string(body)
 	tid := span.SpanContext().TraceID().String()
-	if !strings.Contains(text, "gen_ai_server_time_to_first_token_seconds_bucket") || !strings.Contains(text, `trace_id="`+tid+`"`) {
+	if !strings.Contains(text, "gen_ai_client_operation_time_to_first_chunk_seconds_bucket") || !strings.Contains(text, `trace_id="`+tid+`"`) {
 		t.Fatalf("no TTFT exemplar with trace id %s in:\n%s", tid, text)
 	}
 	if err := ms.Provider.Shutdown(context.Background()); err != nil {
