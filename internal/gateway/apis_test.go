@@ -53,7 +53,7 @@ func TestEventAPIsMeasuredLikeChat(t *testing.T) {
 		{"anthropic", "/v1/messages", `{"model":"m1","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, messagesReasoningStream, "end_turn", false},
 	} {
 		t.Run(tc.api, func(t *testing.T) {
-			srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, tc.chunks, gapDelay, firstDelay) })
+			srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, tc.chunks, gapDelay, firstDelay) })
 			rg := newRig(t, Config{}, srv.URL)
 			resp, body := rg.do(t, "POST", tc.path, tc.body, nil)
 			if resp.StatusCode != 200 || string(body) != strings.Join(tc.chunks, "") {
@@ -118,7 +118,7 @@ func TestEventAPIsMeasuredLikeChat(t *testing.T) {
 // TestChatWithoutReasoningHasNoThinkingTime: an answer that begins at once
 // records no thinking time and no first_content event.
 func TestChatWithoutReasoningHasNoThinkingTime(t *testing.T) {
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, messagesReasoningStream[3:], 0, 0) })
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, messagesReasoningStream[3:], 0, 0) })
 	rg := newRig(t, Config{}, srv.URL)
 	rg.do(t, "POST", "/v1/messages", `{"model":"m1","max_tokens":9,"stream":true}`, nil)
 	s := rg.span(t, "chat")
