@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,9 +101,10 @@ func TestEventAPIsMeasuredLikeChat(t *testing.T) {
 			within(t, "first_content after first_token", ev[1].Time.Sub(ev[0].Time).Seconds(), (2 * gapDelay).Seconds(), tolBelow, tolAbove)
 
 			ms := rg.metrics(t)
+			addr, port := hostPort(t, srv.URL)
 			labels := attribute.NewSet(semconv.GenAIOperationNameKey.String("chat"), semconv.GenAIProviderNameKey.String("ollama"),
-				semconv.GenAIRequestModelKey.String("m1"))
-			for _, name := range []string{"gen_ai.server.time_to_first_token", "gen_ai.server.time_per_output_token", "tokentrace.server.thinking_time"} {
+				semconv.GenAIRequestModelKey.String("m1"), semconv.ServerAddressKey.String(addr), semconv.ServerPortKey.Int(port))
+			for _, name := range []string{"gen_ai.client.operation.time_to_first_chunk", "tokentrace.client.time_per_output_token", "tokentrace.server.thinking_time"} {
 				p := histPoints(t, ms, name)
 				if len(p) != 1 || p[0].Count != 1 || !p[0].Attributes.Equals(&labels) {
 					t.Errorf("%s: %+v, want one sample labelled as chat", name, p)
@@ -145,8 +148,25 @@ func TestProxyErrorsInEventAPIShapes(t *testing.T) {
 		t.Errorf("Messages error: status %d body %q", resp.StatusCode, body)
 	}
 	resp, body = rg.do(t, "POST", "/v1/responses", `{"model":"m1","stream":true}`, nil)
-	var o struct{ Error struct{ Message, Type, Code string } }
+	var o struct {
+		Error struct{ Message, Type, Code string }
+	}
 	if err := json.Unmarshal(body, &o); resp.StatusCode != 502 || err != nil || o.Error.Code != "upstream_unreachable" {
 		t.Errorf("Responses error: status %d body %q", resp.StatusCode, body)
 	}
+}
+
+// hostPort splits a test server's URL into the server.address and
+// server.port the proxy puts on its metrics.
+func hostPort(t *testing.T, raw string) (string, int) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Hostname(), port
 }
