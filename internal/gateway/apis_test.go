@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +55,7 @@ func TestEventAPIsMeasuredLikeChat(t *testing.T) {
 		{"anthropic", "/v1/messages", `{"model":"m1","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, messagesReasoningStream, "end_turn", false},
 	} {
 		t.Run(tc.api, func(t *testing.T) {
-			srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, tc.chunks, gapDelay, firstDelay) })
+			srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, tc.chunks, gapDelay, firstDelay) })
 			rg := newRig(t, Config{}, srv.URL)
 			resp, body := rg.do(t, "POST", tc.path, tc.body, nil)
 			if resp.StatusCode != 200 || string(body) != strings.Join(tc.chunks, "") {
@@ -99,9 +101,10 @@ func TestEventAPIsMeasuredLikeChat(t *testing.T) {
 			within(t, "first_content after first_token", ev[1].Time.Sub(ev[0].Time).Seconds(), (2 * gapDelay).Seconds(), tolBelow, tolAbove)
 
 			ms := rg.metrics(t)
+			addr, port := hostPort(t, srv.URL)
 			labels := attribute.NewSet(semconv.GenAIOperationNameKey.String("chat"), semconv.GenAIProviderNameKey.String("ollama"),
-				semconv.GenAIRequestModelKey.String("m1"))
-			for _, name := range []string{"gen_ai.server.time_to_first_token", "gen_ai.server.time_per_output_token", "tokentrace.server.thinking_time"} {
+				semconv.GenAIRequestModelKey.String("m1"), semconv.ServerAddressKey.String(addr), semconv.ServerPortKey.Int(port))
+			for _, name := range []string{"gen_ai.client.operation.time_to_first_chunk", "tokentrace.client.time_per_output_token", "tokentrace.server.thinking_time"} {
 				p := histPoints(t, ms, name)
 				if len(p) != 1 || p[0].Count != 1 || !p[0].Attributes.Equals(&labels) {
 					t.Errorf("%s: %+v, want one sample labelled as chat", name, p)
@@ -118,7 +121,7 @@ func TestEventAPIsMeasuredLikeChat(t *testing.T) {
 // TestChatWithoutReasoningHasNoThinkingTime: an answer that begins at once
 // records no thinking time and no first_content event.
 func TestChatWithoutReasoningHasNoThinkingTime(t *testing.T) {
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, messagesReasoningStream[3:], 0, 0) })
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, sse, messagesReasoningStream[3:], 0, 0) })
 	rg := newRig(t, Config{}, srv.URL)
 	rg.do(t, "POST", "/v1/messages", `{"model":"m1","max_tokens":9,"stream":true}`, nil)
 	s := rg.span(t, "chat")
@@ -151,4 +154,19 @@ func TestProxyErrorsInEventAPIShapes(t *testing.T) {
 	if err := json.Unmarshal(body, &o); resp.StatusCode != 502 || err != nil || o.Error.Code != "upstream_unreachable" {
 		t.Errorf("Responses error: status %d body %q", resp.StatusCode, body)
 	}
+}
+
+// hostPort splits a test server's URL into the server.address and
+// server.port the proxy puts on its metrics.
+func hostPort(t *testing.T, raw string) (string, int) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Hostname(), port
 }
