@@ -40,7 +40,9 @@ func TestEventAPIsAgainstSimulator(t *testing.T) {
 					t.Errorf("tokens in %d out %d in %d chunks (estimated %v), want 8 in 8", f.InputTokens, f.OutputTokens, f.OutputChunks, f.TokensEstimated)
 				}
 				th, ok := f.ThinkingTime()
-				if !ok || th <= 0 || f.FirstContent <= f.FirstToken || f.FirstContent > f.LastToken {
+				// One read may complete the last reasoning chunk and the first of the
+				// answer (a loaded machine): then the thinking time is 0, never less.
+				if !ok || th < 0 || f.FirstContent < f.FirstToken || f.FirstContent > f.LastToken {
 					t.Errorf("thinking time %v (%v): first token %v, first content %v, last %v", th, ok, f.FirstToken, f.FirstContent, f.LastToken)
 				}
 			}

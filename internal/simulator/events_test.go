@@ -168,7 +168,7 @@ func TestThinkingTokens(t *testing.T) {
 			if fmt.Sprint(reasoning) != "[true true true false false false]" {
 				t.Errorf("reasoning chunks %v, want the first 3", reasoning)
 			}
-			if th, ok := m.ThinkingTime(); !ok || th <= 0 {
+			if th, ok := m.ThinkingTime(); !ok || th < 0 { // 0 when one read brought both
 				t.Errorf("thinking time %v, %v", th, ok)
 			}
 			if path != "/v1/messages" {
