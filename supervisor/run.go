@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,9 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokentrace/tokentrace/internal/backend"
 	"github.com/tokentrace/tokentrace/internal/loadgen"
@@ -30,6 +28,8 @@ func init() {
 type runFlags struct {
 	engineFlags
 	concurrency string
+	rates       string
+	slo         string
 	sizes       string
 	parallel    string
 	numCtx      string
@@ -47,6 +47,8 @@ func runMain(args []string) error {
 	var f runFlags
 	f.register(fs)
 	fs.StringVar(&f.concurrency, "concurrency", "1,4", "concurrent users, comma-separated")
+	fs.StringVar(&f.rates, "rates", "", "open-loop request rates (requests/s, Poisson arrivals), comma-separated; run after --concurrency")
+	fs.StringVar(&f.slo, "slo", "", "latency limits goodput counts against, e.g. ttft_p95=2s,tpot_p95=100ms,e2e_p95=30s")
 	fs.StringVar(&f.sizes, "prompt-sizes", "small,medium,large,xlarge", "prompt sizes, comma-separated: "+strings.Join(loadgen.PromptSizes(), ", "))
 	fs.StringVar(&f.parallel, "num-parallel", "1,2,4", "OLLAMA_NUM_PARALLEL values, comma-separated; the engine restarts for each")
 	fs.StringVar(&f.numCtx, "num-ctx", "4096", "context length per slot (OLLAMA_CONTEXT_LENGTH), comma-separated")
@@ -90,14 +92,24 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 		f.simFlags = s.SimArgs
 	} else {
 		var err error
-		if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
-			return s, nil, subcommand.UsageError{Err: err}
+		if f.concurrency != "" || f.rates == "" {
+			if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
+				return s, nil, subcommand.UsageError{Err: err}
+			}
 		}
 		if s.NumParallel, err = parseInts("num-parallel", f.parallel); err != nil {
 			return s, nil, subcommand.UsageError{Err: err}
 		}
 		if s.NumCtx, err = parseInts("num-ctx", f.numCtx); err != nil {
 			return s, nil, subcommand.UsageError{Err: err}
+		}
+		if f.rates != "" {
+			if s.Rates, err = parseRates(f.rates); err != nil {
+				return s, nil, subcommand.UsageError{Err: err}
+			}
+		}
+		if s.SLO, err = matrix.ParseSLO(f.slo); err != nil {
+			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--slo: %w", err)}
 		}
 		s.PromptSizes = splitList(f.sizes)
 		s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
@@ -153,7 +165,7 @@ func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix
 	}}
 	progress := matrix.NewProgress(os.Stderr, isTerminal(os.Stderr), s.Duration.D()+s.Warmup.D())
 	r := &matrix.Runner{Settings: s, Engine: eng, Store: store, Log: progress.Wrap(os.Stderr),
-		Progress: progress, Load: loadFunc(px.url, s, f.timeout, px.tracerProvider())}
+		Progress: progress, Load: matrix.LoadGenerator(px.url, s, f.timeout, px.tracerProvider())}
 	err = r.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the finished scenarios are in %s; run `supervisor run --resume %s` for the rest", store.Dir(), store.Dir())
@@ -207,51 +219,6 @@ func updateHeader(store *matrix.Store, engine matrix.Engine, s matrix.Settings) 
 	return store.WriteHeader(h)
 }
 
-// loadFunc drives one scenario with the load generator, through the proxy:
-// first the warm-up, whose requests are waited for and dropped, so the
-// measured window starts on an engine that serves only measured requests.
-func loadFunc(proxyURL string, s matrix.Settings, timeout time.Duration, tp trace.TracerProvider) matrix.LoadFunc {
-	return func(ctx context.Context, sc matrix.Scenario, onRequest func(matrix.Request)) error {
-		o := loadgen.DefaultOptions()
-		o.URL, o.API, o.Model, o.MaxTokens = proxyURL, s.API, s.Model, s.MaxTokens
-		o.PromptSize, o.VaryPrompts, o.Concurrency = sc.PromptSize, s.VaryPrompts, sc.Concurrency
-		o.Timeout, o.Abort, o.TracerProvider = timeout, ctx.Done(), tp
-		o.Name, o.Scenario = sc.Name()+"-warmup", sc.Name()
-		if s.Warmup.D() > 0 {
-			o.Duration = s.Warmup.D()
-			if err := loadgen.Run(ctx, o, func(*vegeta.Result) error { return nil }); err != nil {
-				return fmt.Errorf("warm-up: %w", err)
-			}
-		}
-		o.Name, o.Duration = sc.Name(), s.Duration.D()
-		return loadgen.Run(ctx, o, func(r *vegeta.Result) error {
-			fig, err := loadgen.Decode(r)
-			if err != nil {
-				return nil // a result without figures was never measured
-			}
-			onRequest(requestOf(fig))
-			return nil
-		})
-	}
-}
-
-func requestOf(f loadgen.Figures) matrix.Request {
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	q := matrix.Request{Start: f.Start, OK: f.OK(), Status: f.Status, ErrorType: f.ErrorType, Error: f.Error,
-		E2EMs: ms(f.End), InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, TokensEstimated: f.TokensEstimated}
-	if ttft, ok := f.TTFT(); ok {
-		q.TTFTMs, q.HasTTFT = ms(ttft), true
-	}
-	if tpot, ok := f.TPOT(); ok {
-		q.TPOTMs, q.TokPerSec = ms(tpot), f.DecodeSpeed()
-	}
-	if f.Ollama != nil {
-		q.ServerTokPerSec = f.Ollama.DecodeSpeed()
-		q.QueueWaitMs = float64(f.Ollama.QueueWait()) / 1e6
-	}
-	return q
-}
-
 func parseInts(name, s string) ([]int, error) {
 	var out []int
 	for _, p := range splitList(s) {
@@ -266,6 +233,18 @@ func parseInts(name, s string) ([]int, error) {
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("--%s: no values", name)
+	}
+	return out, nil
+}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, p := range splitList(s) {
+		r, err := strconv.ParseFloat(p, 64)
+		if err != nil || !(r > 0) || math.IsInf(r, 0) {
+			return nil, fmt.Errorf("--rates: %q is not a positive number of requests per second", p)
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -97,7 +97,18 @@ type Options struct {
 	// Abort, when closed, cancels the requests in flight (they become
 	// "canceled" error records); closing ctx only stops new ones.
 	Abort <-chan struct{}
+	// OnWindow, when set, is told the measured window once the attack has
+	// begun: it opens when the warm-up ends (the load goes on without a
+	// pause) and closes Duration later (zero when Duration is 0).
+	OnWindow func(start, end time.Time)
+	// Greedy asks for the same answer at every run: temperature 0 and the
+	// seed GreedySeed in every request (Ollama's options.temperature and
+	// options.seed, OpenAI's temperature and seed).
+	Greedy bool
 }
+
+// GreedySeed is the sampling seed of Options.Greedy.
+const GreedySeed = 42
 
 // DefaultOptions returns Options with every default set; URL is empty.
 func DefaultOptions() Options {

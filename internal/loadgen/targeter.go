@@ -21,6 +21,7 @@ type targeter struct {
 	endpoint string
 	model    string
 	max      int
+	greedy   bool
 	prompts  []Prompt
 	bodies   [][]byte // pre-encoded bodies when prompts do not vary
 	vary     bool
@@ -55,7 +56,7 @@ func newTargeter(o *Options, runID string) (*targeter, error) {
 	if o.Scenario != "" {
 		h.Set(ScenarioHeader, o.Scenario)
 	}
-	t := &targeter{url: u, api: o.API, endpoint: o.Endpoint, model: o.Model, max: o.MaxTokens,
+	t := &targeter{url: u, api: o.API, endpoint: o.Endpoint, model: o.Model, max: o.MaxTokens, greedy: o.Greedy,
 		prompts: prompts, vary: o.VaryPrompts, runID: runID, header: h}
 	if !t.vary {
 		for _, p := range prompts {
@@ -100,8 +101,18 @@ type streamOptions struct {
 }
 
 type ollamaOptions struct {
-	NumPredict int `json:"num_predict,omitempty"`
+	NumPredict  int      `json:"num_predict,omitempty"`
+	Temperature *float64 `json:"temperature,omitempty"`
+	Seed        int      `json:"seed,omitempty"`
 }
+
+// sampling is the OpenAI request's temperature and seed (Options.Greedy).
+type sampling struct {
+	Temperature *float64 `json:"temperature,omitempty"`
+	Seed        int      `json:"seed,omitempty"`
+}
+
+var zeroTemperature = 0.0
 
 // body is the JSON request for one prompt.
 func (t *targeter) body(p Prompt) ([]byte, error) {
@@ -128,7 +139,8 @@ func (t *targeter) body(p Prompt) ([]byte, error) {
 			Stream        bool          `json:"stream"`
 			StreamOptions streamOptions `json:"stream_options"`
 			MaxTokens     int           `json:"max_tokens,omitempty"`
-		}{t.model, p.Messages, true, streamOptions{true}, t.max}
+			sampling
+		}{t.model, p.Messages, true, streamOptions{true}, t.max, t.sampling()}
 	case "openai completions":
 		v = struct {
 			Model         string        `json:"model"`
@@ -136,7 +148,8 @@ func (t *targeter) body(p Prompt) ([]byte, error) {
 			Stream        bool          `json:"stream"`
 			StreamOptions streamOptions `json:"stream_options"`
 			MaxTokens     int           `json:"max_tokens,omitempty"`
-		}{t.model, p.Text(), true, streamOptions{true}, t.max}
+			sampling
+		}{t.model, p.Text(), true, streamOptions{true}, t.max, t.sampling()}
 	default:
 		return nil, fmt.Errorf("API %q endpoint %q: not supported", t.api, t.endpoint)
 	}
@@ -148,8 +161,19 @@ func (t *targeter) body(p Prompt) ([]byte, error) {
 }
 
 func (t *targeter) ollamaOptions() *ollamaOptions {
-	if t.max == 0 {
+	if t.max == 0 && !t.greedy {
 		return nil
 	}
-	return &ollamaOptions{NumPredict: t.max}
+	o := &ollamaOptions{NumPredict: t.max}
+	if t.greedy {
+		o.Temperature, o.Seed = &zeroTemperature, GreedySeed
+	}
+	return o
+}
+
+func (t *targeter) sampling() sampling {
+	if !t.greedy {
+		return sampling{}
+	}
+	return sampling{Temperature: &zeroTemperature, Seed: GreedySeed}
 }

@@ -45,9 +45,11 @@ type SettingError struct {
 func (e *SettingError) Error() string { return e.Err.Error() }
 func (e *SettingError) Unwrap() error { return e.Err }
 
-// LoadFunc drives one scenario for the warm-up and the duration and reports
-// every measured (non-warm-up) request.
-type LoadFunc func(ctx context.Context, sc Scenario, onRequest func(Request)) error
+// LoadFunc drives one scenario: the warm-up and then, without a pause, the
+// measured window, as one continuous load. It calls onWindow once when the
+// window is known (before the first measured request ends) and onRequest
+// with every measured (non-warm-up) request.
+type LoadFunc func(ctx context.Context, sc Scenario, onWindow func(Window), onRequest func(Request)) error
 
 // Runner runs a matrix.
 type Runner struct {
@@ -125,7 +127,13 @@ func (r *Runner) runSetting(ctx context.Context, s Setting, scenarios []Scenario
 	if errors.As(err, &se) {
 		fmt.Fprintf(r.Log, "setting %s: %s: %v\n", s, se.Status, se.Err)
 		for _, sc := range scenarios {
-			if err := r.record(sc, se.Status, "engine start: "+oneLine(se.Err.Error()), facts, time.Now(), nil, memsample.Result{}, 0); err != nil {
+			note := "engine start: " + oneLine(se.Err.Error())
+			if sc.Search != "" {
+				err = r.recordSearchFailure(sc, se.Status, note)
+			} else {
+				err = r.record(sc, se.Status, note, facts)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -136,13 +144,23 @@ func (r *Runner) runSetting(ctx context.Context, s Setting, scenarios []Scenario
 	}
 	fmt.Fprintf(r.Log, "engine ready in %.2fs, model loaded in %.2fs, verified: %s\n", facts.TimeToReadyS, facts.ColdLoadS, facts.Verified)
 	for k, sc := range scenarios {
-		died, err := r.runScenario(ctx, sc, facts)
+		run := r.runScenario
+		if sc.Search != "" {
+			run = r.runSearch
+		}
+		died, err := run(ctx, sc, facts)
 		if err != nil {
 			return err
 		}
 		if died != "" {
 			for _, rest := range scenarios[k+1:] {
-				if err := r.record(rest, StatusSkipped, "engine died in "+sc.Name()+": "+died, facts, time.Now(), nil, memsample.Result{}, 0); err != nil {
+				note := "engine died in " + sc.Name() + ": " + died
+				if rest.Search != "" {
+					err = r.recordSearchFailure(rest, StatusSkipped, note)
+				} else {
+					err = r.record(rest, StatusSkipped, note, facts)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -152,11 +170,25 @@ func (r *Runner) runSetting(ctx context.Context, s Setting, scenarios []Scenario
 	return nil
 }
 
-// runScenario runs one scenario; died says how the engine died in it.
+// runScenario runs one scenario and records it; died says how the engine
+// died in it.
 func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFacts) (died string, err error) {
 	if r.Progress != nil {
 		r.Progress.Start(sc.Name())
 	}
+	res, reqs, died, err := r.measure(ctx, sc, facts)
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.write(res, reqs); err != nil {
+		return "", err
+	}
+	return died, nil
+}
+
+// measure runs one scenario: its result (figures not yet computed) and
+// requests; died says how the engine died in it.
+func (r *Runner) measure(ctx context.Context, sc Scenario, facts SettingFacts) (res Result, reqs []Request, died string, err error) {
 	_, _, memBefore, _ := r.Engine.Health()
 	var sampler *memsample.Sampler
 	if pid := r.Engine.Pid(); pid > 0 {
@@ -187,9 +219,19 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 	}()
 	started := time.Now()
 	var mu sync.Mutex
-	var reqs []Request
+	var window Window
+	var warmupMem memsample.Result
+	var warmupTimer *time.Timer
+	restarted := make(chan struct{})
 	attempt := newAttempt()
-	loadErr := r.Load(loadCtx, sc, func(q Request) {
+	loadErr := r.Load(loadCtx, sc, func(w Window) {
+		mu.Lock()
+		window = w
+		mu.Unlock()
+		if sampler != nil { // the warm-up's memory is its own period
+			warmupTimer = time.AfterFunc(time.Until(w.Start), func() { warmupMem = sampler.Restart(); close(restarted) })
+		}
+	}, func(q Request) {
 		q.Scenario, q.Attempt = sc.Name(), attempt
 		mu.Lock()
 		reqs = append(reqs, q)
@@ -197,13 +239,16 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 	})
 	cancel()
 	wg.Wait()
+	if warmupTimer != nil && !warmupTimer.Stop() {
+		<-restarted // it fired: wait until the warm-up's period is in warmupMem
+	}
 	var mem memsample.Result
 	if sampler != nil {
 		mem, _ = sampler.Stop()
 	}
 	exited, how, memAfter, lastMem := r.Engine.Health()
 	if ctx.Err() != nil && !exited {
-		return "", ctx.Err()
+		return res, nil, "", ctx.Err()
 	}
 	status, note := StatusOK, ""
 	switch {
@@ -227,13 +272,18 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 	case len(reqs) == 0 && status == StatusOK:
 		status, note = StatusFailed, "no request was measured"
 	}
-	if err := r.record(sc, status, oneLine(note), facts, started, reqs, mem, psPeak); err != nil {
-		return "", err
+	res = r.result(sc, status, oneLine(note), facts, started, mem, psPeak)
+	res.WarmupPeakMemBytes = warmupMem.PeakBytes
+	if !window.Start.IsZero() {
+		if window.End.IsZero() || window.End.After(time.Now()) {
+			window.End = time.Now() // the load ended early
+		}
+		res.Window = window
 	}
 	if exited {
-		return how, nil
+		died = how
 	}
-	return "", nil
+	return res, reqs, died, nil
 }
 
 func memoryWords(s string) bool { return memoryExit.MatchString(s) }
@@ -245,25 +295,38 @@ func memNote(last string) string {
 	return "; log: " + last
 }
 
-func (r *Runner) record(sc Scenario, status, note string, facts SettingFacts, started time.Time,
-	reqs []Request, mem memsample.Result, psPeak int64) error {
-	res := Result{Scenario: sc, Name: sc.Name(), Attempt: newAttempt(), Status: status, Note: note,
+// record writes a scenario that measured nothing.
+func (r *Runner) record(sc Scenario, status, note string, facts SettingFacts) error {
+	_, err := r.write(r.result(sc, status, note, facts, time.Now(), memsample.Result{}, 0), nil)
+	return err
+}
+
+func (r *Runner) result(sc Scenario, status, note string, facts SettingFacts, started time.Time,
+	mem memsample.Result, psPeak int64) Result {
+	return Result{Scenario: sc, Name: sc.Name(), Attempt: newAttempt(), Status: status, Note: note,
 		Started: started.UTC(), SettingFacts: facts,
 		PeakMemBytes: mem.PeakBytes, MeanMemBytes: mem.MeanBytes, MemSamples: mem.Samples, PSPeakBytes: psPeak}
+}
+
+// write computes the figures of a scenario's requests over its window
+// and appends both to the store.
+func (r *Runner) write(res Result, reqs []Request) (Result, error) {
 	if len(reqs) > 0 {
 		res.Attempt = reqs[0].Attempt
 	}
-	var window time.Duration
-	res.Figures, window = Compute(reqs, r.Settings.Duration.D())
-	res.WindowS = window.Seconds()
+	if res.Window.Start.IsZero() {
+		res.Window = DrainedWindow(reqs, r.Settings.Duration.D())
+	}
+	res.Figures = Compute(reqs, res.Window, r.Settings.SLO.PerRequest())
+	res.WindowS = res.Window.Length().Seconds()
 	if err := r.Store.Append(res, reqs); err != nil {
-		return err
+		return res, err
 	}
 	if r.Progress != nil {
 		r.Progress.Finish(res)
 	}
-	fmt.Fprintf(r.Log, "%s: %s %s\n", sc.Name(), status, summaryLine(res))
-	return nil
+	fmt.Fprintf(r.Log, "%s: %s %s\n", res.Name, res.Status, summaryLine(res))
+	return res, nil
 }
 
 func summaryLine(r Result) string {

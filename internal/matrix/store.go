@@ -69,7 +69,7 @@ func Resume(dir string) (*Store, Header, error) {
 	if err != nil {
 		return nil, Header{}, err
 	}
-	for _, name := range []string{RequestsFile, ResultsFile, ResultsCSV} {
+	for _, name := range []string{RequestsFile, ResultsFile, ResultsCSV, ProbesFile, CapacityFile, CapacityCSV} {
 		if err := repairTail(filepath.Join(dir, name)); err != nil {
 			return nil, Header{}, fmt.Errorf("resume %s: %w", dir, err)
 		}
@@ -77,6 +77,13 @@ func Resume(dir string) (*Store, Header, error) {
 	s := &Store{dir: dir, done: map[string]bool{}}
 	for _, r := range results {
 		s.done[r.Name] = true
+	}
+	caps, _, err := LoadCapacity(dir)
+	if err != nil {
+		return nil, Header{}, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	for _, c := range caps {
+		s.done[c.Name] = true
 	}
 	return s, h, nil
 }

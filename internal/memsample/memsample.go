@@ -113,6 +113,24 @@ func (s *Sampler) sample(ctx context.Context) {
 	r.MeanBytes = uint64(s.sum / float64(r.Samples))
 }
 
+// Restart ends the current sampling period and begins a new one at once,
+// on the same tree: the warm-up's period ends where the measured window
+// begins, so the window's peak and mean are its own. It returns the period
+// that ended.
+func (s *Sampler) Restart() Result {
+	s.sample(context.Background())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ended := s.res
+	s.res, s.sum = Result{}, 0
+	if ended.Samples > 0 { // the new period starts from the last sample
+		s.res = Result{Samples: 1, PeakBytes: ended.LastBytes, MeanBytes: ended.LastBytes, LastBytes: ended.LastBytes,
+			MaxProcesses: ended.MaxProcesses}
+		s.sum = float64(ended.LastBytes)
+	}
+	return ended
+}
+
 // Peak returns the peak so far.
 func (s *Sampler) Peak() uint64 {
 	s.mu.Lock()

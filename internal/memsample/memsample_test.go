@@ -70,3 +70,30 @@ func TestSamplerPeakAtLeastMean(t *testing.T) {
 	}
 	runtime.KeepAlive(buf)
 }
+
+// TestRestartSeparatesPeriods: a 64 MiB buffer held only before Restart is
+// in the first period's peak; the second period starts from the last
+// sample and sees only what is resident after the buffer was dropped.
+func TestRestartSeparatesPeriods(t *testing.T) {
+	s := Start(os.Getpid(), 10*time.Millisecond)
+	buf := make([]byte, 64<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Peak() < 64<<20 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(buf)
+	first := s.Restart()
+	second, err := s.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.PeakBytes < 64<<20 || first.Samples < 2 {
+		t.Fatalf("first period: peak %d over %d samples, want the 64 MiB buffer", first.PeakBytes, first.Samples)
+	}
+	if second.Samples < 2 || second.PeakBytes == 0 || second.PeakBytes < second.MeanBytes {
+		t.Fatalf("second period: %+v", second)
+	}
+}

@@ -7,7 +7,6 @@ package studyreport
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/tokentrace/tokentrace/internal/matrix"
 )
@@ -36,9 +35,12 @@ func FromRun(h matrix.Header, results []matrix.Result, reqs []matrix.Request) *D
 	for _, r := range results {
 		c := &Cell{Result: r}
 		if r.Status == matrix.StatusOK {
-			var window time.Duration
-			c.Figures, window = matrix.Compute(byAttempt[r.Attempt], h.Settings.Duration.D())
-			c.WindowS = window.Seconds()
+			w := r.Window
+			if w.Start.IsZero() {
+				w = matrix.DrainedWindow(byAttempt[r.Attempt], h.Settings.Duration.D())
+			}
+			c.Figures = matrix.Compute(byAttempt[r.Attempt], w, h.Settings.SLO.PerRequest())
+			c.WindowS = w.Length().Seconds()
 		}
 		d.Cells[r.Name] = c
 		if !slices.Contains(d.Settings, r.Setting) {
