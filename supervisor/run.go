@@ -30,6 +30,10 @@ type runFlags struct {
 	concurrency string
 	rates       string
 	slo         string
+	search      string
+	maxConc     int
+	maxRate     float64
+	minRate     float64
 	sizes       string
 	parallel    string
 	numCtx      string
@@ -49,6 +53,10 @@ func runMain(args []string) error {
 	fs.StringVar(&f.concurrency, "concurrency", "1,4", "concurrent users, comma-separated")
 	fs.StringVar(&f.rates, "rates", "", "open-loop request rates (requests/s, Poisson arrivals), comma-separated; run after --concurrency")
 	fs.StringVar(&f.slo, "slo", "", "latency limits goodput counts against, e.g. ttft_p95=2s,tpot_p95=100ms,e2e_p95=30s")
+	fs.StringVar(&f.search, "search", "", "find each setting's capacity under --slo instead of running fixed loads: concurrency (closed loop) or rate (open loop, Poisson)")
+	fs.IntVar(&f.maxConc, "max-concurrency", 64, "upper bound of --search concurrency")
+	fs.Float64Var(&f.maxRate, "max-rate", 64, "upper bound of --search rate, requests/s")
+	fs.Float64Var(&f.minRate, "min-rate", 0.5, "first rate --search rate probes, requests/s")
 	fs.StringVar(&f.sizes, "prompt-sizes", "small,medium,large,xlarge", "prompt sizes, comma-separated: "+strings.Join(loadgen.PromptSizes(), ", "))
 	fs.StringVar(&f.parallel, "num-parallel", "1,2,4", "OLLAMA_NUM_PARALLEL values, comma-separated; the engine restarts for each")
 	fs.StringVar(&f.numCtx, "num-ctx", "4096", "context length per slot (OLLAMA_CONTEXT_LENGTH), comma-separated")
@@ -110,6 +118,18 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 		}
 		if s.SLO, err = matrix.ParseSLO(f.slo); err != nil {
 			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--slo: %w", err)}
+		}
+		switch f.search {
+		case matrix.SearchConcurrency:
+			s.Search = matrix.Search{Kind: f.search, Max: float64(f.maxConc), Start: 1}
+		case matrix.SearchRate:
+			s.Search = matrix.Search{Kind: f.search, Max: f.maxRate, Start: f.minRate, Precision: 0.1}
+		case "":
+		default:
+			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--search %q: must be %s or %s", f.search, matrix.SearchConcurrency, matrix.SearchRate)}
+		}
+		if s.Search.Kind != "" {
+			s.Concurrency, s.Rates = nil, nil // the search picks the loads
 		}
 		s.PromptSizes = splitList(f.sizes)
 		s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
