@@ -23,6 +23,9 @@ type Data struct {
 	Settings []matrix.Setting // in matrix order
 	Conc     []int
 	Sizes    []string
+	// Capacity and Probes are a capacity search's answers and probes.
+	Capacity []matrix.Capacity
+	Probes   []matrix.Probe
 }
 
 // FromRun recomputes each scenario's figures from its requests.
@@ -46,7 +49,7 @@ func FromRun(h matrix.Header, results []matrix.Result, reqs []matrix.Request) *D
 		if !slices.Contains(d.Settings, r.Setting) {
 			d.Settings = append(d.Settings, r.Setting)
 		}
-		if !slices.Contains(d.Conc, r.Concurrency) {
+		if r.Rate == 0 && !slices.Contains(d.Conc, r.Concurrency) {
 			d.Conc = append(d.Conc, r.Concurrency)
 		}
 		if !slices.Contains(d.Sizes, r.PromptSize) {

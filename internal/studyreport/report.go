@@ -132,8 +132,12 @@ func (d *Data) WriteMarkdown(w io.Writer, charts []string) {
 	}
 	p("Figures follow docs/METRICS.md: TTFT and latency are p50 over successful requests, tok/s is the mean per-request decode speed (1/TPOT), throughput is the output tokens of all requests per second of the window.\n\n")
 
+	d.writeCapacity(w)
 	p("## Executive summary\n\n%s\n", d.Summary())
-	d.writeBySize(w, "## TTFT at the highest concurrency (p50, ms)", d.Conc[len(d.Conc)-1:], func(c *Cell) float64 { return c.TTFTP50Ms })
+	d.writeAnswerLengths(w)
+	if len(d.Conc) > 0 {
+		d.writeBySize(w, "## TTFT at the highest concurrency (p50, ms)", d.Conc[len(d.Conc)-1:], func(c *Cell) float64 { return c.TTFTP50Ms })
+	}
 	if slices.Contains(d.Conc, 1) {
 		p("## Single-request performance (concurrency 1)\n\n")
 		p("| prompt size | %s |\n|---|%s\n", d.headers(" TTFT ms / tok/s"), strings.Repeat("---:|", len(d.Settings)))
