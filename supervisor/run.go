@@ -197,6 +197,10 @@ func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix
 	if err != nil {
 		return fmt.Errorf("write the report: %w", err)
 	}
+	if len(d.Capacity) > 0 {
+		fmt.Printf("\nReport: %s\n\n%s\n", filepath.Join(store.Dir(), studyreport.ReportFile), d.CapacityAnswer())
+		return nil
+	}
 	fmt.Printf("\nReport: %s\n\n%s", filepath.Join(store.Dir(), studyreport.ReportFile), d.Summary())
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -97,6 +98,10 @@ type Options struct {
 	// Abort, when closed, cancels the requests in flight (they become
 	// "canceled" error records); closing ctx only stops new ones.
 	Abort <-chan struct{}
+	// OnWarmupResult, when set, receives every warm-up result (with its
+	// figures) instead of dropping it: a request started in the warm-up
+	// that ends inside the window counts in the window's throughput.
+	OnWarmupResult func(*vegeta.Result)
 	// OnWindow, when set, is told the measured window once the attack has
 	// begun: it opens when the warm-up ends (the load goes on without a
 	// pause) and closes Duration later (zero when Duration is 0).

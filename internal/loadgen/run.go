@@ -115,7 +115,14 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 		f, ok := table.take(r.Seq)
 		// Vegeta can hand a worker one more hit after Stop; the transport
 		// refused to send it, so it is no request.
-		if fnErr != nil || wp.isWarmup(r.Seq) || (!ok && strings.Contains(r.Error, errStopped.Error())) {
+		if fnErr != nil || (!ok && strings.Contains(r.Error, errStopped.Error())) {
+			continue
+		}
+		if wp.isWarmup(r.Seq) {
+			if opts.OnWarmupResult != nil {
+				attach(r, f, ok, opts.API)
+				opts.OnWarmupResult(r)
+			}
 			continue
 		}
 		attach(r, f, ok, opts.API)

@@ -42,6 +42,10 @@ type Record struct {
 	ServerTimings   bool    `json:"server_timings,omitempty"`
 	ServerTokPerSec float64 `json:"server_tok_per_s,omitempty"`
 	QueueWaitMs     float64 `json:"queue_wait_ms,omitempty"`
+	// Warmup marks a request started before the window: it counts in the
+	// window's throughput and goodput when it ends inside the window, and
+	// in no other figure.
+	Warmup bool `json:"warmup,omitempty"`
 	// LateMs is, in an open loop, how long after its scheduled arrival the
 	// request was sent (a concurrency cap held it back); 0 when on time or
 	// in a closed loop. Latencies count from the scheduled arrival.

@@ -86,6 +86,7 @@ type sample struct {
 	start, end time.Time
 	ok, good   bool
 	output     int
+	warmup     bool // only for a known window's throughput
 }
 
 // Collector is the one aggregator of tokentrace's figures: `loadtest
@@ -134,8 +135,14 @@ func (c *Collector) Add(res *vegeta.Result) error {
 	return nil
 }
 
-// AddRecord counts one request.
+// AddRecord counts one request. A warm-up record counts only in the
+// window's throughput and goodput, when it ends inside the window.
 func (c *Collector) AddRecord(q Record) {
+	if q.Warmup {
+		c.samples = append(c.samples, sample{start: q.Start, end: q.End(), ok: q.OK, output: q.OutputTokens,
+			good: q.OK && c.opts.SLO.met(&q), warmup: true})
+		return
+	}
 	c.attacks[q.Scenario] = true
 	c.r.Requests++
 	s := sample{start: q.Start, end: q.End(), ok: q.OK, output: q.OutputTokens}
@@ -229,10 +236,22 @@ func (c *Collector) window(r *Report) {
 	}
 	start, end := c.opts.Start, c.opts.End
 	explicit := !start.IsZero() && !end.IsZero()
+	samples := c.samples
+	if !explicit { // warm-up requests count only in a known window
+		samples = nil
+		for _, s := range c.samples {
+			if !s.warmup {
+				samples = append(samples, s)
+			}
+		}
+		if len(samples) == 0 {
+			return
+		}
+	}
 	var firstEnd sample
 	if !explicit {
-		firstStart, firstEnd0, lastEnd := c.samples[0].start, c.samples[0], c.samples[0].end
-		for _, s := range c.samples[1:] {
+		firstStart, firstEnd0, lastEnd := samples[0].start, samples[0], samples[0].end
+		for _, s := range samples[1:] {
 			if s.start.Before(firstStart) {
 				firstStart = s.start
 			}
@@ -246,13 +265,13 @@ func (c *Collector) window(r *Report) {
 		firstEnd = firstEnd0
 		start, end = firstEnd.end, lastEnd
 		// Too short a span of ends to be a rate: one round of requests.
-		if len(c.samples) < 3 || end.Sub(start) < lastEnd.Sub(firstStart)/10 {
+		if len(samples) < 3 || end.Sub(start) < lastEnd.Sub(firstStart)/10 {
 			start, explicit = firstStart, true
 		}
 	}
 	r.Start, r.End, r.Window = start, end, end.Sub(start).Seconds()
 	var okN, goodN, tokens int
-	for _, s := range c.samples {
+	for _, s := range samples {
 		inside := !s.end.Before(start) && !s.end.After(end)
 		if !explicit {
 			inside = s.end.After(start) && !s.end.After(end) // the first end opens the window

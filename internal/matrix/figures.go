@@ -28,6 +28,9 @@ func DrainedWindow(reqs []Request, duration time.Duration) Window {
 	var w Window
 	var lastEnd time.Time
 	for _, r := range reqs {
+		if r.Warmup {
+			continue
+		}
 		if w.Start.IsZero() || r.Start.Before(w.Start) {
 			w.Start = r.Start
 		}

@@ -20,6 +20,9 @@ import (
 //     metrics keep them apart;
 //   - every request asks for a greedy, seeded answer (temperature 0, seed
 //     loadgen.GreedySeed), so each setting is asked for the same work;
+//   - requests started in the warm-up are handed on marked Warmup: they
+//     count in the window's throughput when they end inside it, and in no
+//     other figure;
 //   - a closed loop runs Concurrency users; an open loop Rate requests per
 //     second with Poisson arrivals and no cap, so no arrival waits for a
 //     free user (the records say how late any was sent).
@@ -35,6 +38,15 @@ func LoadGenerator(url string, s Settings, timeout time.Duration, tp trace.Trace
 		o.Name, o.Scenario = sc.Name(), sc.Name()
 		o.Warmup, o.Duration = s.Warmup.D(), s.Duration.D()
 		o.OnWindow = func(start, end time.Time) { onWindow(Window{Start: start, End: end}) }
+		// Requests started in the warm-up that end inside the window are
+		// the window's throughput too.
+		o.OnWarmupResult = func(r *vegeta.Result) {
+			if fig, err := loadgen.Decode(r); err == nil {
+				q := loadreport.RecordOf(fig)
+				q.Warmup = true
+				onRequest(q)
+			}
+		}
 		return loadgen.Run(ctx, o, func(r *vegeta.Result) error {
 			fig, err := loadgen.Decode(r)
 			if err != nil {

@@ -269,7 +269,7 @@ func (r *Runner) measure(ctx context.Context, sc Scenario, facts SettingFacts) (
 	switch {
 	case loadErr != nil && status == StatusOK:
 		status, note = StatusFailed, "load: "+loadErr.Error()
-	case len(reqs) == 0 && status == StatusOK:
+	case measured(reqs) == 0 && status == StatusOK:
 		status, note = StatusFailed, "no request was measured"
 	}
 	res = r.result(sc, status, oneLine(note), facts, started, mem, psPeak)
@@ -359,4 +359,15 @@ func HumanBytes(b uint64) string {
 	default:
 		return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 	}
+}
+
+// measured counts the requests started inside the window.
+func measured(reqs []Request) int {
+	n := 0
+	for _, q := range reqs {
+		if !q.Warmup {
+			n++
+		}
+	}
+	return n
 }
