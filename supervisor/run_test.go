@@ -58,10 +58,26 @@ func TestRunMatrixReportEqualsRawResults(t *testing.T) {
 		// the code that wrote the report.
 		var ttft, e2e, tps []float64
 		var tokens int
-		var first, last time.Time
+		// The window opens when the warm-up ends and lasts the duration;
+		// every successful request that ends inside it counts in the
+		// throughput, warm-up requests included; only requests started
+		// inside it count in the latencies.
+		if got := r.Window.End.Sub(r.Window.Start); got != 1500*time.Millisecond {
+			t.Errorf("%s: window %s, want the duration 1.5s", r.Name, got)
+		}
 		for _, q := range reqs {
 			if q.Attempt != r.Attempt {
 				continue
+			}
+			end := q.Start.Add(time.Duration(q.E2EMs * 1e6))
+			if q.OK && !end.Before(r.Window.Start) && !end.After(r.Window.End) {
+				tokens += q.OutputTokens
+			}
+			if q.Warmup {
+				continue
+			}
+			if q.Start.Before(r.Window.Start) {
+				t.Errorf("%s: a measured request started %s before the window", r.Name, r.Window.Start.Sub(q.Start))
 			}
 			e2e = append(e2e, q.E2EMs)
 			if q.HasTTFT {
@@ -70,18 +86,8 @@ func TestRunMatrixReportEqualsRawResults(t *testing.T) {
 			if q.TokPerSec > 0 { // defined for two or more output tokens
 				tps = append(tps, q.TokPerSec)
 			}
-			tokens += q.OutputTokens
-			end := q.Start.Add(time.Duration(q.E2EMs * 1e6))
-			if first.IsZero() || q.Start.Before(first) {
-				first = q.Start
-			}
-			if end.After(last) {
-				last = end
-			}
 		}
-		// Throughput: every measured token over the duration, or the time
-		// the requests took when longer.
-		window := max(1500*time.Millisecond, last.Sub(first))
+		window := 1500 * time.Millisecond
 		row := fmt.Sprintf("| %s | ok | %d | 0 | %.2f | %.2f | %.2f | %.2f |", r.Name, len(e2e),
 			stats.Quantile(ttft, 0.5), stats.Quantile(e2e, 0.5), stats.Summarize(tps).Mean, float64(tokens)/window.Seconds())
 		if !bytes.Contains(report, []byte(row)) {

@@ -79,6 +79,10 @@ type Report struct {
 	SLO          SLO     `json:"slo"`
 	GoodRequests int     `json:"good_requests"` // met every SLO, ended in the window
 	Goodput      float64 `json:"goodput"`       // GoodRequests per second
+	// GoodRatio is the share of the successful requests started in the
+	// window that met every SLO limit: goodput over throughput, without
+	// the warm-up's requests that end inside the window.
+	GoodRatio float64 `json:"good_ratio"`
 }
 
 // sample is what the report keeps of one request for the window.
@@ -103,6 +107,7 @@ type Collector struct {
 	r       Report
 
 	ttft, e2e, tpot, speed, serverSpeed, queue, in, out, late []float64
+	good                                                      int // successful requests that met the SLO
 	itl                                                       *stats.Histogram
 }
 
@@ -168,6 +173,9 @@ func (c *Collector) AddRecord(q Record) {
 		c.late = append(c.late, q.LateMs/1e3)
 	}
 	c.r.Succeeded++
+	if c.opts.SLO.met(&q) {
+		c.good++
+	}
 	c.e2e = append(c.e2e, (q.E2EMs+q.LateMs)/1e3)
 	if q.HasTTFT {
 		c.ttft = append(c.ttft, (q.TTFTMs+q.LateMs)/1e3)
@@ -216,6 +224,9 @@ func (c *Collector) Report() Report {
 	r.DecodeSpeed, r.ServerDecodeSpeed = stats.Summarize(c.speed), stats.Summarize(c.serverSpeed)
 	r.QueueWait = stats.Summarize(c.queue)
 	r.InputPerRequest, r.OutputPerRequest = stats.Summarize(c.in), stats.Summarize(c.out)
+	if r.Succeeded > 0 {
+		r.GoodRatio = float64(c.good) / float64(r.Succeeded)
+	}
 	r.LateBy = stats.Summarize(c.late)
 	r.Late = r.LateBy.Count
 	r.SLO = c.opts.SLO

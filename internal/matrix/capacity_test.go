@@ -65,3 +65,29 @@ func TestFindCapacity(t *testing.T) {
 		}
 	}
 }
+
+func TestKVCacheEstimateFollowsTheEnvironment(t *testing.T) {
+	// qwen2.5:7b's shape: 28 layers, 4 KV heads of 128: 224 MiB per 4096-token slot at f16.
+	info := map[string]any{"general.architecture": "qwen2", "qwen2.block_count": 28.0, "qwen2.embedding_length": 3584.0,
+		"qwen2.attention.head_count": 28.0, "qwen2.attention.head_count_kv": 4.0}
+	for _, tc := range []struct {
+		env     []string
+		typ     string
+		wantMiB float64
+	}{
+		{nil, "f16", 224},
+		{[]string{"OLLAMA_KV_CACHE_TYPE=q8_0"}, "f16", 224}, // without flash attention Ollama keeps f16
+		{[]string{"OLLAMA_KV_CACHE_TYPE=q8_0", "OLLAMA_FLASH_ATTENTION=1"}, "q8_0", 119},
+		{[]string{"OLLAMA_KV_CACHE_TYPE=q4_0", "OLLAMA_FLASH_ATTENTION=true", "PATH=/bin"}, "q4_0", 63},
+		{[]string{"OLLAMA_KV_CACHE_TYPE=bogus", "OLLAMA_FLASH_ATTENTION=1"}, "f16", 224},
+	} {
+		env := OllamaEnv(tc.env)
+		if _, ok := env["PATH"]; ok {
+			t.Errorf("OllamaEnv kept PATH")
+		}
+		got, ok := KVBytesPerSlot(info, 4096, env)
+		if !ok || KVCacheType(env) != tc.typ || float64(got)/(1<<20) != tc.wantMiB {
+			t.Errorf("%v: %s, %.2f MiB; want %s, %g MiB", tc.env, KVCacheType(env), float64(got)/(1<<20), tc.typ, tc.wantMiB)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func FiguresOf(r loadreport.Report) Figures {
 		ITLP50Ms: ms(r.ITL.P50), ITLP95Ms: ms(r.ITL.P95), ITLP99Ms: ms(r.ITL.P99),
 		TokPerSecMean: r.DecodeSpeed.Mean, TokPerSecP50: r.DecodeSpeed.P50,
 		ServerTokPerSecMean: r.ServerDecodeSpeed.Mean, QueueWaitP50Ms: ms(r.QueueWait.P50),
-		OutputTokPerSec: r.OutputThroughput, ReqPerSec: r.RequestThroughput, GoodputRPS: r.Goodput,
+		OutputTokPerSec: r.OutputThroughput, ReqPerSec: r.RequestThroughput, GoodputRPS: r.Goodput, GoodRatio: r.GoodRatio,
 		OutputTokens: r.OutputTokens, MeanOutputTokens: r.OutputPerRequest.Mean,
 		TokensEstimated: r.EstimatedTokens > 0, Late: r.Late, LateP95Ms: ms(r.LateBy.P95),
 	}

@@ -192,7 +192,7 @@ func (e *fakeEngine) Health() (bool, string, int, string) {
 	defer e.mu.Unlock()
 	return e.exited, "exit status 2", e.memLines, ""
 }
-func (e *fakeEngine) PSBytes(context.Context) int64 { return 1 << 20 }
+func (e *fakeEngine) PS(context.Context) PSSize { return PSSize{Bytes: 1 << 20} }
 func (e *fakeEngine) Stop(context.Context) error {
 	e.mu.Lock()
 	e.stops++

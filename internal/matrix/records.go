@@ -84,6 +84,7 @@ type SettingFacts struct {
 	// before the first scenario; PSSizeBytes what /api/ps says of the model.
 	IdleMemBytes uint64 `json:"idle_mem_bytes"`
 	PSSizeBytes  int64  `json:"ps_size_bytes"`
+	PSVRAMBytes  int64  `json:"ps_size_vram_bytes,omitempty"`
 }
 
 // Result is one scenario's line in results.jsonl and results.csv.
@@ -108,6 +109,11 @@ type Result struct {
 	WarmupPeakMemBytes uint64 `json:"warmup_peak_mem_bytes,omitempty"`
 	MemSamples         int    `json:"mem_samples"`
 	PSPeakBytes        int64  `json:"ps_peak_bytes"`
+	// PSPeakVRAMBytes is /api/ps's size_vram (the part on the GPU);
+	// PeakVRAMBytes the process tree's GPU memory from nvidia-smi, over the
+	// window; both 0 without a GPU.
+	PSPeakVRAMBytes int64  `json:"ps_peak_vram_bytes,omitempty"`
+	PeakVRAMBytes   uint64 `json:"peak_vram_bytes,omitempty"`
 }
 
 // Figures summarise a scenario's requests (see Compute).
@@ -142,7 +148,10 @@ type Figures struct {
 	OutputTokPerSec float64 `json:"output_tok_per_s"`
 	ReqPerSec       float64 `json:"req_per_s"`
 	GoodputRPS      float64 `json:"goodput_rps,omitempty"`
-	OutputTokens    int     `json:"output_tokens"`
+	// GoodRatio is the share of successful measured requests that met
+	// every limit.
+	GoodRatio    float64 `json:"good_ratio,omitempty"`
+	OutputTokens int     `json:"output_tokens"`
 	// MeanOutputTokens is the mean answer length of successful requests:
 	// the same work at every setting shows as the same mean.
 	MeanOutputTokens float64 `json:"mean_output_tokens"`

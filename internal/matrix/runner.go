@@ -28,9 +28,9 @@ type Engine interface {
 	// Health tells whether the engine has exited (and how), and how many
 	// of its log lines spoke of memory so far (and the last one).
 	Health() (exited bool, how string, memLines int, lastMem string)
-	// PSBytes is what the engine says its loaded models take (/api/ps);
-	// 0 when it cannot tell.
-	PSBytes(ctx context.Context) int64
+	// PS is what the engine says its loaded models take (/api/ps), in all
+	// and on the GPU; zero when it cannot tell.
+	PS(ctx context.Context) PSSize
 	// Stop stops the engine; idempotent.
 	Stop(ctx context.Context) error
 }
@@ -62,6 +62,9 @@ type Runner struct {
 	Log      io.Writer
 	// MemInterval is the memory sampling interval; 250 ms when 0.
 	MemInterval time.Duration
+	// NvidiaSMI, when set, is the nvidia-smi that samples the engine's GPU
+	// memory (per process tree) beside its RAM.
+	NvidiaSMI string
 }
 
 var (
@@ -192,11 +195,11 @@ func (r *Runner) measure(ctx context.Context, sc Scenario, facts SettingFacts) (
 	_, _, memBefore, _ := r.Engine.Health()
 	var sampler *memsample.Sampler
 	if pid := r.Engine.Pid(); pid > 0 {
-		sampler = memsample.Start(pid, r.MemInterval)
+		sampler = memsample.StartGPU(pid, r.MemInterval, r.NvidiaSMI)
 	}
 	loadCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var psPeak int64
+	var psPeak PSSize
 	wg.Add(1)
 	go func() { // watch the engine: a dead engine ends the scenario
 		defer wg.Done()
@@ -208,7 +211,8 @@ func (r *Runner) measure(ctx context.Context, sc Scenario, facts SettingFacts) (
 				return
 			}
 			if n%4 == 0 {
-				psPeak = max(psPeak, r.Engine.PSBytes(loadCtx))
+				ps := r.Engine.PS(loadCtx)
+				psPeak.Bytes, psPeak.VRAMBytes = max(psPeak.Bytes, ps.Bytes), max(psPeak.VRAMBytes, ps.VRAMBytes)
 			}
 			select {
 			case <-loadCtx.Done():
@@ -297,15 +301,16 @@ func memNote(last string) string {
 
 // record writes a scenario that measured nothing.
 func (r *Runner) record(sc Scenario, status, note string, facts SettingFacts) error {
-	_, err := r.write(r.result(sc, status, note, facts, time.Now(), memsample.Result{}, 0), nil)
+	_, err := r.write(r.result(sc, status, note, facts, time.Now(), memsample.Result{}, PSSize{}), nil)
 	return err
 }
 
 func (r *Runner) result(sc Scenario, status, note string, facts SettingFacts, started time.Time,
-	mem memsample.Result, psPeak int64) Result {
+	mem memsample.Result, psPeak PSSize) Result {
 	return Result{Scenario: sc, Name: sc.Name(), Attempt: newAttempt(), Status: status, Note: note,
 		Started: started.UTC(), SettingFacts: facts,
-		PeakMemBytes: mem.PeakBytes, MeanMemBytes: mem.MeanBytes, MemSamples: mem.Samples, PSPeakBytes: psPeak}
+		PeakMemBytes: mem.PeakBytes, MeanMemBytes: mem.MeanBytes, MemSamples: mem.Samples, PSPeakBytes: psPeak.Bytes,
+		PSPeakVRAMBytes: psPeak.VRAMBytes, PeakVRAMBytes: mem.PeakVRAMBytes}
 }
 
 // write computes the figures of a scenario's requests over its window
