@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -14,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tokentrace/tokentrace/internal/backend"
 	"github.com/tokentrace/tokentrace/internal/loadgen"
 	"github.com/tokentrace/tokentrace/internal/matrix"
+	"github.com/tokentrace/tokentrace/internal/memsample"
 	"github.com/tokentrace/tokentrace/internal/studyreport"
 	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
@@ -32,6 +33,7 @@ type runFlags struct {
 	slo         string
 	search      string
 	maxConc     int
+	nvidiaSMI   string
 	maxRate     float64
 	minRate     float64
 	sizes       string
@@ -57,6 +59,7 @@ func runMain(args []string) error {
 	fs.IntVar(&f.maxConc, "max-concurrency", 64, "upper bound of --search concurrency")
 	fs.Float64Var(&f.maxRate, "max-rate", 64, "upper bound of --search rate, requests/s")
 	fs.Float64Var(&f.minRate, "min-rate", 0.5, "first rate --search rate probes, requests/s")
+	fs.StringVar(&f.nvidiaSMI, "nvidia-smi", "auto", "nvidia-smi to sample the engine's GPU memory with: auto (found on PATH, else none), none, or a path")
 	fs.StringVar(&f.sizes, "prompt-sizes", "small,medium,large,xlarge", "prompt sizes, comma-separated: "+strings.Join(loadgen.PromptSizes(), ", "))
 	fs.StringVar(&f.parallel, "num-parallel", "1,2,4", "OLLAMA_NUM_PARALLEL values, comma-separated; the engine restarts for each")
 	fs.StringVar(&f.numCtx, "num-ctx", "4096", "context length per slot (OLLAMA_CONTEXT_LENGTH), comma-separated")
@@ -138,6 +141,12 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 	if err := f.engineFlags.validate(); err != nil {
 		return s, nil, subcommand.UsageError{Err: err}
 	}
+	switch f.nvidiaSMI {
+	case "auto":
+		f.nvidiaSMI, _ = exec.LookPath("nvidia-smi") // none: no NVIDIA GPU to sample
+	case "none":
+		f.nvidiaSMI = ""
+	}
 	s.Backend, s.Model, s.API, s.URL, s.SimArgs = f.backend, f.model, f.api, f.url, f.simFlags
 	s.Command = f.commandLine()
 	if err := s.Validate(loadgen.PromptSizes()); err != nil {
@@ -153,8 +162,16 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 		store, _, err := matrix.Resume(f.out)
 		return s, store, err
 	}
+	machine := matrix.ThisMachine(context.Background())
+	if f.nvidiaSMI != "" {
+		gpus, err := memsample.GPUs(context.Background(), f.nvidiaSMI)
+		if err != nil {
+			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--nvidia-smi: %w", err)}
+		}
+		machine.GPUs = gpus
+	}
 	store, err := matrix.Create(f.out, matrix.Header{Started: time.Now().UTC(), Settings: s,
-		Engine: matrix.EngineInfo{Name: f.backend, Restartable: f.backend != "external"}, Machine: matrix.ThisMachine(context.Background())})
+		Engine: matrix.EngineInfo{Name: f.backend, Restartable: f.backend != "external"}, Machine: machine})
 	if err != nil {
 		return s, nil, subcommand.UsageError{Err: err}
 	}
@@ -185,7 +202,7 @@ func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix
 	}}
 	progress := matrix.NewProgress(os.Stderr, isTerminal(os.Stderr), s.Duration.D()+s.Warmup.D())
 	r := &matrix.Runner{Settings: s, Engine: eng, Store: store, Log: progress.Wrap(os.Stderr),
-		Progress: progress, Load: matrix.LoadGenerator(px.url, s, f.timeout, px.tracerProvider())}
+		Progress: progress, NvidiaSMI: f.nvidiaSMI, Load: matrix.LoadGenerator(px.url, s, f.timeout, px.tracerProvider())}
 	err = r.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the finished scenarios are in %s; run `supervisor run --resume %s` for the rest", store.Dir(), store.Dir())
@@ -234,9 +251,13 @@ func updateHeader(store *matrix.Store, engine matrix.Engine, s matrix.Settings) 
 	if h.Model.Name == "" {
 		h.Model.Name = s.Model
 	}
+	if e, ok := engine.(*matrix.ProcessEngine); ok && e.Env != nil {
+		h.EngineEnv = matrix.OllamaEnv(e.Env(matrix.Setting{Parallel: s.NumParallel[0], NumCtx: s.NumCtx[0]}))
+	}
+	h.KVCacheType = matrix.KVCacheType(h.EngineEnv)
 	h.KVBytesPerSlot = map[string]int64{}
 	for _, c := range s.NumCtx {
-		if kv, ok := backend.KVCacheBytesPerSlot(h.Model.ModelInfo, c); ok {
+		if kv, ok := matrix.KVBytesPerSlot(h.Model.ModelInfo, c, h.EngineEnv); ok {
 			h.KVBytesPerSlot[strconv.Itoa(c)] = kv
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/shirou/gopsutil/v4/mem"
 
 	"github.com/tokentrace/tokentrace/internal/backend"
+	"github.com/tokentrace/tokentrace/internal/memsample"
 )
 
 // Settings are every choice of a run; a resumed run uses the saved ones.
@@ -157,6 +158,9 @@ type Machine struct {
 	CPUModel    string `json:"cpu_model"`
 	CPUs        int    `json:"cpus"`
 	MemoryBytes uint64 `json:"memory_bytes"`
+	// GPUs are the NVIDIA GPUs nvidia-smi sees (name, driver, memory);
+	// none without nvidia-smi.
+	GPUs []memsample.GPU `json:"gpus,omitempty"`
 }
 
 // Header is the run header (header.json).
@@ -167,8 +171,13 @@ type Header struct {
 	Model    backend.ModelInfo `json:"model"`
 	Machine  Machine           `json:"machine"`
 	// KVBytesPerSlot is the KV-cache estimate from the model's shape, per
-	// context size ("4096": bytes).
+	// context size ("4096": bytes), at KVCacheType's element size.
 	KVBytesPerSlot map[string]int64 `json:"kv_bytes_per_slot,omitempty"`
+	KVCacheType    string           `json:"kv_cache_type,omitempty"`
+	// EngineEnv is every OLLAMA_* variable the engine ran with (those of
+	// the first setting: OLLAMA_NUM_PARALLEL and OLLAMA_CONTEXT_LENGTH
+	// change per setting).
+	EngineEnv map[string]string `json:"engine_env,omitempty"`
 }
 
 // ThisMachine describes the machine the supervisor runs on.

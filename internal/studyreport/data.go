@@ -114,6 +114,10 @@ type SettingMemory struct {
 	Peak     uint64
 	Idle     uint64
 	PS       int64
+	// PeakVRAM is the process tree's GPU memory (nvidia-smi); PSVRAM what
+	// /api/ps says is on the GPU (size_vram).
+	PeakVRAM uint64
+	PSVRAM   int64
 	Status   string // "ok", or the status that kept it from running
 	Verified string
 	Ready    float64
@@ -132,6 +136,8 @@ func (d *Data) Memory() []SettingMemory {
 			}
 			m.Peak = max(m.Peak, c.PeakMemBytes)
 			m.PS = max(m.PS, c.PSPeakBytes, c.PSSizeBytes)
+			m.PeakVRAM = max(m.PeakVRAM, c.PeakVRAMBytes)
+			m.PSVRAM = max(m.PSVRAM, c.PSPeakVRAMBytes, c.PSVRAMBytes)
 			if c.IdleMemBytes > 0 {
 				m.Idle = c.IdleMemBytes
 			}

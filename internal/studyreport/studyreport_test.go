@@ -76,7 +76,7 @@ func TestReportFromRun(t *testing.T) {
 	for _, want := range []string{
 		"| TTFT p50 (ms) | 900 | 100 | -89% | p=4 |",
 		// (6000 − 5000) MiB over 3 added slots; the model's KV cache is 224 MiB per 4096-token slot.
-		"| p=4 | ok | 5800.0 MiB | 6000.0 MiB | – | 333.3 MiB | 224.0 MiB |",
+		"| p=4 | ok | 5800.0 MiB | 6000.0 MiB | – | – | – | 333.3 MiB | 224.0 MiB |",
 		"| p1-ctx4096-c4-small | ok | 1 | 0 | 900.00 | 500.00 | 80.00 | 100.00 |",
 		"![ttft_vs_concurrency](ttft_vs_concurrency.png)",
 	} {
