@@ -45,6 +45,7 @@ type runFlags struct {
 	vary        bool
 	out         string
 	resume      string
+	retryFailed bool
 	timeout     time.Duration
 }
 
@@ -68,7 +69,9 @@ func runMain(args []string) error {
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "cap on each answer's tokens (0: the model decides, as in the original study)")
 	fs.BoolVar(&f.vary, "vary-prompts", false, "give every request a unique prefix so no prompt cache can hit")
 	fs.StringVar(&f.out, "out", "", "run folder for results, logs, report and charts (default out/run-<time>)")
-	fs.StringVar(&f.resume, "resume", "", "continue the run in this folder: only the scenarios it lacks run, with its saved settings")
+	fs.StringVar(&f.resume, "resume", "", "continue the run in this folder: only the scenarios it lacks run, with its saved settings; "+
+		"--concurrency, --rates, --num-parallel, --num-ctx and --prompt-sizes add to them")
+	fs.BoolVar(&f.retryFailed, "retry-failed", false, "with --resume: run again the scenarios recorded as oom, crash, failed or skipped")
 	fs.DurationVar(&f.timeout, "request-timeout", 10*time.Minute, "bound on each request")
 	if err := fs.Parse(args); err != nil {
 		return subcommand.UsageError{Err: err}
@@ -76,7 +79,9 @@ func runMain(args []string) error {
 	if fs.NArg() > 0 {
 		return subcommand.UsageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	settings, store, err := f.prepare()
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	settings, store, err := f.prepare(set)
 	if err != nil {
 		return err
 	}
@@ -86,57 +91,27 @@ func runMain(args []string) error {
 }
 
 // prepare validates everything and opens the run folder; nothing has
-// started when it fails.
-func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
-	var s matrix.Settings
+// started when it fails. set names the flags given on the command line.
+func (f *runFlags) prepare(set map[string]bool) (matrix.Settings, *matrix.Store, error) {
+	s, err := f.matrixSettings()
+	if err != nil {
+		return s, nil, subcommand.UsageError{Err: err}
+	}
+	var saved matrix.Header
+	if f.retryFailed && f.resume == "" {
+		return s, nil, subcommand.UsageError{Err: errors.New("--retry-failed needs --resume DIR")}
+	}
 	if f.resume != "" {
-		h, _, _, err := matrix.Load(f.resume)
-		if err != nil {
+		if saved, _, _, err = matrix.Load(f.resume); err != nil {
 			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--resume: %w", err)}
 		}
-		s = h.Settings
+		if s, err = f.resumeSettings(saved.Settings, s, set); err != nil {
+			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--resume %s: %w", f.resume, err)}
+		}
+		if added := describeAdded(saved.Settings, s); added != "" {
+			fmt.Fprintf(os.Stderr, "resuming %s with %s added\n", f.resume, added)
+		}
 		f.out = f.resume
-		f.backend, f.model, f.api, f.url = s.Backend, s.Model, s.API, s.URL
-		if s.Backend == "command" {
-			f.cmd = s.Command
-		}
-		f.simFlags = s.SimArgs
-	} else {
-		var err error
-		if f.concurrency != "" || f.rates == "" {
-			if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
-				return s, nil, subcommand.UsageError{Err: err}
-			}
-		}
-		if s.NumParallel, err = parseInts("num-parallel", f.parallel); err != nil {
-			return s, nil, subcommand.UsageError{Err: err}
-		}
-		if s.NumCtx, err = parseInts("num-ctx", f.numCtx); err != nil {
-			return s, nil, subcommand.UsageError{Err: err}
-		}
-		if f.rates != "" {
-			if s.Rates, err = parseRates(f.rates); err != nil {
-				return s, nil, subcommand.UsageError{Err: err}
-			}
-		}
-		if s.SLO, err = matrix.ParseSLO(f.slo); err != nil {
-			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--slo: %w", err)}
-		}
-		switch f.search {
-		case matrix.SearchConcurrency:
-			s.Search = matrix.Search{Kind: f.search, Max: float64(f.maxConc), Start: 1}
-		case matrix.SearchRate:
-			s.Search = matrix.Search{Kind: f.search, Max: f.maxRate, Start: f.minRate, Precision: 0.1}
-		case "":
-		default:
-			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--search %q: must be %s or %s", f.search, matrix.SearchConcurrency, matrix.SearchRate)}
-		}
-		if s.Search.Kind != "" {
-			s.Concurrency, s.Rates = nil, nil // the search picks the loads
-		}
-		s.PromptSizes = splitList(f.sizes)
-		s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
-		s.MaxTokens, s.VaryPrompts = f.maxTokens, f.vary
 	}
 	if err := f.engineFlags.validate(); err != nil {
 		return s, nil, subcommand.UsageError{Err: err}
@@ -159,7 +134,11 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 		return s, nil, subcommand.UsageError{Err: err}
 	}
 	if f.resume != "" {
-		store, _, err := matrix.Resume(f.out)
+		saved.Settings = s // with the additions
+		store, _, err := matrix.Resume(f.out, f.retryFailed)
+		if err == nil {
+			err = store.WriteHeader(saved)
+		}
 		return s, store, err
 	}
 	machine := matrix.ThisMachine(context.Background())
@@ -262,6 +241,47 @@ func updateHeader(store *matrix.Store, engine matrix.Engine, s matrix.Settings) 
 		}
 	}
 	return store.WriteHeader(h)
+}
+
+// matrixSettings reads the matrix flags.
+func (f *runFlags) matrixSettings() (matrix.Settings, error) {
+	var s matrix.Settings
+	var err error
+	if f.concurrency != "" || f.rates == "" {
+		if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
+			return s, err
+		}
+	}
+	if s.NumParallel, err = parseInts("num-parallel", f.parallel); err != nil {
+		return s, err
+	}
+	if s.NumCtx, err = parseInts("num-ctx", f.numCtx); err != nil {
+		return s, err
+	}
+	if f.rates != "" {
+		if s.Rates, err = parseRates(f.rates); err != nil {
+			return s, err
+		}
+	}
+	if s.SLO, err = matrix.ParseSLO(f.slo); err != nil {
+		return s, fmt.Errorf("--slo: %w", err)
+	}
+	switch f.search {
+	case matrix.SearchConcurrency:
+		s.Search = matrix.Search{Kind: f.search, Max: float64(f.maxConc), Start: 1}
+	case matrix.SearchRate:
+		s.Search = matrix.Search{Kind: f.search, Max: f.maxRate, Start: f.minRate, Precision: 0.1}
+	case "":
+	default:
+		return s, fmt.Errorf("--search %q: must be %s or %s", f.search, matrix.SearchConcurrency, matrix.SearchRate)
+	}
+	if s.Search.Kind != "" {
+		s.Concurrency, s.Rates = nil, nil // the search picks the loads
+	}
+	s.PromptSizes = splitList(f.sizes)
+	s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
+	s.MaxTokens, s.VaryPrompts = f.maxTokens, f.vary
+	return s, nil
 }
 
 func parseInts(name, s string) ([]int, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -220,4 +221,38 @@ func TestMissingModelSaysHowToGetIt(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 	waitNoEngine(t, port)
+}
+
+// TestRunExternalOpenAIServer: an OpenAI-compatible server (vLLM,
+// llama.cpp) has no /api/version; the external backend waits for its own
+// API's path, /v1/models, and runs.
+func TestRunExternalOpenAIServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a matrix on the simulator")
+	}
+	bin := buildSupervisor(t)
+	sim, err := simulator.New(simulator.Config{Parallel: 2, ContextLength: 1024, TimeScale: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	openaiOnly := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+			http.NotFound(w, r)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(openaiOnly)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	out := filepath.Join(t.TempDir(), "run")
+	_, stderr, code := runBin(t, bin, 2*time.Minute, "run", "--backend", "external", "--url", srv.URL,
+		"--model", sim.Profile().Model, "--concurrency", "1", "--prompt-sizes", "small", "--num-parallel", "2",
+		"--num-ctx", "1024", "--duration", "1s", "--warmup", "0s", "--max-tokens", "10", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	_, results, _, err := matrix.Load(out)
+	if err != nil || len(results) != 1 || results[0].Status != matrix.StatusOK || results[0].Requests == 0 {
+		t.Fatalf("results %+v (%v)\n%s", results, err, stderr)
+	}
 }

@@ -142,7 +142,7 @@ func TestStoreAppendLoadResume(t *testing.T) {
 	f.WriteString(`{"scenario":"torn`)
 	f.Close()
 
-	st2, h, err := Resume(dir)
+	st2, h, err := Resume(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,5 +292,33 @@ func TestProgressETA(t *testing.T) {
 	p.End()
 	if !strings.Contains(b.String(), "1/4") {
 		t.Errorf("progress line %q", b.String())
+	}
+}
+
+func TestResumeRetriesFailedOnlyWhenAsked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	st, err := Create(dir, Header{Settings: settings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := Scenario{Setting: Setting{1, 512}, Concurrency: 1, PromptSize: "small"}
+	oom := Scenario{Setting: Setting{2, 512}, Concurrency: 1, PromptSize: "small"}
+	for _, r := range []Result{{Scenario: ok, Name: ok.Name(), Status: StatusOK}, {Scenario: oom, Name: oom.Name(), Status: StatusOOM}} {
+		if err := st.Append(r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	search := Capacity{Name: "p4-ctx512-capacity-small", Status: StatusCrash}
+	if err := st.AppendCapacity(search); err != nil {
+		t.Fatal(err)
+	}
+	for _, retry := range []bool{false, true} {
+		st, _, err := Resume(dir, retry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Done(ok.Name()) || st.Done(oom.Name()) != !retry || st.Done(search.Name) != !retry {
+			t.Errorf("retry %v: done ok %v, oom %v, crashed search %v", retry, st.Done(ok.Name()), st.Done(oom.Name()), st.Done(search.Name))
+		}
 	}
 }

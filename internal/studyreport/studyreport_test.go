@@ -106,7 +106,7 @@ func TestReportOfEmptyRunFails(t *testing.T) {
 
 func TestAnswerLengthsAndCapacitySection(t *testing.T) {
 	dir := run(t) // p=1 answered 100 tokens, p=4 200: not the same work
-	st, _, err := matrix.Resume(dir)
+	st, _, err := matrix.Resume(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
