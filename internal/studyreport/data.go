@@ -110,10 +110,10 @@ func (d *Data) multiCtx() bool {
 // SettingMemory is the memory of one setting: the peak over its scenarios,
 // the idle figure after load, and what /api/ps says.
 type SettingMemory struct {
-	Setting  matrix.Setting
-	Peak     uint64
-	Idle     uint64
-	PS       int64
+	Setting matrix.Setting
+	Peak    uint64
+	Idle    uint64
+	PS      int64
 	// PeakVRAM is the process tree's GPU memory (nvidia-smi); PSVRAM what
 	// /api/ps says is on the GPU (size_vram).
 	PeakVRAM uint64
