@@ -192,7 +192,7 @@ func speeds(ctx context.Context, o options, w io.Writer) error {
 	defer cancel()
 	ok, failed := load(rctx, px.URL, o.clients)
 	f, s := fast.served.Load(), slow.served.Load()
-	fmt.Fprintf(w, "### Two upstreams of different speeds (%v, run %v)\n\n", o.duration, o.duration)
+	fmt.Fprintf(w, "### Two upstreams of different speeds (run %v)\n\n", o.duration)
 	fmt.Fprintln(w, "| upstream | time per token | answers served | share |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|")
 	fmt.Fprintf(w, "| fast | %v | %d | %.0f%% |\n", o.gap, f, 100*float64(f)/float64(max(f+s, 1)))
@@ -234,7 +234,7 @@ func kill(ctx context.Context, o options, w io.Writer) error {
 	ok, failed := load(rctx, px.URL, o.clients)
 	<-killed
 	fmt.Fprintf(w, "### One of three upstreams killed a third into the run (%v)\n\n", o.duration)
-	fmt.Fprintln(w, "| in flight on it when killed | requests failed | completed | served by the survivors after |")
+	fmt.Fprintln(w, "| in flight on it when killed | requests failed | completed | served by the other two |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|")
 	fmt.Fprintf(w, "| %d | %d | %d | %d |\n\n", inflightAtKill, failed, ok, ups[1].served.Load()+ups[2].served.Load())
 	if failed > inflightAtKill {
@@ -266,13 +266,13 @@ func stall(ctx context.Context, o options, w io.Writer) error {
 			return err
 		}
 		took = append(took, d)
-		if d <= bound && d >= 2*time.Second {
+		if d <= bound && d >= 1900*time.Millisecond { // the proxy starts its wait a moment before the client has the chunk
 			within++
 		}
 	}
 	fmt.Fprintf(w, "### Stalled upstream, --stream-idle-timeout 2s\n\nstream ended after the last upstream byte: %v (bound %v)\n\n", took, bound)
 	if within < 2 {
-		return fmt.Errorf("the stream ended within [2s, %v] in %d of 3 tries: %v", bound, within, took)
+		return fmt.Errorf("the stream ended within [1.9s, %v] in %d of 3 tries: %v", bound, within, took)
 	}
 	return nil
 }
