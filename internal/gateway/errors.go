@@ -52,18 +52,10 @@ func upstreamErrorStatus(ctx context.Context, err error) (int, string) {
 }
 
 // writeAPIError answers in the error shape of the API the path belongs
-// to: Ollama's {"error":"…"}, OpenAI's {"error":{"message","type","code"}}.
+// to (internal/stream's wire table): Ollama's {"error":"…"}, OpenAI's
+// {"error":{"message","type","code"}}.
 func writeAPIError(w http.ResponseWriter, path string, status int, msg string) {
-	var body any
-	if stream.APIOf(path) == stream.APIOpenAI {
-		typ := "server_error"
-		if status < 500 {
-			typ = "invalid_request_error"
-		}
-		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": openAICode(status)}}
-	} else {
-		body = map[string]string{"error": msg}
-	}
+	body := stream.APIOf(path).Wire().ErrorBody(stream.APIError{Status: status, Code: openAICode(status), Message: msg})
 	b, _ := json.Marshal(body)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

@@ -162,6 +162,7 @@ func (ex *exchange) finish(ctx context.Context, err error) {
 	ctx = context.WithoutCancel(ctx) // the client may be gone; the figures are still wanted
 	ex.record(ctx, m)
 	if ex.recording {
+		ex.addFirstContent(m)
 		ex.addTokenEvents()
 		ex.annotate(m)
 	}
@@ -207,6 +208,7 @@ func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
 		if tpot, has := m.TPOT(); has {
 			in.TPOT.Record(ctx, tpot.Seconds(), set)
 		}
+		ex.recordThinking(ctx, m, set)
 		// One gap per request may carry an exemplar (the trace); offering
 		// every gap to the exemplar reservoir would more than double the
 		// cost of recording it.
@@ -246,6 +248,7 @@ func (ex *exchange) annotate(m *stream.Measurement) {
 		attrOutputChunks.Int(m.OutputChunks),
 		semconv.GenAIUsageOutputTokensKey.Int(m.OutputTokens),
 	}
+	attrs = append(attrs, apiAttrs(m)...)
 	switch {
 	case m.Status > 0:
 		attrs = append(attrs, semconv.HTTPResponseStatusCodeKey.Int(m.Status))

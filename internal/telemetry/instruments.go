@@ -35,6 +35,7 @@ const (
 	MetricQueueWait          = "tokentrace.ollama.queue_wait"
 	MetricLoadDuration       = "tokentrace.ollama.load_duration"
 	MetricPromptEvalDuration = "tokentrace.ollama.prompt_eval_duration"
+	MetricThinkingTime       = "tokentrace.server.thinking_time"
 	MetricSpansDropped       = "tokentrace.telemetry.spans.dropped"
 	MetricSpansExported      = "tokentrace.telemetry.spans.exported"
 	MetricUpstreamUp         = "tokentrace.upstream.up"
@@ -55,6 +56,7 @@ type Instruments struct {
 	QueueWait      metric.Float64Histogram
 	LoadDuration   metric.Float64Histogram
 	PromptEvalTime metric.Float64Histogram
+	ThinkingTime   metric.Float64Histogram // first content − first token, after reasoning
 }
 
 // NewInstruments makes the instruments on mp's tokentrace meter.
@@ -90,6 +92,11 @@ func NewInstruments(mp metric.MeterProvider) (*Instruments, error) {
 	if in.Active, err = m.Int64UpDownCounter(MetricActiveRequests, metric.WithUnit("{request}"),
 		metric.WithDescription("Inference requests in flight through the proxy.")); err != nil {
 		return nil, fmt.Errorf("make in-flight counter: %w", err)
+	}
+	if in.ThinkingTime, err = m.Float64Histogram(MetricThinkingTime, metric.WithUnit("s"),
+		metric.WithDescription("Thinking time: first visible output minus first output, for requests that reasoned first."),
+		metric.WithExplicitBucketBoundaries(TTFTBuckets...)); err != nil {
+		return nil, fmt.Errorf("make thinking time histogram: %w", err)
 	}
 	phases := []struct {
 		dst  *metric.Float64Histogram
