@@ -76,6 +76,9 @@ func (res *result) judge(o options) error {
 func (res *result) report(w io.Writer, o options) {
 	fmt.Fprintf(w, "proxy soak: %s, %v, %d streams over %s, %d tokens %v apart, every %dth client leaves after 3 chunks, upstream restarted every %v (%d times)\n\n",
 		res.started.UTC().Format(time.RFC3339), o.duration, o.streams, strings.Join(res.paths, " "), o.tokens, o.tokenGap, o.disconnect, o.restartEvery, res.restarts)
+	for _, p := range res.skipped {
+		fmt.Fprintf(w, "Left out: %s (%s).\n\n", p.path, p.why)
+	}
 	fmt.Fprintln(w, "| minute | RSS (MiB) | goroutines | open fds |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|")
 	for m := time.Duration(0); m < o.duration; m += time.Minute {
@@ -85,7 +88,7 @@ func (res *result) report(w io.Writer, o options) {
 		}
 		fmt.Fprintf(w, "| %d | %.1f | %.0f | %.0f |\n", int(m/time.Minute)+1, median(hs, series[0].get), median(hs, series[1].get), median(hs, series[2].get))
 	}
-	fmt.Fprintf(w, "\nrequests: %d completed, %d left early by their client, %d failed (upstream restarts); %d samples (%d failed)\n",
+	fmt.Fprintf(w, "\nrequests: %d completed, %d left early by their client, %d failed (the upstream down or restarting); %d samples (%d failed)\n",
 		res.ok.Load(), res.leftEarly.Load(), res.failed.Load(), len(res.samples), res.sampleErrors)
 	for _, g := range res.growth {
 		fmt.Fprintf(w, "- %s: %.1f in the minute after the warm-up, %.1f in the last minute: %+.1f%%\n", g.series, g.baseline, g.final, 100*g.ratio())

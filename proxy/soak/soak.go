@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,7 @@ type result struct {
 	started      time.Time
 	samples      []proxyproc.Health
 	paths        []string
+	skipped      []skippedPath
 	ok, failed   atomic.Int64
 	leftEarly    atomic.Int64
 	restarts     int
@@ -54,6 +56,36 @@ func streamingPaths() []string {
 		}
 	}
 	return out
+}
+
+// skippedPath is an inference path the upstream does not stream.
+type skippedPath struct{ path, why string }
+
+// servedPaths keeps the paths the upstream answers with a stream, asked
+// directly (the simulator may not speak every API the stream package reads
+// yet); the others are reported as left out.
+func servedPaths(ctx context.Context, upstream, model string, paths []string) ([]string, []skippedPath) {
+	var ok []string
+	var skipped []skippedPath
+	client := &http.Client{Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, p := range paths {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, upstream+p, bytes.NewReader(requestBody(model, 4)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			skipped = append(skipped, skippedPath{p, err.Error()})
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			skipped = append(skipped, skippedPath{p, fmt.Sprintf("the upstream answers %d", resp.StatusCode)})
+			continue
+		}
+		ok = append(ok, p)
+	}
+	return ok, skipped
 }
 
 // requestBody asks any of the APIs for a stream of n tokens: each reads
@@ -121,7 +153,14 @@ func soak(ctx context.Context, o options, logw io.Writer) (*result, error) {
 	defer csvf.Close()
 	fmt.Fprintln(csvf, "elapsed_s,rss_bytes,goroutines,open_fds")
 
-	res := &result{started: time.Now(), paths: streamingPaths()}
+	paths, skipped := servedPaths(ctx, up.URL(), sim.Profile().Model, streamingPaths())
+	for _, p := range skipped {
+		fmt.Fprintf(logw, "soak: left out %s: %s\n", p.path, p.why)
+	}
+	if len(paths) == 0 {
+		return nil, errors.New("the upstream streams none of the inference paths")
+	}
+	res := &result{started: time.Now(), paths: paths, skipped: skipped}
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	tr := &http.Transport{MaxIdleConnsPerHost: 2 * o.streams, DisableCompression: true}
