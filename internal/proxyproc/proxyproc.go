@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -210,8 +209,7 @@ func (u *Upstream) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s again: %w", u.Addr, err)
 	}
-	u.srv = &http.Server{Handler: u.handler, ErrorLog: nil, ReadHeaderTimeout: 10 * time.Second}
-	u.srv.ErrorLog = nil
+	u.srv = &http.Server{Handler: u.handler, ReadHeaderTimeout: 10 * time.Second}
 	u.served = make(chan error, 1)
 	srv := u.srv
 	go func() { u.served <- srv.Serve(l) }()
@@ -227,6 +225,3 @@ func (u *Upstream) Kill() {
 	<-u.served
 	u.srv = nil
 }
-
-// Discard reads a response body to its end; it returns the bytes read.
-func Discard(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
