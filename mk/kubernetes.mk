@@ -16,7 +16,7 @@ KUBE_APISERVER_BIN := $(TOOLS)/kube-apiserver-$(KUBE_VERSION)/kube-apiserver
 
 CHART := deploy/helm/tokentrace
 
-.PHONY: helm etcd kube-apiserver kubernetes-tools test-kubernetes test-loadtest-shards
+.PHONY: helm etcd kube-apiserver kubernetes-tools test-kubernetes
 
 helm: $(HELM_BIN)
 etcd: $(ETCD_BIN)
@@ -67,3 +67,28 @@ $(KUBE_APISERVER_BIN):
 			-o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 	mv $(dir $@).build/kube-apiserver $@
 	rm -rf $(dir $@).build
+
+# The CRDs of the chart's optional kinds, from the operators' own modules on the module proxy (read in place from
+# the module cache): ServiceMonitor and PodMonitor (Prometheus Operator), OpenTelemetryCollector (OpenTelemetry
+# Operator; v0.140.0 is the newest release the proxy serves).
+PROMETHEUS_OPERATOR_MODULE := github.com/prometheus-operator/prometheus-operator@v0.85.0
+OTEL_OPERATOR_MODULE := github.com/open-telemetry/opentelemetry-operator@v0.140.0
+module_dir = $(shell $(GO) mod download -json $(1) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')
+
+# helm lint and helm template with every deploy/helm/tokentrace/ci/*-values.yaml, then every rendered object
+# applied with server-side dry-run (strict field validation, Pod Security "restricted") to a real kube-apiserver
+# and etcd started on loopback by the test, which stops both. See docs/kubernetes.md.
+test-kubernetes: $(HELM_BIN) $(ETCD_BIN) $(KUBE_APISERVER_BIN)
+	TOKENTRACE_HELM_BIN=$(HELM_BIN) TOKENTRACE_ETCD_BIN=$(ETCD_BIN) TOKENTRACE_KUBE_APISERVER_BIN=$(KUBE_APISERVER_BIN) \
+	TOKENTRACE_PROMETHEUS_OPERATOR_DIR=$(call module_dir,$(PROMETHEUS_OPERATOR_MODULE)) \
+	TOKENTRACE_OTEL_OPERATOR_DIR=$(call module_dir,$(OTEL_OPERATOR_MODULE)) \
+		$(GO) test -tags kubernetes -p 1 -count=1 -v -timeout 15m -run 'TestChart' ./internal/kubecheck/ \
+		| grep -E '^(=== RUN|--- |\s+chart_test.go|ok|FAIL|PASS)'
+
+TEST_STAGES += test-kubernetes
+
+# The chart carries copies of grafana/dashboards (Helm reads only files inside a chart); a unit test compares them.
+chart-dashboards:
+	cp grafana/dashboards/*.json $(CHART)/dashboards/
+
+.PHONY: chart-dashboards
