@@ -18,15 +18,15 @@ var ollamaWire = Wire{
 
 type ollamaOptions struct {
 	NumPredict  int      `json:"num_predict,omitempty"`
-	Temperature *float64 `json:"temperature,omitempty"`
 	Seed        *int64   `json:"seed,omitempty"`
+	Temperature *float64 `json:"temperature,omitempty"`
 }
 
 func (r GenRequest) ollamaOptions() *ollamaOptions {
 	if r.MaxTokens == 0 && r.Seed == nil && r.Temperature == nil {
 		return nil
 	}
-	return &ollamaOptions{NumPredict: r.MaxTokens, Temperature: r.Temperature, Seed: r.Seed}
+	return &ollamaOptions{NumPredict: r.MaxTokens, Seed: r.Seed, Temperature: r.Temperature}
 }
 
 func ollamaChatBody(r GenRequest) any {

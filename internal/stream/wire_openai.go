@@ -41,9 +41,9 @@ func openAIChatBody(r GenRequest) any {
 		Stream        bool          `json:"stream"`
 		StreamOptions streamOptions `json:"stream_options"`
 		MaxTokens     int           `json:"max_tokens,omitempty"`
-		Temperature   *float64      `json:"temperature,omitempty"`
 		Seed          *int64        `json:"seed,omitempty"`
-	}{r.Model, r.Messages, true, streamOptions{true}, r.MaxTokens, r.Temperature, r.Seed}
+		Temperature   *float64      `json:"temperature,omitempty"`
+	}{r.Model, r.Messages, true, streamOptions{true}, r.MaxTokens, r.Seed, r.Temperature}
 }
 
 func openAICompletionBody(r GenRequest) any {
@@ -53,7 +53,7 @@ func openAICompletionBody(r GenRequest) any {
 		Stream        bool          `json:"stream"`
 		StreamOptions streamOptions `json:"stream_options"`
 		MaxTokens     int           `json:"max_tokens,omitempty"`
-		Temperature   *float64      `json:"temperature,omitempty"`
 		Seed          *int64        `json:"seed,omitempty"`
-	}{r.Model, r.Text(), true, streamOptions{true}, r.MaxTokens, r.Temperature, r.Seed}
+		Temperature   *float64      `json:"temperature,omitempty"`
+	}{r.Model, r.Text(), true, streamOptions{true}, r.MaxTokens, r.Seed, r.Temperature}
 }
