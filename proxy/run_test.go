@@ -28,6 +28,8 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{"--route", "novalue"},
 		{"extra"},
 		{"--nosuchflag"},
+		{"--client-idle-timeout", "0s"},
+		{"--stream-idle-timeout", "-1s"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(args, env, &stderr, nil); code != 2 {
@@ -43,6 +45,16 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 	}
 	if code := run(nil, bad, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "OTEL_TRACES_SAMPLER") {
 		t.Errorf("bad OTEL env: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	badProto := func(k string) string {
+		if k == "OTEL_EXPORTER_OTLP_PROTOCOL" {
+			return "http/json"
+		}
+		return ""
+	}
+	if code := run(nil, badProto, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "OTEL_EXPORTER_OTLP_PROTOCOL") {
+		t.Errorf("bad OTLP protocol: exit %d, stderr %q", code, stderr.String())
 	}
 }
 
@@ -98,6 +110,17 @@ func TestServesAndDrainsOnSIGTERM(t *testing.T) {
 	br := bufio.NewReader(resp.Body)
 	if _, err := br.ReadBytes('\n'); err != nil {
 		t.Fatal(err)
+	}
+	mresp, err := client.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{`service_name="tokentrace-proxy"`, "process_resident_memory_bytes ", "process_open_fds ", "go_goroutines "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	stop <- syscall.SIGTERM
 	select {

@@ -58,7 +58,7 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.listen, "listen", "", "address to listen on (default $OLLAMA_HOST, else 127.0.0.1:11434)")
-	fs.StringVar(&o.cfg.Profile, "profile", simulator.DefaultProfile, "model and machine to simulate")
+	fs.StringVar(&o.cfg.Profile, "profile", simulator.DefaultProfile, "model and machine to simulate: a built-in profile or a profile file (supervisor calibrate writes one)")
 	fs.StringVar(&o.cfg.Model, "model", "", "model name to serve (default: the profile's)")
 	fs.IntVar(&o.cfg.Parallel, "parallel", 0, "parallel slots (default $OLLAMA_NUM_PARALLEL, else 4)")
 	fs.IntVar(&o.cfg.MaxQueue, "max-queue", 0, "requests that may wait for a slot (default $OLLAMA_MAX_QUEUE, else 512)")

@@ -76,7 +76,7 @@ func TestDashboardsLoadWithSchema(t *testing.T) {
 		{
 			file:      "tokentrace-traces.json",
 			variables: []string{varModel, varMinDuration, varTraceID},
-			panels:    []string{"Slowest requests", "Waterfall", "TTFT p99 with exemplars"},
+			panels:    []string{slowestTitle, "Waterfall", "TTFT p99 with exemplars"},
 		},
 	}
 	for _, tt := range tests {

@@ -176,12 +176,8 @@ func newTapTransport(o *Options, stop, abort context.Context, table *figureTable
 		DisableCompression:  true, // the Meter must see the bytes as they come
 		ForceAttemptHTTP2:   false,
 	}
-	api := stream.APIOllama
-	if o.API == "openai" {
-		api = stream.APIOpenAI
-	}
-	path, _ := endpointPath(o.API, o.Endpoint)
-	ep, _ := stream.EndpointOf(path)
+	ep, _ := o.endpoint()
+	api := ep.API
 	attrs := []attribute.KeyValue{
 		semconv.GenAIOperationNameKey.String(ep.Operation),
 		semconv.GenAIProviderNameKey.String(o.API),

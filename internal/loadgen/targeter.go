@@ -1,13 +1,14 @@
 package loadgen
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
 // ScenarioHeader carries Options.Scenario to the proxy.
@@ -17,8 +18,7 @@ const ScenarioHeader = "X-Tokentrace-Scenario"
 // every worker at once; it only reads shared state and bumps a counter.
 type targeter struct {
 	url      string
-	api      string
-	endpoint string
+	endpoint stream.Endpoint
 	model    string
 	max      int
 	greedy   bool
@@ -47,16 +47,16 @@ func newTargeter(o *Options, runID string) (*targeter, error) {
 	for k, vs := range o.Headers {
 		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
-	h.Set("Content-Type", "application/json")
-	if o.API == "openai" {
-		h.Set("Accept", "text/event-stream")
-	} else {
-		h.Set("Accept", "application/x-ndjson")
+	ep, err := o.endpoint()
+	if err != nil {
+		return nil, err
 	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", ep.API.Wire().StreamType)
 	if o.Scenario != "" {
 		h.Set(ScenarioHeader, o.Scenario)
 	}
-	t := &targeter{url: u, api: o.API, endpoint: o.Endpoint, model: o.Model, max: o.MaxTokens, greedy: o.Greedy,
+	t := &targeter{url: u, endpoint: ep, model: o.Model, max: o.MaxTokens, greedy: o.Greedy,
 		prompts: prompts, vary: o.VaryPrompts, runID: runID, header: h}
 	if !t.vary {
 		for _, p := range prompts {
@@ -96,84 +96,13 @@ func (t *targeter) Targeter() vegeta.Targeter {
 	}
 }
 
-type streamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
-}
-
-type ollamaOptions struct {
-	NumPredict  int      `json:"num_predict,omitempty"`
-	Temperature *float64 `json:"temperature,omitempty"`
-	Seed        int      `json:"seed,omitempty"`
-}
-
-// sampling is the OpenAI request's temperature and seed (Options.Greedy).
-type sampling struct {
-	Temperature *float64 `json:"temperature,omitempty"`
-	Seed        int      `json:"seed,omitempty"`
-}
-
-var zeroTemperature = 0.0
-
-// body is the JSON request for one prompt.
+// body is the JSON request for one prompt; a greedy one asks for
+// temperature 0 and the seed GreedySeed where the API has one.
 func (t *targeter) body(p Prompt) ([]byte, error) {
-	var v any
-	switch t.api + " " + t.endpoint {
-	case "ollama chat":
-		v = struct {
-			Model    string         `json:"model"`
-			Messages []Message      `json:"messages"`
-			Stream   bool           `json:"stream"`
-			Options  *ollamaOptions `json:"options,omitempty"`
-		}{t.model, p.Messages, true, t.ollamaOptions()}
-	case "ollama generate":
-		v = struct {
-			Model   string         `json:"model"`
-			Prompt  string         `json:"prompt"`
-			Stream  bool           `json:"stream"`
-			Options *ollamaOptions `json:"options,omitempty"`
-		}{t.model, p.Text(), true, t.ollamaOptions()}
-	case "openai chat":
-		v = struct {
-			Model         string        `json:"model"`
-			Messages      []Message     `json:"messages"`
-			Stream        bool          `json:"stream"`
-			StreamOptions streamOptions `json:"stream_options"`
-			MaxTokens     int           `json:"max_tokens,omitempty"`
-			sampling
-		}{t.model, p.Messages, true, streamOptions{true}, t.max, t.sampling()}
-	case "openai completions":
-		v = struct {
-			Model         string        `json:"model"`
-			Prompt        string        `json:"prompt"`
-			Stream        bool          `json:"stream"`
-			StreamOptions streamOptions `json:"stream_options"`
-			MaxTokens     int           `json:"max_tokens,omitempty"`
-			sampling
-		}{t.model, p.Text(), true, streamOptions{true}, t.max, t.sampling()}
-	default:
-		return nil, fmt.Errorf("API %q endpoint %q: not supported", t.api, t.endpoint)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s %s request: %w", t.api, t.endpoint, err)
-	}
-	return b, nil
-}
-
-func (t *targeter) ollamaOptions() *ollamaOptions {
-	if t.max == 0 && !t.greedy {
-		return nil
-	}
-	o := &ollamaOptions{NumPredict: t.max}
+	r := stream.GenRequest{Model: t.model, Messages: p.Messages, MaxTokens: t.max}
 	if t.greedy {
-		o.Temperature, o.Seed = &zeroTemperature, GreedySeed
+		zero, seed := 0.0, int64(GreedySeed)
+		r.Temperature, r.Seed = &zero, &seed
 	}
-	return o
-}
-
-func (t *targeter) sampling() sampling {
-	if !t.greedy {
-		return sampling{}
-	}
-	return sampling{Temperature: &zeroTemperature, Seed: GreedySeed}
+	return t.endpoint.Body(r)
 }

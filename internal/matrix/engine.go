@@ -170,30 +170,11 @@ func (e *ProcessEngine) Start(ctx context.Context, s Setting) (SettingFacts, err
 	if err != nil {
 		return facts, e.settingError(err)
 	}
-	facts.RunnerParallel, facts.RunnerCtx, facts.Verified = e.verify(ctx, client, s)
+	facts.RunnerParallel, facts.RunnerCtx, facts.Verified, facts.RunnerLog = e.verify(ctx, client, s)
 	facts.IdleMemBytes, _, _ = memsample.TreeRSS(ctx, proc.Pid())
 	ps := e.PS(ctx)
 	facts.PSSizeBytes, facts.PSVRAMBytes = ps.Bytes, ps.VRAMBytes
 	return facts, nil
-}
-
-// verify compares what the runner really runs with the setting: Ollama's
-// runner gets --parallel P and --ctx-size num_ctx×P.
-func (e *ProcessEngine) verify(ctx context.Context, client *backend.Ollama, s Setting) (int, int, string) {
-	if ra, ok := e.proc.Log().Runner(); ok && ra.Parallel > 0 {
-		if ra.Parallel == s.Parallel && ra.CtxSize == s.NumCtx*s.Parallel {
-			return ra.Parallel, ra.CtxSize, "yes"
-		}
-		return ra.Parallel, ra.CtxSize, fmt.Sprintf("no: the runner has parallel %d and ctx-size %d, want %d and %d",
-			ra.Parallel, ra.CtxSize, s.Parallel, s.NumCtx*s.Parallel)
-	}
-	if ps, err := client.PS(ctx); err == nil && len(ps) > 0 && ps[0].ContextLength > 0 {
-		if ps[0].ContextLength == s.NumCtx {
-			return 0, ps[0].ContextLength, "context only (from /api/ps)"
-		}
-		return 0, ps[0].ContextLength, fmt.Sprintf("no: /api/ps context %d, want %d", ps[0].ContextLength, s.NumCtx)
-	}
-	return 0, 0, "unknown: no runner log line and no context in /api/ps"
 }
 
 // settingError decides whether a failed start is an OOM (the engine or its

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tokentrace/tokentrace/internal/backend"
 	"github.com/tokentrace/tokentrace/internal/loadreport"
 )
 
@@ -80,6 +81,10 @@ type SettingFacts struct {
 	RunnerParallel int    `json:"runner_parallel"`
 	RunnerCtx      int    `json:"runner_ctx"`
 	Verified       string `json:"verified"`
+	// RunnerLog is everything the engine's log says its runner did: slots,
+	// context per slot, the whole KV cache and its type, flash attention,
+	// the default context it chose, its warnings; nil when it said nothing.
+	RunnerLog *backend.RunnerArgs `json:"runner_log,omitempty"`
 	// IdleMemBytes is the engine's process tree after load and warm-up,
 	// before the first scenario; PSSizeBytes what /api/ps says of the model.
 	IdleMemBytes uint64 `json:"idle_mem_bytes"`

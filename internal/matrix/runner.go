@@ -144,6 +144,9 @@ func (r *Runner) runSetting(ctx context.Context, s Setting, scenarios []Scenario
 		return fmt.Errorf("start engine with parallel %d, context %d: %w", s.Parallel, s.NumCtx, err)
 	}
 	fmt.Fprintf(r.Log, "engine ready in %.2fs, model loaded in %.2fs, verified: %s\n", facts.TimeToReadyS, facts.ColdLoadS, facts.Verified)
+	if facts.RunnerLog != nil {
+		fmt.Fprintf(r.Log, "engine says: %s\n", facts.RunnerLog.Summary())
+	}
 	for k, sc := range scenarios {
 		run := r.runScenario
 		if sc.Search != "" {

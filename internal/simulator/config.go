@@ -135,6 +135,8 @@ func (p Profile) validate() error {
 		return errors.New("durations must not be negative")
 	case p.StepBase+p.StepPerSeq <= 0:
 		return errors.New("StepBase + StepPerSeq must be positive")
+	case p.PromptTokenRatio < 0 || p.KVBytesPerToken < 0:
+		return errors.New("PromptTokenRatio and KVBytesPerToken must not be negative")
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ var benchChunks = []struct {
 }{
 	{"ollama", APIOllama, `{"model":"qwen2.5:7b-instruct","created_at":"2026-01-01T00:00:00.000000Z","message":{"role":"assistant","content":" tok42"},"done":false}`},
 	{"ollama-final", APIOllama, ollamaFinal},
+	{"responses", APIResponses, `{"content_index":0,"delta":" tok42","item_id":"msg_123456","logprobs":[],"output_index":0,"sequence_number":42,"type":"response.output_text.delta"}`},
+	{"anthropic", APIAnthropic, `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" tok42"}}`},
 	{"openai", APIOpenAI, `{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1767225600,"model":"qwen2.5:7b-instruct","system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":" tok42"},"finish_reason":null}]}`},
 }
 

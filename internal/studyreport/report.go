@@ -156,6 +156,7 @@ func (d *Data) WriteMarkdown(w io.Writer, charts []string) {
 	d.writeBySize(w, "## Per-request tok/s (mean)", d.Conc, func(c *Cell) float64 { return c.TokPerSecMean })
 	d.writeBySize(w, "## System throughput (output tok/s)", d.Conc, func(c *Cell) float64 { return c.OutputTokPerSec })
 	d.writeMemory(w)
+	d.writeEngineSaid(w)
 	d.writeOutcomes(w)
 	d.writeRaw(w)
 	if len(charts) > 0 {
