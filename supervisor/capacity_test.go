@@ -79,7 +79,7 @@ func TestRunOpenLoopRates(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	waitNoEngine(t, port)
-	_, results, reqs, err := matrix.Load(out)
+	_, results, _, err := matrix.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +90,6 @@ func TestRunOpenLoopRates(t *testing.T) {
 	// 1.5 s at 4 requests/s: a Poisson count, so only a wide bound.
 	if n := results[0].Requests; n < 1 || n > 20 {
 		t.Errorf("%d requests in 1.5 s at 4/s", n)
-	}
-	for _, q := range reqs {
-		if q.LateMs != 0 {
-			t.Errorf("an uncapped open loop sent a request %.1f ms late", q.LateMs)
-		}
 	}
 	report, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	if !bytes.Contains(report, []byte("| p2-ctx1024-r4-small | ok |")) {
