@@ -236,8 +236,8 @@ func (d *Data) writeMemory(w io.Writer) {
 	if len(d.Header.Machine.GPUs) == 0 {
 		fmt.Fprintf(w, "No NVIDIA GPU was seen (nvidia-smi): VRAM is –.\n\n")
 	}
-	fmt.Fprintf(w, "| setting | status | idle RAM | peak RAM | peak VRAM | /api/ps | /api/ps VRAM | measured delta per slot | KV-cache estimate per slot | ready | cold load | parallelism verified |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(w, "| setting | status | idle RAM | peak RAM | peak VRAM | /api/ps | /api/ps VRAM | measured delta per slot | KV-cache estimate per slot | ready | cold load | parallelism verified | warm-up peak RAM |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	mem := d.Memory()
 	for _, m := range mem {
 		delta := "–"
@@ -258,8 +258,9 @@ func (d *Data) writeMemory(w io.Writer) {
 		if est, ok := matrix.KVBytesPerSlot(d.Header.Model.ModelInfo, m.Setting.NumCtx, d.Header.EngineEnv); ok {
 			kv = fmt.Sprintf("%.1f MiB", float64(est)/(1<<20))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s |\n", d.Label(m.Setting), m.Status,
-			mib(m.Idle), mib(m.Peak), mib(m.PeakVRAM), mib(uint64(max(m.PS, 0))), mib(uint64(max(m.PSVRAM, 0))), delta, kv, m.Ready, m.Load, m.Verified)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s | %s |\n", d.Label(m.Setting), m.Status,
+			mib(m.Idle), mib(m.Peak), mib(m.PeakVRAM), mib(uint64(max(m.PS, 0))), mib(uint64(max(m.PSVRAM, 0))), delta, kv, m.Ready, m.Load, m.Verified,
+			mib(m.WarmupPeak))
 	}
 	fmt.Fprintln(w)
 }
