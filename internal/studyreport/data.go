@@ -121,10 +121,10 @@ type SettingMemory struct {
 	// WarmupPeak is the RAM peak over the warm-ups, kept apart from the
 	// measured windows' peak.
 	WarmupPeak uint64
-	Status   string // "ok", or the status that kept it from running
-	Verified string
-	Ready    float64
-	Load     float64
+	Status     string // "ok", or the status that kept it from running
+	Verified   string
+	Ready      float64
+	Load       float64
 }
 
 // Memory returns each setting's memory.
