@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -141,5 +142,62 @@ func TestServesAndDrainsOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("did not exit after the drain")
+	}
+}
+
+// TestIdleClientConnectionsAreClosed: a keep-alive connection that sends
+// nothing more is closed after --client-idle-timeout.
+func TestIdleClientConnectionsAreClosed(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	t.Cleanup(up.Close)
+	listen, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
+	stop := make(chan os.Signal, 1)
+	var stderr testproc.Buffer
+	done := make(chan int, 1)
+	env := func(k string) string {
+		if k == "OTEL_TRACES_EXPORTER" {
+			return "none"
+		}
+		return ""
+	}
+	go func() {
+		done <- run([]string{"--listen", listen, "--admin-listen", admin, "--upstream", up.URL, "--client-idle-timeout", "300ms"}, env, &stderr, stop)
+	}()
+	t.Cleanup(func() {
+		stop <- syscall.SIGTERM
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d; stderr %s", code, stderr.String())
+		}
+	})
+	var conn net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if conn, err = net.Dial("tcp", listen); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not listening: %v; stderr %s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /api/tags HTTP/1.1\r\nHost: proxy\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	idleFrom := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: read %v, want EOF (closed by the proxy)", err)
+	}
+	if d := time.Since(idleFrom); d < 250*time.Millisecond {
+		t.Errorf("closed after %v, before the 300ms idle timeout", d)
 	}
 }

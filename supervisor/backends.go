@@ -19,6 +19,7 @@ import (
 	"github.com/tokentrace/tokentrace/internal/gateway"
 	"github.com/tokentrace/tokentrace/internal/matrix"
 	"github.com/tokentrace/tokentrace/internal/simulator"
+	"github.com/tokentrace/tokentrace/internal/stream"
 	"github.com/tokentrace/tokentrace/internal/telemetry"
 )
 
@@ -45,8 +46,8 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ollamaBin, "ollama-bin", "ollama", "the ollama program (--backend ollama)")
 	fs.StringVar(&f.cmd, "cmd", "", "engine command line for --backend command, with {parallel}, {ctx} and {port}, e.g. 'llama-server -m m.gguf -np {parallel} -c {ctx} --port {port}'")
 	fs.StringVar(&f.url, "url", "", "the engine's URL for --backend external")
-	fs.StringVar(&f.api, "api", "", "API the load uses: ollama or openai (default ollama; openai for command and external)")
-	fs.StringVar(&f.readyPath, "ready-path", "", "path polled until the engine answers 200 (default /api/version for --api ollama, /v1/models for openai, /health for command)")
+	fs.StringVar(&f.api, "api", "", "wire API the load uses: ollama, openai, responses or anthropic (default ollama; openai for command and external)")
+	fs.StringVar(&f.readyPath, "ready-path", "", "path polled until the engine answers 200 (default /api/version for --api ollama, /v1/models for the others, /health for command)")
 	fs.IntVar(&f.port, "port", 0, "loopback port for the engine (default: a free one)")
 	fs.Var(&f.simFlags, "sim-flag", "flag passed to `supervisor simulate` (repeatable), e.g. --sim-flag=-time-scale=0.1")
 	fs.DurationVar(&f.readyWait, "ready-timeout", 2*time.Minute, "how long the engine may take to answer after a start")
@@ -100,8 +101,8 @@ func (f *engineFlags) validate() error {
 			f.api = "openai"
 		}
 	}
-	if f.api != "ollama" && f.api != "openai" {
-		return fmt.Errorf("unknown --api %q: want ollama or openai", f.api)
+	if _, ok := stream.WireNamed(f.api); !ok {
+		return fmt.Errorf("unknown --api %q: want one of %s", f.api, strings.Join(stream.WireNames(), ", "))
 	}
 	if f.readyPath == "" {
 		// The API's own path: an OpenAI-compatible server (vLLM, llama.cpp,
@@ -109,7 +110,7 @@ func (f *engineFlags) validate() error {
 		switch {
 		case f.backend == "command":
 			f.readyPath = "/health"
-		case f.api == "openai":
+		case f.api != "ollama":
 			f.readyPath = "/v1/models"
 		default:
 			f.readyPath = "/api/version"

@@ -39,6 +39,7 @@ func compressingUpstream(t *testing.T, enc string, chunks []string, sent *bytes.
 	t.Helper()
 	return fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		defer close(done)
+		began := time.Now()
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", ndjson)
 		if enc == "" {
@@ -50,13 +51,9 @@ func compressingUpstream(t *testing.T, enc string, chunks []string, sent *bytes.
 		f := w.(http.Flusher)
 		f.Flush()
 		out := io.MultiWriter(w, sent)
-		zw := encoders[enc](out)
+		zw := encoders[enc](out) // made within the first delay: its cost is the upstream's, not the proxy's
 		for i, c := range chunks {
-			d := gapDelay
-			if i == 0 {
-				d = firstDelay
-			}
-			time.Sleep(d)
+			time.Sleep(time.Until(began.Add(firstDelay + time.Duration(i)*gapDelay)))
 			_, _ = io.WriteString(zw, c)
 			_ = zw.Flush()
 			f.Flush()

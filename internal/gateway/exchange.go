@@ -202,7 +202,9 @@ func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
 	in.Duration.Record(ctx, m.E2E().Seconds(), metric.WithAttributeSet(attribute.NewSet(durAttrs...)))
 	set := metric.WithAttributeSet(attribute.NewSet(base...))
 	if ok {
-		if ttft, has := m.TTFT(); has {
+		// The convention's time to first chunk is for streamed answers only;
+		// a whole JSON answer has no first chunk to speak of.
+		if ttft, has := m.TTFT(); has && m.Format != stream.FormatJSON {
 			in.TTFT.Record(ctx, ttft.Seconds(), set)
 		}
 		if tpot, has := m.TPOT(); has {

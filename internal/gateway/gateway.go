@@ -4,9 +4,12 @@
 //
 // It is composed of http.Handlers: the instrumenting handler reads the
 // request and owns the span; a router picks the upstream pool (by model);
-// oxy's round robin picks the upstream; oxy's forwarder copies the exchange,
-// flushing every chunk, while a tap on the response body feeds the stream
-// parser (internal/stream). Nothing is global: providers come in Config.
+// the pool's httputil.ReverseProxy copies the exchange, flushing every
+// chunk, through the pool as its transport, which picks the upstream with
+// the fewest requests in flight, ejects one that refuses connections and
+// retries elsewhere a request that reached none; a tap on the response body
+// (decoding a copy when it is compressed) feeds the stream parser
+// (internal/stream). Nothing is global: providers come in Config.
 package gateway
 
 import (

@@ -317,3 +317,27 @@ func TestNonStreamingAndEmbeddingsAreMeasured(t *testing.T) {
 		t.Errorf("%d server spans, want 3", servers)
 	}
 }
+
+// TestWholeAnswerHasNoTimeToFirstChunk: the client convention records time
+// to first chunk for streamed answers only; a whole JSON answer still counts
+// in duration and token usage.
+func TestWholeAnswerHasNoTimeToFirstChunk(t *testing.T) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"model":"m1","message":{"role":"assistant","content":"hi"},"done":true,"done_reason":"stop","prompt_eval_count":3,"eval_count":2}`)
+	})
+	rg := newRig(t, Config{}, srv.URL)
+	if resp, body := rg.do(t, "POST", "/api/chat", `{"model":"m1","stream":false}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	ms := rg.metrics(t)
+	if _, ok := ms["gen_ai.client.operation.time_to_first_chunk"]; ok {
+		t.Error("a whole answer recorded a time to first chunk")
+	}
+	if d := histPoints(t, ms, "gen_ai.client.operation.duration"); len(d) != 1 || d[0].Count != 1 {
+		t.Errorf("duration points %+v", d)
+	}
+	if u := tokenUsage(t, ms); u["output"] != 2 || u["input"] != 3 {
+		t.Errorf("token usage %v, want 3 in and 2 out", u)
+	}
+}

@@ -96,8 +96,8 @@ func (t *targeter) Targeter() vegeta.Targeter {
 	}
 }
 
-// body is the JSON request for one prompt; a greedy one asks for
-// temperature 0 and the seed GreedySeed where the API has one.
+// body is the JSON request for one prompt; greedy requests ask every API
+// that has them for temperature 0 and a fixed seed.
 func (t *targeter) body(p Prompt) ([]byte, error) {
 	r := stream.GenRequest{Model: t.model, Messages: p.Messages, MaxTokens: t.max}
 	if t.greedy {

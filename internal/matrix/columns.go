@@ -89,6 +89,12 @@ var resultColumns = columns[Result]{
 	{"runner_parallel", func(r Result) string { return fmtInt(r.RunnerParallel) }},
 	{"runner_ctx", func(r Result) string { return fmtInt(r.RunnerCtx) }},
 	{"verified", func(r Result) string { return r.Verified }},
+	{"engine_said", func(r Result) string {
+		if r.RunnerLog == nil {
+			return ""
+		}
+		return r.RunnerLog.Summary()
+	}},
 	{"started", func(r Result) string { return fmtTime(r.Started) }},
 	{"attempt", func(r Result) string { return r.Attempt }},
 }

@@ -75,7 +75,9 @@ func TestTraceConfigFromEnv(t *testing.T) {
 		check   func(TraceConfig) bool
 		wantErr string
 	}{
-		{"defaults", nil, func(c TraceConfig) bool { return c.ServiceName == "svc" && !c.Disabled && c.Sampler == nil && c.FromEnv && c.Protocol == "" }, ""},
+		{"defaults", nil, func(c TraceConfig) bool {
+			return c.ServiceName == "svc" && !c.Disabled && c.Sampler == nil && c.FromEnv && c.Protocol == ""
+		}, ""},
 		{"endpoint and headers", map[string]string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=a%20b,x=y",
 			"OTEL_EXPORTER_OTLP_INSECURE": "true", "OTEL_SERVICE_NAME": "named",
