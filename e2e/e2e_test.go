@@ -297,7 +297,7 @@ func TestStackEndToEnd(t *testing.T) {
 	t.Run("TTFT exemplars stored and linked to traces", func(t *testing.T) {
 		var traceID string
 		eventually(t, 60*time.Second, 2*time.Second, "TTFT exemplars in Prometheus", func() error {
-			sets, err := promExemplars(promURL, "gen_ai_server_time_to_first_token_seconds_bucket", began.Add(-time.Minute), time.Now().Add(time.Minute))
+			sets, err := promExemplars(promURL, "gen_ai_client_operation_time_to_first_chunk_seconds_bucket", began.Add(-time.Minute), time.Now().Add(time.Minute))
 			if err != nil {
 				return err
 			}
