@@ -87,6 +87,12 @@ func TestShardsMergeIntoTheWhole(t *testing.T) {
 		}
 	}
 
+	// A folder stands for the files in it (a shared volume read by a shell-less container).
+	code, out, stderr = runCmd(t, nil, "report", "-type", "csv", dir)
+	if code != 0 || !strings.Contains(out, "requests,31\n") || !strings.Contains(out, "shards,3\n") {
+		t.Errorf("report of the folder (exit %d, %s):\n%s", code, stderr, out)
+	}
+
 	// Without shard 2, the report says so.
 	code, out, _ = runCmd(t, nil, "report", files[0], files[1])
 	if code != 0 || !strings.Contains(out, "WARNING: shard 2/3: no results") {
