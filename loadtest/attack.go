@@ -17,6 +17,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/tokentrace/tokentrace/internal/loadgen"
+	"github.com/tokentrace/tokentrace/internal/stream"
 	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
@@ -36,8 +37,8 @@ func attackFlags(o *attackOptions) *flag.FlagSet {
 	g := &o.gen
 	*g = loadgen.DefaultOptions()
 	fs.StringVar(&g.URL, "url", "", "server or proxy to attack, e.g. http://localhost:11434 (the endpoint's path is added when the URL has none)")
-	fs.StringVar(&g.API, "api", g.API, "ollama or openai")
-	fs.StringVar(&g.Endpoint, "endpoint", g.Endpoint, "chat or generate (ollama), chat or completions (openai)")
+	fs.StringVar(&g.API, "api", g.API, "wire API: "+strings.Join(stream.WireNames(), ", "))
+	fs.StringVar(&g.Endpoint, "endpoint", g.Endpoint, "chat or generate (ollama), chat or completions (openai), chat (responses, anthropic)")
 	fs.StringVar(&g.Model, "model", g.Model, "model to ask for")
 	fs.IntVar(&g.MaxTokens, "max-tokens", g.MaxTokens, "output limit per request (0: the server's)")
 	fs.Var(&o.headers, "header", "request header \"Name: value\" (repeatable)")

@@ -17,7 +17,7 @@ sim:
 
 bench: bench-simulator
 
-# The simulator's wire formats against the real Ollama v0.6.5 (mk/ollama.mk
+# The simulator's wire formats against the real Ollama (v0.17.4; mk/ollama.mk
 # builds it once): same statuses, content types, chunk shapes, error bodies.
 test-simulator-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \

@@ -22,6 +22,6 @@ demo:
 # Real llama.cpp timing: serial, after the unit tests, never beside other work.
 test-supervisor-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
-		$(GO) test -tags ollama -p 1 -count=1 -timeout 20m -run RealOllama ./supervisor/
+		$(GO) test -tags ollama -p 1 -count=1 -timeout 25m -run RealOllama ./supervisor/
 
 TEST_STAGES += test-supervisor-ollama

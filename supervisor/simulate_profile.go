@@ -3,7 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokentrace/tokentrace/internal/simulator"
@@ -74,8 +76,14 @@ func profileOverrides(fs *flag.FlagSet) (apply func(cfg *simulator.Config) error
 			name = simulator.DefaultProfile
 		}
 		p, ok := simulator.Profiles[name]
-		if !ok {
-			return fmt.Errorf("--profile %q is not one of %v", name, simulator.ProfileNames())
+		if !ok && isProfileFile(name) {
+			fp, err := simulator.ReadProfileFile(name)
+			if err != nil {
+				return fmt.Errorf("--profile: %w", err)
+			}
+			p, cfg.CustomProfile = fp, &fp
+		} else if !ok {
+			return fmt.Errorf("--profile %q is not one of %v, nor a profile file (a path ending in .json)", name, simulator.ProfileNames())
 		}
 		changed := false
 		for _, pf := range profileFlags {
@@ -92,4 +100,10 @@ func profileOverrides(fs *flag.FlagSet) (apply func(cfg *simulator.Config) error
 		}
 		return nil
 	}
+}
+
+// isProfileFile tells a profile file (`supervisor calibrate` writes them)
+// from a built-in profile's name.
+func isProfileFile(s string) bool {
+	return strings.HasSuffix(s, ".json") || strings.ContainsRune(s, filepath.Separator)
 }

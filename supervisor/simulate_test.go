@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/tokentrace/tokentrace/internal/simulator"
 	"github.com/tokentrace/tokentrace/internal/subcommand"
 	"github.com/tokentrace/tokentrace/internal/testproc"
 )
@@ -28,16 +31,16 @@ func TestParseSimulate(t *testing.T) {
 		t.Errorf("from the environment: %+v", o)
 	}
 	o, err = parseSimulate([]string{"--listen", "127.0.0.1:1", "--parallel", "4", "--ctx", "2048", "--max-queue", "3",
-		"--memory-limit", "6GiB", "--profile", "tiny", "--time-scale", "0.5"}, getenv)
+		"--memory-limit", "6GiB", "--profile", "tiny", "--time-scale", "0.5", "--thinking-tokens", "5"}, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.listen != "127.0.0.1:1" || o.cfg.Parallel != 4 || o.cfg.ContextLength != 2048 || o.cfg.MaxQueue != 3 ||
-		o.cfg.MemoryLimit != 6<<30 || o.cfg.Profile != "tiny" || o.cfg.TimeScale != 0.5 {
+		o.cfg.MemoryLimit != 6<<30 || o.cfg.Profile != "tiny" || o.cfg.TimeScale != 0.5 || o.cfg.ThinkingTokens != 5 {
 		t.Errorf("flags win over the environment: %+v", o)
 	}
 	for _, args := range [][]string{
-		{"--parallel", "x"}, {"--profile", "nope"}, {"--memory-limit", "lots"}, {"--time-scale", "-1"}, {"extra"}, {"--nope"},
+		{"--parallel", "x"}, {"--profile", "nope"}, {"--thinking-tokens", "-1"}, {"--memory-limit", "lots"}, {"--time-scale", "-1"}, {"extra"}, {"--nope"},
 	} {
 		if _, err := parseSimulate(args, func(string) string { return "" }); !errors.As(err, new(subcommand.UsageError)) {
 			t.Errorf("%v: error %v, want a usage error", args, err)
@@ -173,6 +176,38 @@ func TestSimulateProfileFlags(t *testing.T) {
 	for _, args := range [][]string{{"--step-base", "fast"}, {"--layers", "0"}, {"--heads", "5"}, {"--weights-bytes", "x"}} {
 		if _, err := parseSimulate(args, none); !errors.As(err, new(subcommand.UsageError)) {
 			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestSimulateProfileFile: --profile takes a profile file, and the profile
+// flags override it.
+func TestSimulateProfileFile(t *testing.T) {
+	none := func(string) string { return "" }
+	p := simulator.Profiles["tiny"]
+	p.Name, p.StepBase, p.PromptTokenRatio = "fitted", 7*time.Millisecond, 2.5
+	b, err := simulator.MarshalProfile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "fitted.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseSimulate([]string{"--profile", path}, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.cfg.CustomProfile; got == nil || got.Name != "fitted" || got.StepBase != 7*time.Millisecond || got.PromptTokenRatio != 2.5 {
+		t.Errorf("profile from file %+v", got)
+	}
+	o, err = parseSimulate([]string{"--profile", path, "--step-per-seq", "3ms"}, none)
+	if err != nil || o.cfg.CustomProfile.StepPerSeq != 3*time.Millisecond || o.cfg.CustomProfile.StepBase != 7*time.Millisecond {
+		t.Errorf("file and override: %+v, %v", o.cfg.CustomProfile, err)
+	}
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), "nope"} {
+		if _, err := parseSimulate([]string{"--profile", bad}, none); !errors.As(err, new(subcommand.UsageError)) {
+			t.Errorf("--profile %s: %v, want a usage error", bad, err)
 		}
 	}
 }

@@ -27,10 +27,14 @@ type LogWatch struct {
 	partial []byte
 	tail    []string
 	runners []RunnerArgs
-	changed chan struct{} // closed and replaced when a runner starts
-	ended   chan struct{} // closed when the engine's output has ended
-	memory  []string      // lines that speak of memory, bounded
-	nMemory int
+	dropped int // runners dropped from the front of runners
+	// defaultNumCtx and warnings are what the server said before a runner.
+	defaultNumCtx int
+	warnings      []string
+	changed       chan struct{} // closed and replaced when a runner starts
+	ended         chan struct{} // closed when the engine's output has ended
+	memory        []string      // lines that speak of memory, bounded
+	nMemory       int
 }
 
 func newLogWatch(out io.Writer) *LogWatch {
@@ -78,10 +82,8 @@ func (w *LogWatch) line(s string) {
 	if len(w.tail) > tailLines {
 		w.tail = w.tail[len(w.tail)-tailLines:]
 	}
-	if ra, ok := ParseRunnerLine(s); ok {
-		w.runners = append(w.runners, ra)
-		close(w.changed)
-		w.changed = make(chan struct{})
+	if l, ok := ParseLogLine(s); ok {
+		w.apply(l)
 	}
 	if memoryWords.MatchString(s) {
 		w.nMemory++
@@ -91,30 +93,71 @@ func (w *LogWatch) line(s string) {
 	}
 }
 
-// Runner returns the arguments of the last runner started; false before one.
+// apply adds what one log line told: a new runner, a figure of the last
+// one, or a fact about the server that the next runner inherits.
+func (w *LogWatch) apply(l LogLine) {
+	if l.DefaultNumCtx > 0 {
+		w.defaultNumCtx = l.DefaultNumCtx
+	}
+	if l.Warning != "" && len(w.warnings) < 20 {
+		// Ollama warns before it starts the runner the warning is about.
+		w.warnings = append(w.warnings, l.Warning)
+	}
+	if l.Source == "" {
+		return
+	}
+	if l.Start || len(w.runners) == 0 {
+		w.runners = append(w.runners, RunnerArgs{})
+		if len(w.runners) > 64 {
+			w.runners = w.runners[1:]
+			w.dropped++
+		}
+	}
+	r := &w.runners[len(w.runners)-1]
+	r.merge(l.Source, l.Runner)
+	if r.DefaultNumCtx == 0 {
+		r.DefaultNumCtx = w.defaultNumCtx
+	}
+	for _, s := range w.warnings {
+		if !contains(r.Warnings, s) {
+			r.Warnings = append(r.Warnings, s)
+		}
+	}
+	w.warnings = w.warnings[:0]
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// Runner returns what the log says of the last runner started; false before
+// one. Its Parallel is 0 until a line has told it.
 func (w *LogWatch) Runner() (RunnerArgs, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.runners) == 0 {
 		return RunnerArgs{}, false
 	}
-	return w.runners[len(w.runners)-1], true
+	return w.runners[len(w.runners)-1].clone(), true
 }
 
 // Runners lists the runners started so far, oldest first.
 func (w *LogWatch) Runners() []RunnerArgs {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]RunnerArgs(nil), w.runners...)
+	out := make([]RunnerArgs, len(w.runners))
+	for i, r := range w.runners {
+		out[i] = r.clone()
+	}
+	return out
 }
 
-// WaitRunner waits until at least n runners have started and returns the
-// n-th (from 1). It fails when ctx ends or the engine's output ends first.
+// WaitRunner waits until at least n runners have started and told their
+// parallelism, and returns the n-th (from 1). It fails when ctx ends or the
+// engine's output ends first.
 func (w *LogWatch) WaitRunner(ctx context.Context, n int) (RunnerArgs, error) {
 	for {
 		w.mu.Lock()
-		if len(w.runners) >= n {
-			r := w.runners[n-1]
+		if i := n - 1 - w.dropped; i >= 0 && i < len(w.runners) && w.runners[i].Parallel > 0 {
+			r := w.runners[i].clone()
 			w.mu.Unlock()
 			return r, nil
 		}

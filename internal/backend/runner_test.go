@@ -1,15 +1,16 @@
 package backend
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
 
 func TestParseRunnerLine(t *testing.T) {
 	real := `time=2026-11-27T11:20:08.039Z level=INFO source=server.go:405 msg="starting llama server" cmd="/x/ollama runner --model /m/blobs/sha256-42 --ctx-size 8192 --batch-size 512 --threads 2 --no-mmap --parallel 4 --port 33267"`
-	full := RunnerArgs{Parallel: 4, CtxSize: 8192, BatchSize: 512, Threads: 2, Port: 33267, Model: "/m/blobs/sha256-42"}
+	full := RunnerArgs{Parallel: 4, CtxSize: 8192, NumCtx: 2048, BatchSize: 512, Threads: 2, Port: 33267, Model: "/m/blobs/sha256-42"}
 	one := full
-	one.Parallel = 1
+	one.Parallel, one.NumCtx = 1, 8192
 	tests := []struct {
 		name string
 		line string
@@ -18,8 +19,8 @@ func TestParseRunnerLine(t *testing.T) {
 	}{
 		{"real line", real, full, true},
 		{"parallel 1", strings.Replace(real, "--parallel 4", "--parallel 1", 1), one, true},
-		{"flags with =", `msg="starting llama server" cmd="runner --parallel=3 --ctx-size=96"`, RunnerArgs{Parallel: 3, CtxSize: 96}, true},
-		{"simulator", `time=x level=INFO msg="starting llama server" model=qwen parallel=4 ctx-size=16384 size="4.7 GiB"`, RunnerArgs{Parallel: 4, CtxSize: 16384}, true},
+		{"flags with =", `msg="starting llama server" cmd="runner --parallel=3 --ctx-size=96"`, RunnerArgs{Parallel: 3, CtxSize: 96, NumCtx: 32}, true},
+		{"simulator", `time=x level=INFO msg="starting llama server" model=qwen parallel=4 ctx-size=16384 size="4.7 GiB"`, RunnerArgs{Parallel: 4, CtxSize: 16384, NumCtx: 4096}, true},
 		{"other line", `time=x level=INFO msg="llama runner started in 0.26 seconds"`, RunnerArgs{}, false},
 		{"marker in another message", `msg="starting llama server" is what msg="x" says`, RunnerArgs{}, false},
 		{"no parallel", `msg="starting llama server" cmd="/x/ollama runner --ctx-size 8"`, RunnerArgs{}, false},
@@ -35,8 +36,8 @@ func TestParseRunnerLine(t *testing.T) {
 			if ok && got.Line != tt.line {
 				t.Errorf("Line = %q, want the whole line", got.Line)
 			}
-			got.Cmd, got.Line = "", ""
-			if ok != tt.ok || got != tt.want {
+			got.Cmd, got.Line, got.From = "", "", nil
+			if ok != tt.ok || !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("ParseRunnerLine = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
 			}
 		})

@@ -14,8 +14,9 @@ import (
 // TestTimingMatchesSimulator checks the figures against the simulator's
 // own record of when it wrote and flushed every chunk (ChunkSent.WriteAt
 // and SentAt), joined by
-// X-Simulator-Request-Id: output tokens exact; TTFT and every chunk within
-// timingBound at p99 at concurrency 1. At 256 the simulator decodes all
+// X-Simulator-Request-Id: output tokens exact; no chunk seen before its
+// write began; TTFT and every chunk within -timing-p99 at concurrency 1
+// (make test-loadtest; the unit run holds only the loose median). At 256 the simulator decodes all
 // slots in one batch, so 256 chunks leave within microseconds of each other
 // every step and the last is read only when the two cores have written and
 // read the 255 before it: that drain time (about 1–3 ms here, the server
@@ -74,15 +75,14 @@ func TestTimingMatchesSimulator(t *testing.T) {
 					t.Fatalf("request %s: %d tokens in %d chunks (estimated %v); the simulator sent %d in %d",
 						id, f.OutputTokens, f.OutputChunks, f.TokensEstimated, tokens, len(out))
 				}
+				checkLoadFree(t, "request "+id, f, out)
 				ttft, chunks, _ := arrivalError(f, out)
 				ttftErr, chunkErr = append(ttftErr, ttft), append(chunkErr, chunks...)
 			}
 			for name, errs := range map[string][]float64{"TTFT": ttftErr, "chunk": chunkErr} {
 				s := stats.Summarize(errs)
 				t.Logf("%s error vs simulator: p50 %.0fµs p99 %.0fµs max %.0fµs over %d", name, s.P50*1e6, s.P99*1e6, s.Max*1e6, s.Count)
-				if b := timingBound(tc.concurrency); tc.concurrency == 1 && s.P99 > b.Seconds() {
-					t.Errorf("%s error p99 %.3f ms, want ≤ %s", name, s.P99*1e3, b)
-				}
+				checkTiming(t, name, s, tc.concurrency == 1)
 			}
 		})
 	}

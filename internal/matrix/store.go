@@ -10,9 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"time"
 )
 
 // Files of a run folder.
@@ -66,19 +64,29 @@ func CheckWritable(dir string) error {
 }
 
 // Resume opens an existing run folder; Done tells which scenarios it has.
-func Resume(dir string) (*Store, Header, error) {
+// With retryFailed, scenarios and searches recorded as oom, crash, failed
+// or skipped are not done: they run again, and their new result replaces
+// the old one.
+func Resume(dir string, retryFailed bool) (*Store, Header, error) {
 	h, results, _, err := Load(dir)
 	if err != nil {
 		return nil, Header{}, err
 	}
-	for _, name := range []string{RequestsFile, ResultsFile, ResultsCSV} {
+	for _, name := range []string{RequestsFile, ResultsFile, ResultsCSV, ProbesFile, CapacityFile, CapacityCSV} {
 		if err := repairTail(filepath.Join(dir, name)); err != nil {
 			return nil, Header{}, fmt.Errorf("resume %s: %w", dir, err)
 		}
 	}
 	s := &Store{dir: dir, done: map[string]bool{}}
 	for _, r := range results {
-		s.done[r.Name] = true
+		s.done[r.Name] = !retryFailed || r.Status == StatusOK
+	}
+	caps, _, err := LoadCapacity(dir)
+	if err != nil {
+		return nil, Header{}, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	for _, c := range caps {
+		s.done[c.Name] = !retryFailed || c.Status == StatusOK
 	}
 	return s, h, nil
 }
@@ -126,9 +134,9 @@ func (s *Store) appendCSV(res Result) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		w.Write(csvHeader)
+		w.Write(resultColumns.header())
 	}
-	w.Write(csvRow(res))
+	w.Write(resultColumns.row(res))
 	w.Flush()
 	return appendFile(path, buf.Bytes())
 }
@@ -149,27 +157,6 @@ func appendFile(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-var csvHeader = []string{"scenario", "parallel", "num_ctx", "concurrency", "prompt_size", "status", "note",
-	"requests", "errors", "error_types", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "ttft_mean_ms",
-	"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "tok_per_s_mean", "tok_per_s_p50",
-	"server_tok_per_s_mean", "queue_wait_p50_ms", "output_tok_per_s", "req_per_s", "output_tokens",
-	"window_s", "peak_mem_bytes", "mean_mem_bytes", "ps_peak_bytes", "idle_mem_bytes",
-	"time_to_ready_s", "cold_load_s", "runner_parallel", "runner_ctx", "verified", "started", "attempt"}
-
-func csvRow(r Result) []string {
-	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) }
-	return []string{r.Name, strconv.Itoa(r.Parallel), strconv.Itoa(r.NumCtx), strconv.Itoa(r.Concurrency),
-		r.PromptSize, r.Status, r.Note, strconv.Itoa(r.Requests), strconv.Itoa(r.Errors), r.ErrorTypes,
-		f(r.TTFTP50Ms), f(r.TTFTP90Ms), f(r.TTFTP99Ms), f(r.TTFTMeanMs),
-		f(r.E2EP50Ms), f(r.E2EP90Ms), f(r.E2EP99Ms), f(r.TokPerSecMean), f(r.TokPerSecP50),
-		f(r.ServerTokPerSecMean), f(r.QueueWaitP50Ms), f(r.OutputTokPerSec), f(r.ReqPerSec),
-		strconv.Itoa(r.OutputTokens), f(r.WindowS), strconv.FormatUint(r.PeakMemBytes, 10),
-		strconv.FormatUint(r.MeanMemBytes, 10), strconv.FormatInt(r.PSPeakBytes, 10),
-		strconv.FormatUint(r.IdleMemBytes, 10), f(r.TimeToReadyS), f(r.ColdLoadS),
-		strconv.Itoa(r.RunnerParallel), strconv.Itoa(r.RunnerCtx), r.Verified,
-		r.Started.UTC().Format(time.RFC3339), r.Attempt}
 }
 
 // Load reads a run folder: its header, its scenario results (the last one

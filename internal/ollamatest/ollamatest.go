@@ -43,7 +43,7 @@ func Binary(t testing.TB) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s is not set: on CI the real Ollama must be built and tested (make test-ollama)", EnvBinary)
 		}
-		t.Skipf("%s is not set: run `make test-ollama` to build Ollama v0.6.5 and run these tests", EnvBinary)
+		t.Skipf("%s is not set: run `make test-ollama` to build Ollama and run these tests", EnvBinary)
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s: %v", EnvBinary, err)

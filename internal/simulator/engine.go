@@ -301,9 +301,15 @@ func (e *engine) planLocked() []work {
 
 func (e *engine) stepTime(batch []work) time.Duration {
 	d := e.prof.StepBase + time.Duration(len(batch))*e.prof.StepPerSeq
+	prefill := 0
 	for _, w := range batch {
-		d += time.Duration(w.prefill) * e.prof.PrefillPerToken
+		prefill += w.prefill
 	}
+	ratio := e.prof.PromptTokenRatio
+	if ratio == 0 {
+		ratio = 1
+	}
+	d += time.Duration(float64(prefill) * ratio * float64(e.prof.PrefillPerToken))
 	return e.scaled(d)
 }
 

@@ -65,6 +65,14 @@ type Profile struct {
 	// BatchSize bounds the prompt tokens one sequence adds to one batch
 	// (Ollama's num_batch, 512).
 	BatchSize int
+	// PromptTokenRatio is how many of the engine's tokens one token of the
+	// simulator's tokenizer stands for in prefill cost (a byte-level
+	// vocabulary cuts text into more tokens); 1 when 0. A calibration
+	// measures it.
+	PromptTokenRatio float64
+	// KVBytesPerToken, when positive, is one slot's KV cache per context
+	// token as measured, instead of the figure from the model's shape.
+	KVBytesPerToken int64
 }
 
 // HeadDim is the size of one attention head.
@@ -76,8 +84,12 @@ func (p Profile) HeadDim() int {
 }
 
 // KVBytesPerSlot is the KV cache of one slot with a context of ctx tokens:
-// keys and values (2) × layers × KV heads × head dim × ctx × 2 bytes (f16).
+// keys and values (2) × layers × KV heads × head dim × ctx × 2 bytes (f16),
+// or KVBytesPerToken × ctx when a calibration measured it.
 func (p Profile) KVBytesPerSlot(ctx int) int64 {
+	if p.KVBytesPerToken > 0 {
+		return p.KVBytesPerToken * int64(ctx)
+	}
 	return 2 * int64(p.Layers) * int64(p.KVHeads) * int64(p.HeadDim()) * int64(ctx) * 2
 }
 

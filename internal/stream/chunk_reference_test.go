@@ -72,11 +72,13 @@ func inspectReference(api API, payload []byte) chunkInfo {
 	// Ollama
 	if w.Message != nil {
 		ci.text = w.Message.Content + w.Message.Thinking
+		ci.content = w.Message.Content != "" || hasToolCalls(w.Message.ToolCalls)
 		ci.output = ci.text != "" || hasToolCalls(w.Message.ToolCalls)
 	}
 	if w.Response != "" || w.Thinking != "" {
 		ci.text += w.Response + w.Thinking
 		ci.output = true
+		ci.content = ci.content || w.Response != ""
 	}
 	if w.Done {
 		ci.final, ci.done = true, true
@@ -100,14 +102,16 @@ func inspectReference(api API, payload []byte) chunkInfo {
 			text := c.Delta.Content + c.Delta.ReasoningContent + c.Delta.Reasoning
 			ci.text += text
 			ci.output = ci.output || text != "" || hasToolCalls(c.Delta.ToolCalls)
+			ci.content = ci.content || c.Delta.Content != "" || hasToolCalls(c.Delta.ToolCalls)
 		case c.Message != nil:
 			text := c.Message.Content + c.Message.ReasoningContent
 			ci.text += text
 			ci.output = ci.output || text != "" || hasToolCalls(c.Message.ToolCalls)
+			ci.content = ci.content || c.Message.Content != "" || hasToolCalls(c.Message.ToolCalls)
 		}
 		if c.Text != "" {
 			ci.text += c.Text
-			ci.output = true
+			ci.output, ci.content = true, true
 		}
 		if c.FinishReason != nil && *c.FinishReason != "" {
 			ci.final = true

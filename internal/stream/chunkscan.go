@@ -51,6 +51,7 @@ type chunkScanner struct {
 	extra   []choiceFields
 	touched int // elements of the backing array that may hold data
 	scratch []byte
+	ev      eventScan
 	text    []byte
 }
 

@@ -1,0 +1,306 @@
+package calibrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/tokentrace/tokentrace/internal/backend"
+	"github.com/tokentrace/tokentrace/internal/matrix"
+	"github.com/tokentrace/tokentrace/internal/simulator"
+)
+
+// Config is one calibration.
+type Config struct {
+	// Engine is the real engine, restarted for each parallel setting; URL
+	// is where it listens and Model what it serves.
+	Engine matrix.Engine
+	URL    string
+	Model  string
+	// Parallel are the settings probed (each at every concurrency from 1
+	// to its slots); the fit's prompt lengths run on the first.
+	Parallel []int
+	// NumCtx is each slot's context.
+	NumCtx int
+	// PromptWords are the prompt lengths at concurrency 1 (at least two).
+	PromptWords []int
+	// MaxTokens is every probe's output length; Rounds how often each
+	// probe repeats.
+	MaxTokens int
+	Rounds    int
+	// HeldOut are checked, not fitted: the real engine and the fitted
+	// simulator run each; their Parallel must be among Parallel.
+	HeldOut []Scenario
+	// Base gives the fitted profile its model shape and names.
+	Base simulator.Profile
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// Validate checks the configuration before anything starts.
+func (c Config) Validate() error {
+	switch {
+	case c.Engine == nil || c.URL == "":
+		return errors.New("calibrate: no engine")
+	case c.Model == "":
+		return errors.New("calibrate: no model")
+	case len(c.Parallel) == 0:
+		return errors.New("calibrate: no parallel setting")
+	case c.NumCtx <= 0:
+		return fmt.Errorf("calibrate: context %d per slot: must be positive", c.NumCtx)
+	case len(c.PromptWords) < 2:
+		return fmt.Errorf("calibrate: %d prompt lengths: the prefill fit needs at least 2", len(c.PromptWords))
+	case c.MaxTokens < 2:
+		return fmt.Errorf("calibrate: max tokens %d: decode speed needs at least 2", c.MaxTokens)
+	case c.Rounds <= 0:
+		return fmt.Errorf("calibrate: rounds %d: must be positive", c.Rounds)
+	}
+	for _, p := range c.Parallel {
+		if p <= 0 {
+			return fmt.Errorf("calibrate: parallel %d: must be at least 1", p)
+		}
+	}
+	if slices.Max(c.Parallel) < 2 {
+		return errors.New("calibrate: the decode fit needs two numbers of busy slots: give a parallel setting above 1")
+	}
+	for _, w := range c.PromptWords {
+		if w <= 0 {
+			return fmt.Errorf("calibrate: prompt of %d words: must be positive", w)
+		}
+	}
+	for _, h := range c.HeldOut {
+		if !slices.Contains(c.Parallel, h.Parallel) || h.Concurrency <= 0 || h.PromptWords <= 0 {
+			return fmt.Errorf("calibrate: held-out scenario %s: its parallel must be probed, concurrency and words positive", h)
+		}
+	}
+	return nil
+}
+
+// Comparison is a held-out scenario on the engine and on the simulator.
+type Comparison struct {
+	Real, Sim Outcome
+	// TTFTErr and TokPerSecErr are (simulator − engine) / engine.
+	TTFTErr, TokPerSecErr float64
+}
+
+// Result is a calibration's outcome.
+type Result struct {
+	Params  Params
+	Profile simulator.Profile
+	// Probes are the scenarios the fit used; HeldOut the checks.
+	Probes  []Outcome
+	HeldOut []Comparison
+	// Facts are what the engine said at each parallel setting.
+	Facts map[int]matrix.SettingFacts
+	// Started and Took bound the calibration.
+	Started time.Time
+	Took    time.Duration
+}
+
+// Run probes the engine, fits the profile and checks it.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	res := &Result{Facts: map[int]matrix.SettingFacts{}, Started: time.Now()}
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Minute}
+	defer client.CloseIdleConnections()
+	real := &prober{client: client, url: cfg.URL, model: cfg.Model, maxTokens: cfg.MaxTokens}
+	var samples Samples
+	heldReal := map[Scenario]Outcome{}
+	defer cfg.Engine.Stop(context.WithoutCancel(ctx))
+	for i, p := range cfg.Parallel {
+		fmt.Fprintf(cfg.Log, "engine with %d slots of %d tokens: starting\n", p, cfg.NumCtx)
+		facts, err := cfg.Engine.Start(ctx, matrix.Setting{Parallel: p, NumCtx: cfg.NumCtx})
+		if err != nil {
+			return nil, fmt.Errorf("start the engine with %d slots: %w", p, err)
+		}
+		res.Facts[p] = facts
+		client.CloseIdleConnections() // connections to the engine before its restart
+		fmt.Fprintf(cfg.Log, "  loaded in %.2fs (engine: %.2fs), verified: %s\n", facts.ColdLoadS, facts.ServerLoadS, facts.Verified)
+		if facts.ServerLoadS > 0 {
+			samples.Loads = append(samples.Loads, facts.ServerLoadS)
+		}
+		if facts.IdleMemBytes > 0 {
+			samples.Memory = append(samples.Memory, Point{float64(p * cfg.NumCtx), float64(facts.IdleMemBytes)})
+		}
+		var probes []Scenario
+		if i == 0 {
+			for _, w := range cfg.PromptWords {
+				probes = append(probes, Scenario{Parallel: p, Concurrency: 1, PromptWords: w})
+			}
+		}
+		for c := 1; c <= p; c++ {
+			if i == 0 && c == 1 {
+				continue // the prompt-length probes cover it
+			}
+			probes = append(probes, Scenario{Parallel: p, Concurrency: c, PromptWords: cfg.PromptWords[0]})
+		}
+		for _, sc := range probes {
+			o, err := real.run(ctx, sc, cfg.Rounds)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(cfg.Log, "  probe %s: TTFT p50 %.0f ms, %.1f tok/s, %.0f prompt tokens\n", sc, o.TTFTP50Ms, o.TokPerSecAvg, o.PromptTokens)
+			res.Probes = append(res.Probes, o)
+			for _, ob := range o.Observations {
+				if sc.Concurrency == 1 {
+					samples.Prefill = append(samples.Prefill, Point{float64(ob.PromptTokens), ob.TTFT.Seconds()})
+				}
+				if ob.TPOT > 0 {
+					samples.Decode = append(samples.Decode, Point{float64(sc.Concurrency), ob.TPOT.Seconds()})
+				}
+			}
+		}
+		for _, h := range cfg.HeldOut {
+			if h.Parallel != p {
+				continue
+			}
+			o, err := real.run(ctx, h, cfg.Rounds)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(cfg.Log, "  held out %s: TTFT p50 %.0f ms, %.1f tok/s\n", h, o.TTFTP50Ms, o.TokPerSecAvg)
+			heldReal[h] = o
+		}
+	}
+	if err := cfg.Engine.Stop(ctx); err != nil {
+		return nil, fmt.Errorf("stop the engine: %w", err)
+	}
+	params, err := Fit(samples)
+	if err != nil {
+		return nil, fmt.Errorf("fit the profile: %w", err)
+	}
+	res.Params = params
+	res.Profile, err = profileFrom(ctx, cfg, params, res)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range cfg.HeldOut {
+		sim, err := runSimulated(ctx, res.Profile, cfg, h)
+		if err != nil {
+			return nil, err
+		}
+		r := heldReal[h]
+		c := Comparison{Real: r, Sim: sim, TTFTErr: relErr(sim.TTFTP50Ms, r.TTFTP50Ms), TokPerSecErr: relErr(sim.TokPerSecAvg, r.TokPerSecAvg)}
+		fmt.Fprintf(cfg.Log, "held out %s: TTFT p50 %.0f ms real, %.0f ms simulated (%+.0f%%); %.1f tok/s real, %.1f simulated (%+.0f%%)\n",
+			h, r.TTFTP50Ms, sim.TTFTP50Ms, 100*c.TTFTErr, r.TokPerSecAvg, sim.TokPerSecAvg, 100*c.TokPerSecErr)
+		res.HeldOut = append(res.HeldOut, c)
+	}
+	res.Took = time.Since(res.Started)
+	return res, nil
+}
+
+func relErr(sim, real float64) float64 {
+	if real == 0 {
+		return math.Inf(1)
+	}
+	return (sim - real) / real
+}
+
+// profileFrom is the base profile with the fitted parameters, the engine's
+// KV cache per token and the tokenizer ratio.
+func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simulator.Profile, error) {
+	prof := cfg.Base
+	prof.Model = cfg.Model
+	prof.ContextLength = cfg.NumCtx
+	prof.StepBase, prof.StepPerSeq, prof.PrefillPerToken = p.StepBase, p.StepPerSeq, p.PrefillPerToken
+	prof.RequestOverhead, prof.LoadTime = p.RequestOverhead, p.LoadTime
+	prof.KVBytesPerToken = p.KVBytesPerToken
+	// The engine's own KV cache figure beats the memory fit.
+	for _, f := range res.Facts {
+		if kv, ok := KVFromLog(f.RunnerLog); ok {
+			prof.KVBytesPerToken = kv
+		}
+	}
+	ratio, err := tokenRatio(ctx, cfg, prof, res.Probes)
+	if err != nil {
+		return prof, err
+	}
+	prof.PromptTokenRatio = ratio
+	return prof, nil
+}
+
+// tokenRatio is the engine's prompt tokens per simulator token, from the
+// prompt-length probes sent again to a fast simulator.
+func tokenRatio(ctx context.Context, cfg Config, prof simulator.Profile, probes []Outcome) (float64, error) {
+	fast := prof
+	var realSum, simSum float64
+	err := withSimulator(fast, 1, cfg.NumCtx, 0.001, func(url string) error {
+		p := &prober{client: &http.Client{Timeout: time.Minute}, url: url, model: cfg.Model, maxTokens: 2}
+		for _, o := range probes {
+			if o.Scenario.Concurrency != 1 {
+				continue
+			}
+			s, err := p.run(ctx, Scenario{Parallel: 1, Concurrency: 1, PromptWords: o.Scenario.PromptWords}, 2)
+			if err != nil {
+				return err
+			}
+			realSum += o.PromptTokens
+			simSum += s.PromptTokens
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count the simulator's prompt tokens: %w", err)
+	}
+	if simSum == 0 || realSum == 0 {
+		return 1, nil
+	}
+	return realSum / simSum, nil
+}
+
+// runSimulated runs a held-out scenario on the fitted simulator in real
+// time, after one warm-up request (the engine had its load and warm-up).
+func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Scenario) (Outcome, error) {
+	var out Outcome
+	err := withSimulator(prof, sc.Parallel, cfg.NumCtx, 1, func(url string) error {
+		p := &prober{client: &http.Client{Timeout: 5 * time.Minute}, url: url, model: cfg.Model, maxTokens: cfg.MaxTokens}
+		if _, err := p.run(ctx, Scenario{Parallel: sc.Parallel, Concurrency: 1, PromptWords: 1}, 1); err != nil {
+			return err
+		}
+		var err error
+		out, err = p.run(ctx, sc, cfg.Rounds)
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("simulate held-out scenario %s: %w", sc, err)
+	}
+	return out, nil
+}
+
+// withSimulator serves the profile on a loopback port while fn runs.
+func withSimulator(prof simulator.Profile, parallel, numCtx int, scale float64, fn func(url string) error) error {
+	sim, err := simulator.New(simulator.Config{CustomProfile: &prof, Parallel: parallel, ContextLength: numCtx, TimeScale: scale})
+	if err != nil {
+		return fmt.Errorf("start the simulator: %w", err)
+	}
+	defer sim.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("start the simulator: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() { srv.Serve(l); close(done) }()
+	defer func() { srv.Close(); <-done }()
+	return fn("http://" + l.Addr().String())
+}
+
+// KVFromLog is the KV bytes per token of one slot the engine's log gives;
+// false when it gives none.
+func KVFromLog(rl *backend.RunnerArgs) (int64, bool) {
+	if rl == nil || rl.KVBytes <= 0 || rl.Cells <= 0 {
+		return 0, false
+	}
+	return rl.KVBytes / int64(rl.Cells), true
+}

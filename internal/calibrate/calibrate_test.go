@@ -1,0 +1,161 @@
+package calibrate
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/tokentrace/tokentrace/internal/backend"
+	"github.com/tokentrace/tokentrace/internal/matrix"
+	"github.com/tokentrace/tokentrace/internal/simulator"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// simEngine is a matrix.Engine that serves the simulator on one port,
+// restarted with the setting's slots, and logs a known KV cache.
+type simEngine struct {
+	prof    simulator.Profile
+	url     string
+	mu      sync.Mutex
+	sim     *simulator.Server
+	srv     *http.Server
+	done    chan struct{}
+	started []matrix.Setting
+}
+
+func (e *simEngine) Start(_ context.Context, s matrix.Setting) (matrix.SettingFacts, error) {
+	e.Stop(context.Background())
+	sim, err := simulator.New(simulator.Config{CustomProfile: &e.prof, Parallel: s.Parallel, ContextLength: s.NumCtx})
+	if err != nil {
+		return matrix.SettingFacts{}, err
+	}
+	l, err := net.Listen("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		sim.Close()
+		return matrix.SettingFacts{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sim, e.srv, e.done = sim, &http.Server{Handler: sim}, make(chan struct{})
+	go func(srv *http.Server, done chan struct{}) { srv.Serve(l); close(done) }(e.srv, e.done)
+	e.started = append(e.started, s)
+	cells := s.Parallel * s.NumCtx
+	return matrix.SettingFacts{Verified: "yes", ServerLoadS: 0.25, RunnerLog: &backend.RunnerArgs{
+		Parallel: s.Parallel, CtxSize: cells, Cells: cells, KVBytes: int64(cells) * 512}}, nil
+}
+
+func (e *simEngine) Stop(context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv != nil {
+		e.srv.Close()
+		<-e.done
+		e.sim.Close()
+		e.srv = nil
+	}
+	return nil
+}
+
+func (e *simEngine) Restartable() bool                   { return true }
+func (e *simEngine) Pid() int                            { return 0 }
+func (e *simEngine) Health() (bool, string, int, string) { return false, "", 0, "" }
+func (e *simEngine) PSBytes(context.Context) int64       { return 0 }
+
+// A whole calibration against the simulator: what it runs and records is
+// checked, not how close the fit comes (that depends on the machine's load).
+func TestRunAgainstTheSimulator(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	l.Close()
+	eng := &simEngine{prof: simulator.Profiles["tiny"], url: url}
+	cfg := Config{Engine: eng, URL: url, Model: "tiny:latest", Parallel: []int{1, 2}, NumCtx: 512,
+		PromptWords: []int{4, 40}, MaxTokens: 6, Rounds: 2, Base: simulator.Profiles["tiny"],
+		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}}
+	cfg.Base.Name = "fitted"
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eng.started) != 2 || eng.started[0] != (matrix.Setting{Parallel: 1, NumCtx: 512}) || eng.started[1].Parallel != 2 {
+		t.Errorf("engine settings %v, want p1 then p2 at 512", eng.started)
+	}
+	var names []string
+	for _, o := range res.Probes {
+		names = append(names, o.Scenario.String())
+		if o.Requests != 2*o.Scenario.Concurrency {
+			t.Errorf("probe %s: %d requests, want %d", o.Scenario, o.Requests, 2*o.Scenario.Concurrency)
+		}
+	}
+	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4" {
+		t.Errorf("probes %s", got)
+	}
+	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 4 || res.HeldOut[0].Sim.Requests != 4 {
+		t.Fatalf("held out %+v", res.HeldOut)
+	}
+	p := res.Profile
+	if p.Name != "fitted" || p.Model != "tiny:latest" || p.ContextLength != 512 || p.KVBytesPerToken != 512 ||
+		p.LoadTime.Seconds() != 0.25 || res.Params.Loads != 2 {
+		t.Errorf("profile %+v", p)
+	}
+	// The engine is the simulator: the same prompts count the same tokens
+	// but for the digits of each prompt's serial number.
+	if p.PromptTokenRatio < 0.8 || p.PromptTokenRatio > 1.25 {
+		t.Errorf("prompt token ratio %g, want about 1", p.PromptTokenRatio)
+	}
+	if _, err := simulator.UnmarshalProfile(must(simulator.MarshalProfile(p))); err != nil {
+		t.Errorf("the fitted profile does not load: %v", err)
+	}
+	var report bytes.Buffer
+	if err := WriteReport(&report, cfg, res, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error"} {
+		if !strings.Contains(report.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, report.String())
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{Engine: &simEngine{}, URL: "http://x", Model: "m", Parallel: []int{1, 2}, NumCtx: 512,
+		PromptWords: []int{4, 40}, MaxTokens: 6, Rounds: 1}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(c *Config)
+		want string
+	}{
+		{"one prompt length", func(c *Config) { c.PromptWords = []int{4} }, "at least 2"},
+		{"one busy count", func(c *Config) { c.Parallel = []int{1} }, "two numbers of busy slots"},
+		{"held out parallel not probed", func(c *Config) { c.HeldOut = []Scenario{{3, 1, 5}} }, "must be probed"},
+		{"max tokens", func(c *Config) { c.MaxTokens = 1 }, "max tokens"},
+		{"no engine", func(c *Config) { c.Engine = nil }, "no engine"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.edit(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

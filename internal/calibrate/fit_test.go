@@ -1,0 +1,117 @@
+package calibrate
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFitLine(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		pts           []Point
+		a, b, r2      float64
+		clamped       bool
+		wantErrSubstr string
+	}{
+		{name: "exact", pts: []Point{{1, 5}, {2, 7}, {4, 11}}, a: 3, b: 2, r2: 1},
+		{name: "symmetric noise", pts: []Point{{0, 1.1}, {0, 0.9}, {2, 5.1}, {2, 4.9}}, a: 1, b: 2, r2: 16.0 / 16.04},
+		{name: "negative intercept refits through the origin", pts: []Point{{1, 1}, {2, 4}}, a: 0, b: 9.0 / 5, r2: 1 - (0.64+0.16)/4.5, clamped: true},
+		{name: "one point", pts: []Point{{1, 1}}, wantErrSubstr: "need at least 2"},
+		{name: "one x", pts: []Point{{3, 1}, {3, 2}}, wantErrSubstr: "two different x"},
+		{name: "NaN", pts: []Point{{1, math.NaN()}, {2, 1}}, wantErrSubstr: "finite"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := FitLine(tc.pts)
+			if tc.wantErrSubstr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrSubstr) {
+					t.Fatalf("FitLine = %+v, %v; want an error with %q", l, err, tc.wantErrSubstr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(l.Intercept, tc.a) || !near(l.Slope, tc.b) || !near(l.R2, tc.r2) || l.Clamped != tc.clamped || l.N != len(tc.pts) {
+				t.Errorf("FitLine = %+v; want a %g, b %g, R² %g, clamped %v", l, tc.a, tc.b, tc.r2, tc.clamped)
+			}
+		})
+	}
+}
+
+// Samples made by the simulator's own formulas from known parameters give
+// those parameters back exactly.
+func TestFitRecoversKnownParameters(t *testing.T) {
+	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
+		PrefillPerToken: 700 * time.Microsecond, RequestOverhead: 25 * time.Millisecond,
+		LoadTime: 1500 * time.Millisecond, KVBytesPerToken: 16384}
+	s := synthetic(want, 0)
+	got, err := Fit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.StepBase != want.StepBase || got.StepPerSeq != want.StepPerSeq || got.PrefillPerToken != want.PrefillPerToken ||
+		got.RequestOverhead != want.RequestOverhead || got.LoadTime != want.LoadTime || got.KVBytesPerToken != want.KVBytesPerToken {
+		t.Errorf("Fit = %+v\nwant  %+v", got, want)
+	}
+	for _, l := range []Line{got.PrefillLine, got.DecodeLine, got.MemoryLine} {
+		if !near(l.R2, 1) || l.Clamped {
+			t.Errorf("line %+v: want R² 1, not clamped", l)
+		}
+	}
+}
+
+// Zero-mean noise on every sample moves the estimates little.
+func TestFitWithNoiseStaysClose(t *testing.T) {
+	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
+		PrefillPerToken: 700 * time.Microsecond, RequestOverhead: 25 * time.Millisecond}
+	got, err := Fit(synthetic(want, 0.05))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want time.Duration
+	}{{"step base", got.StepBase, want.StepBase}, {"step per seq", got.StepPerSeq, want.StepPerSeq},
+		{"prefill", got.PrefillPerToken, want.PrefillPerToken}} {
+		if rel := math.Abs(float64(c.got-c.want)) / float64(c.want); rel > 0.1 {
+			t.Errorf("%s = %v, want %v within 10%%", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestFitNeedsBothKindsOfProbe(t *testing.T) {
+	s := synthetic(Params{StepBase: time.Millisecond, StepPerSeq: time.Millisecond, PrefillPerToken: time.Millisecond}, 0)
+	s.Decode = s.Decode[:1]
+	if _, err := Fit(s); err == nil || !strings.Contains(err.Error(), "decode step") {
+		t.Errorf("Fit with one decode point = %v, want an error naming the decode fit", err)
+	}
+}
+
+// synthetic computes samples from p with the simulator's formulas; noise
+// alternates ±noise (relative) so that it averages out.
+func synthetic(p Params, noise float64) Samples {
+	sec := func(d time.Duration) float64 { return d.Seconds() }
+	sign := 1.0
+	jitter := func(y float64) float64 { sign = -sign; return y * (1 + sign*noise) }
+	var s Samples
+	for _, tokens := range []float64{16, 64, 256, 400} {
+		for range 2 {
+			ttft := sec(p.RequestOverhead) + sec(p.StepBase) + sec(p.StepPerSeq) + tokens*sec(p.PrefillPerToken)
+			s.Prefill = append(s.Prefill, Point{tokens, jitter(ttft)})
+		}
+	}
+	for _, busy := range []float64{1, 2, 3, 4} {
+		for range 2 {
+			s.Decode = append(s.Decode, Point{busy, jitter(sec(p.StepBase) + busy*sec(p.StepPerSeq))})
+		}
+	}
+	s.Loads = []float64{sec(p.LoadTime) - 0.1, sec(p.LoadTime) + 0.1}
+	for _, cells := range []float64{2048, 4096, 8192} {
+		s.Memory = append(s.Memory, Point{cells, 50e6 + cells*float64(p.KVBytesPerToken)})
+	}
+	return s
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9*max(1, math.Abs(b)) }

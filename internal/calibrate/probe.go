@@ -1,0 +1,154 @@
+package calibrate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokentrace/tokentrace/internal/stats"
+	"github.com/tokentrace/tokentrace/internal/stream"
+)
+
+// Scenario is one probe: Concurrency requests sent together, Rounds times,
+// to an engine with Parallel slots, each with a new prompt of about
+// PromptWords words (no prefix cache hits) and MaxTokens output tokens.
+type Scenario struct {
+	Parallel    int `json:"parallel"`
+	Concurrency int `json:"concurrency"`
+	PromptWords int `json:"prompt_words"`
+}
+
+func (s Scenario) String() string {
+	return fmt.Sprintf("p%d-c%d-w%d", s.Parallel, s.Concurrency, s.PromptWords)
+}
+
+// Observation is one measured request.
+type Observation struct {
+	TTFT time.Duration
+	// TPOT is the mean time per output token after the first.
+	TPOT         time.Duration
+	PromptTokens int
+	OutputTokens int
+}
+
+// Outcome summarises a scenario's requests.
+type Outcome struct {
+	Scenario     Scenario      `json:"scenario"`
+	Requests     int           `json:"requests"`
+	TTFTP50Ms    float64       `json:"ttft_p50_ms"`
+	TokPerSecAvg float64       `json:"tok_per_s_mean"`
+	PromptTokens float64       `json:"prompt_tokens_mean"`
+	Observations []Observation `json:"-"`
+}
+
+func summarize(sc Scenario, obs []Observation) Outcome {
+	o := Outcome{Scenario: sc, Requests: len(obs), Observations: obs}
+	var ttft, speed []float64
+	var prompt float64
+	for _, ob := range obs {
+		ttft = append(ttft, float64(ob.TTFT)/float64(time.Millisecond))
+		if ob.TPOT > 0 {
+			speed = append(speed, float64(time.Second)/float64(ob.TPOT))
+		}
+		prompt += float64(ob.PromptTokens)
+	}
+	o.TTFTP50Ms = stats.Quantile(ttft, 0.5)
+	o.TokPerSecAvg = stats.Summarize(speed).Mean
+	if len(obs) > 0 {
+		o.PromptTokens = prompt / float64(len(obs))
+	}
+	return o
+}
+
+// prober sends probe requests to an Ollama API.
+type prober struct {
+	client    *http.Client
+	url       string
+	model     string
+	maxTokens int
+	seq       int // makes every prompt new
+	mu        sync.Mutex
+}
+
+// words is the text prompts are made of.
+var words = strings.Fields("the quick brown fox jumps over a lazy dog while seven wizards quietly judge " +
+	"boxing matches under pale moonlight and every reader counts how many tokens a sentence costs")
+
+// prompt is a new prompt of n words: its first word differs from every
+// earlier prompt's, so no slot's cache holds any of it.
+func (p *prober) prompt(n int) string {
+	p.mu.Lock()
+	p.seq++
+	seq := p.seq
+	p.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "r%d", seq)
+	for i := 1; i < n; i++ {
+		b.WriteByte(' ')
+		b.WriteString(words[(seq*7+i)%len(words)])
+	}
+	return b.String()
+}
+
+// one sends one /api/chat request and measures it.
+func (p *prober) one(ctx context.Context, text string) (Observation, error) {
+	body, _ := json.Marshal(map[string]any{"model": p.model, "stream": true,
+		"messages": []map[string]string{{"role": "user", "content": text}},
+		"options":  map[string]any{"num_predict": p.maxTokens, "temperature": 0, "seed": 1}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/api/chat", bytes.NewReader(body))
+	if err != nil {
+		return Observation{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	m := stream.NewMeter(stream.Config{API: stream.APIOf("/api/chat"), Start: time.Now()})
+	resp, err := p.client.Do(req)
+	if err != nil {
+		m.Finish(err)
+		return Observation{}, fmt.Errorf("probe request: %w", err)
+	}
+	defer resp.Body.Close()
+	m.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
+	_, err = io.Copy(m, resp.Body)
+	res := m.Finish(err)
+	if err != nil || !res.OK() {
+		return Observation{}, fmt.Errorf("probe request: status %d, %s %s %v", resp.StatusCode, res.ErrorType, res.Error, err)
+	}
+	ttft, ok := res.TTFT()
+	if !ok {
+		return Observation{}, fmt.Errorf("probe request: no output token")
+	}
+	ob := Observation{TTFT: ttft, PromptTokens: res.InputTokens, OutputTokens: res.OutputTokens}
+	if tpot, ok := res.TPOT(); ok {
+		ob.TPOT = tpot
+	}
+	return ob, nil
+}
+
+// run sends the scenario's rounds: Concurrency requests at once, the next
+// round when all have ended.
+func (p *prober) run(ctx context.Context, sc Scenario, rounds int) (Outcome, error) {
+	var obs []Observation
+	for range rounds {
+		got := make([]Observation, sc.Concurrency)
+		errs := make([]error, sc.Concurrency)
+		var wg sync.WaitGroup
+		for i := range sc.Concurrency {
+			text := p.prompt(sc.PromptWords)
+			wg.Go(func() { got[i], errs[i] = p.one(ctx, text) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				return Outcome{}, fmt.Errorf("scenario %s: %w", sc, err)
+			}
+			obs = append(obs, got[i])
+		}
+	}
+	return summarize(sc, obs), nil
+}

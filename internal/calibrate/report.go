@@ -1,0 +1,91 @@
+package calibrate
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// Bound is the held-out error a calibration should stay within.
+const Bound = 0.20
+
+// WriteReport writes the calibration as Markdown: the fitted profile, how
+// well each line fits, and the held-out scenarios, engine beside simulator.
+// load is the machine's load while it ran, as the caller measured it.
+func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
+	p, prof := res.Params, res.Profile
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
+	fmt.Fprintf(w, "# Calibration of the simulator to %s\n\n", cfg.Model)
+	fmt.Fprintf(w, "Started %s, took %s. Machine load: %s.\n\n", res.Started.UTC().Format(time.RFC3339), res.Took.Round(time.Second), load)
+	fmt.Fprintf(w, "Probes: prompts of %v words at concurrency 1, then every concurrency up to the slots at parallel %v; "+
+		"%d output tokens, %d rounds each, context %d per slot, every prompt new (no prefix cache hits).\n\n",
+		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
+	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
+	fmt.Fprintf(w, "| parameter | value | from |\n|---|---:|---|\n")
+	fmt.Fprintf(w, "| step base | %s | TPOT = base + busy slots × per-seq: intercept (R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.DecodeLine.R2, p.DecodeLine.N, clamped(p.DecodeLine))
+	fmt.Fprintf(w, "| step per sequence | %s | slope of the same line |\n", ms(prof.StepPerSeq))
+	fmt.Fprintf(w, "| prefill per token | %s | TTFT by prompt tokens at concurrency 1: slope (R² %.3f, %d points%s) |\n", ms(prof.PrefillPerToken), p.PrefillLine.R2, p.PrefillLine.N, clamped(p.PrefillLine))
+	fmt.Fprintf(w, "| request overhead | %s | that line's intercept less one step of one sequence |\n", ms(prof.RequestOverhead))
+	fmt.Fprintf(w, "| load time | %s | the engine's load_duration, mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
+	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
+	fmt.Fprintf(w, "| prompt token ratio | %.3f | the engine's prompt tokens per simulator token, same prompts |\n\n", prof.PromptTokenRatio)
+	fmt.Fprintf(w, "## What the engine said it ran\n\n| parallel | verified | engine log |\n|---:|---|---|\n")
+	for _, par := range cfg.Parallel {
+		f := res.Facts[par]
+		said := "–"
+		if f.RunnerLog != nil {
+			said = f.RunnerLog.Summary()
+		}
+		fmt.Fprintf(w, "| %d | %s | %s |\n", par, f.Verified, said)
+	}
+	fmt.Fprintf(w, "\n## Probes (used by the fit)\n\n| scenario | requests | prompt tokens | TTFT p50 | tok/s mean |\n|---|---:|---:|---:|---:|\n")
+	for _, o := range res.Probes {
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f ms | %.1f |\n", o.Scenario, o.Requests, o.PromptTokens, o.TTFTP50Ms, o.TokPerSecAvg)
+	}
+	fmt.Fprintf(w, "\n## Held-out scenarios: engine vs simulation\n\n"+
+		"The simulator column is a **simulation** with the fitted profile, not a measurement of the engine. "+
+		"Errors are (simulated − measured) / measured; the bound is ±%.0f%%.\n\n", 100*Bound)
+	fmt.Fprintf(w, "| scenario | TTFT p50 engine | TTFT p50 simulated | error | tok/s engine | tok/s simulated | error |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range res.HeldOut {
+		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %s | %.1f | %.1f | %s |\n", c.Real.Scenario, c.Real.TTFTP50Ms, c.Sim.TTFTP50Ms,
+			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr))
+	}
+	worst := res.WorstError()
+	verdict := "within"
+	if worst > Bound {
+		verdict = "outside"
+	}
+	_, err := fmt.Fprintf(w, "\nLargest held-out error: %.1f%%, %s the ±%.0f%% bound.\n", 100*worst, verdict, 100*Bound)
+	return err
+}
+
+// WorstError is the largest held-out error, as a fraction.
+func (r *Result) WorstError() float64 {
+	worst := 0.0
+	for _, c := range r.HeldOut {
+		worst = max(worst, math.Abs(c.TTFTErr), math.Abs(c.TokPerSecErr))
+	}
+	return worst
+}
+
+func pct(f float64) string { return fmt.Sprintf("%+.1f%%", 100*f) }
+
+func clamped(l Line) string {
+	if l.Clamped {
+		return "; a negative intercept was refitted through 0"
+	}
+	return ""
+}
+
+func kvSource(res *Result) string {
+	for _, f := range res.Facts {
+		if _, ok := KVFromLog(f.RunnerLog); ok {
+			return "the engine's log: KV cache size / cells"
+		}
+	}
+	if res.Params.MemoryLine.N > 0 {
+		return fmt.Sprintf("memory after load by KV cells: slope (R² %.3f)", res.Params.MemoryLine.R2)
+	}
+	return "not measured"
+}

@@ -1,0 +1,74 @@
+package simulator
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProfileFileRoundTrip(t *testing.T) {
+	for _, name := range ProfileNames() {
+		p := Profiles[name]
+		p.PromptTokenRatio, p.KVBytesPerToken = 2.5, 4096
+		b, err := MarshalProfile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), name+".json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadProfileFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, p) {
+			t.Errorf("%s: read back %+v\nwant %+v", name, got, p)
+		}
+	}
+	b, _ := MarshalProfile(Profiles["tiny"])
+	for _, key := range []string{`"step_base": "500µs"`, `"prefill_per_token": "10µs"`, `"kv_heads": 2`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("profile file lacks %s:\n%s", key, b)
+		}
+	}
+}
+
+func TestProfileFileErrors(t *testing.T) {
+	good, _ := MarshalProfile(Profiles["tiny"])
+	for _, tc := range []struct{ name, body, want string }{
+		{"unknown field", strings.Replace(string(good), `"layers"`, `"layer"`, 1), "unknown field"},
+		{"bad duration", strings.Replace(string(good), `"500µs"`, `"fast"`, 1), "not a duration"},
+		{"invalid profile", strings.Replace(string(good), `"batch_size": 512`, `"batch_size": 0`, 1), "BatchSize"},
+		{"not JSON", "step_base: 1ms", "invalid character"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p.json")
+			os.WriteFile(path, []byte(tc.body), 0o644)
+			if _, err := ReadProfileFile(path); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("ReadProfileFile = %v; want an error naming the file and %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := ReadProfileFile(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Error("a missing file read without error")
+	}
+}
+
+// PromptTokenRatio scales the prefill cost of a step, KVBytesPerToken the
+// KV cache of a slot.
+func TestCalibratedProfileFields(t *testing.T) {
+	p := Profiles["tiny"]
+	p.PrefillPerToken, p.PromptTokenRatio = time.Millisecond, 3
+	e := &engine{prof: p, scale: 1}
+	if got, want := e.stepTime([]work{{prefill: 10}}), p.StepBase+p.StepPerSeq+30*time.Millisecond; got != want {
+		t.Errorf("step with 10 prompt tokens at ratio 3 = %v, want %v", got, want)
+	}
+	p.KVBytesPerToken = 100
+	if got := p.KVBytesPerSlot(2048); got != 204800 {
+		t.Errorf("KVBytesPerSlot = %d, want 204800", got)
+	}
+}
