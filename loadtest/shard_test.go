@@ -17,8 +17,18 @@ import (
 // maxTokens long.
 func simulatorURL(t *testing.T) (url, model string) {
 	t.Helper()
+	return pacedSimulatorURL(t, 0)
+}
+
+// pacedSimulatorURL is simulatorURL with, when step > 0, one decode step of step per token whatever the number
+// of streams: the server, not the clients' CPU, sets the pace.
+func pacedSimulatorURL(t *testing.T, step time.Duration) (url, model string) {
+	t.Helper()
 	p := simulator.Profiles["tiny"]
 	p.LoadTime = 0
+	if step > 0 {
+		p.StepBase, p.StepPerSeq = step, 0
+	}
 	sim, err := simulator.New(simulator.Config{CustomProfile: &p, Parallel: 8, MaxQueue: 64})
 	if err != nil {
 		t.Fatal(err)
