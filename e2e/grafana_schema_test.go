@@ -195,4 +195,3 @@ func TestProvisioningKeysAreDocumented(t *testing.T) {
 		t.Errorf("misspelt keys found: %q, want 3", bad)
 	}
 }
-

@@ -86,12 +86,12 @@ $(OLLAMA_OLD_BIN):
 # log lines of both generations serving the small model at p = 1, 2 and 4.
 .PHONY: capture-ollama-logs
 capture-ollama-logs: $(OLLAMA_BIN) $(OLLAMA_OLD_BIN) $(OLLAMA_MODEL_GGUF)
-	for bin in $(OLLAMA_BIN) $(OLLAMA_OLD_BIN); do \
-		v=$$(basename $$(dirname $$bin)); \
-		TOKENTRACE_OLLAMA_BIN=$$bin TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
-			$(GO) test -tags ollama -p 1 -count=1 -timeout 10m -run RunnerLogTellsTheSetting ./internal/ollamatest/ \
-			-args -capture $(CURDIR)/internal/backend/testdata/$$v; \
-	done
+	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
+		$(GO) test -tags ollama -p 1 -count=1 -timeout 10m -run 'RunnerLogTells' ./internal/ollamatest/ \
+		-args -capture $(CURDIR)/internal/backend/testdata/ollama-$(OLLAMA_VERSION)
+	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_OLD_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \
+		$(GO) test -tags ollama -p 1 -count=1 -timeout 10m -run 'RunnerLogTellsTheSetting' ./internal/ollamatest/ \
+		-args -capture $(CURDIR)/internal/backend/testdata/ollama-$(OLLAMA_OLD_VERSION)
 
 # Real llama.cpp timing: serial (-p 1), never beside other heavy work.
 test-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)

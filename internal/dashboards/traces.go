@@ -40,9 +40,9 @@ func Traces() (dashboard.Dashboard, error) {
 			Current(textOption(""))).
 		WithPanel(table.NewPanelBuilder().
 			Title(slowestTitle).
-			Description("Tempo's search returns the 100 most recent proxy server spans that match (Tempo cannot sort a search by "+
-				"duration), and this table sorts those by duration, longest first. To see the slowest requests of the time range "+
-				"rather than recent ones, raise \"slower than\" until fewer than 100 match: the TTFT p99 panel below is a good "+
+			Description("Tempo's search returns the 100 most recent proxy server spans that match (Tempo cannot sort a search by " +
+				"duration), and this table sorts those by duration, longest first. To see the slowest requests of the time range " +
+				"rather than recent ones, raise \"slower than\" until fewer than 100 match: the TTFT p99 panel below is a good " +
 				"first value. Click a trace id for its waterfall below.").
 			Height(12).Span(24).
 			Datasource(tempoDS()).
@@ -77,8 +77,8 @@ func Traces() (dashboard.Dashboard, error) {
 				Query("${" + varTraceID + "}"))).
 		WithPanel(timeseries.NewPanelBuilder().
 			Title("TTFT p99 with exemplars").
-			Description("Each dot is one request's trace id (exemplar); click it to open the trace in Tempo. "+
-				"Tempo keeps traces as long as Prometheus keeps samples (TOKENTRACE_RETENTION in compose.yaml, 360h), "+
+			Description("Each dot is one request's trace id (exemplar); click it to open the trace in Tempo. " +
+				"Tempo keeps traces as long as Prometheus keeps samples (TOKENTRACE_RETENTION in compose.yaml, 360h), " +
 				"so a dot leads to a trace for as long as it is shown.").
 			Unit("s").Min(0).Height(8).Span(24).
 			Datasource(promDS()).

@@ -104,13 +104,13 @@ func TestEventAPIsMeasuredLikeChat(t *testing.T) {
 			addr, port := hostPort(t, srv.URL)
 			labels := attribute.NewSet(semconv.GenAIOperationNameKey.String("chat"), semconv.GenAIProviderNameKey.String("ollama"),
 				semconv.GenAIRequestModelKey.String("m1"), semconv.ServerAddressKey.String(addr), semconv.ServerPortKey.Int(port))
-			for _, name := range []string{"gen_ai.client.operation.time_to_first_chunk", "tokentrace.client.time_per_output_token", "tokentrace.server.thinking_time"} {
+			for _, name := range []string{"gen_ai.client.operation.time_to_first_chunk", "tokentrace.client.time_per_output_token", "tokentrace.client.thinking_time"} {
 				p := histPoints(t, ms, name)
 				if len(p) != 1 || p[0].Count != 1 || !p[0].Attributes.Equals(&labels) {
 					t.Errorf("%s: %+v, want one sample labelled as chat", name, p)
 				}
 			}
-			within(t, "thinking time metric", histPoints(t, ms, "tokentrace.server.thinking_time")[0].Sum, (2 * gapDelay).Seconds(), tolBelow, tolAbove)
+			within(t, "thinking time metric", histPoints(t, ms, "tokentrace.client.thinking_time")[0].Sum, (2 * gapDelay).Seconds(), tolBelow, tolAbove)
 			if got := tokenUsage(t, ms); got["input"] != 7 || got["output"] != 5 {
 				t.Errorf("token usage %v, want input 7 output 5", got)
 			}
@@ -130,7 +130,7 @@ func TestChatWithoutReasoningHasNoThinkingTime(t *testing.T) {
 			t.Error("first_content event without reasoning before it")
 		}
 	}
-	if _, ok := rg.metrics(t)["tokentrace.server.thinking_time"]; ok {
+	if _, ok := rg.metrics(t)["tokentrace.client.thinking_time"]; ok {
 		t.Error("thinking time recorded for an answer without reasoning")
 	}
 }

@@ -56,6 +56,10 @@ type Figures struct {
 	Error     string
 	TraceID   string // of the request's span, to join with the proxy's
 	BytesIn   int64  // body bytes read
+
+	// Late is, in an open loop, how long after its scheduled arrival the
+	// request was sent (a concurrency cap held it back); 0 when on time.
+	Late time.Duration
 }
 
 // OK reports whether the request succeeded.
@@ -146,6 +150,7 @@ type wireFigures struct {
 	Error           string                `json:"error,omitempty"`
 	TraceID         string                `json:"trace_id,omitempty"`
 	BytesIn         int64                 `json:"bytes_in,omitempty"`
+	Late            int64                 `json:"late_ns,omitempty"`
 }
 
 // Encode writes the figures into h (FiguresHeader).
@@ -156,7 +161,7 @@ func (f *Figures) Encode(h http.Header) error {
 		InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, TokensEstimated: f.TokensEstimated,
 		ReasoningTokens: f.ReasoningTokens,
 		FinishReason:    f.FinishReason, Model: f.Model, Ollama: f.Ollama,
-		ErrorType: f.ErrorType, Error: f.Error, TraceID: f.TraceID, BytesIn: f.BytesIn}
+		ErrorType: f.ErrorType, Error: f.Error, TraceID: f.TraceID, BytesIn: f.BytesIn, Late: int64(f.Late)}
 	if len(f.Gaps) > 0 {
 		w.GapsUS = make([]int64, len(f.Gaps))
 		for i, g := range f.Gaps {
@@ -192,7 +197,7 @@ func parseFigures(b []byte) (Figures, error) {
 	if w.V != figuresVersion {
 		return Figures{}, fmt.Errorf("decode %s: version %d, want %d", FiguresHeader, w.V, figuresVersion)
 	}
-	if w.OutputChunks < 0 || w.InputTokens < 0 || w.OutputTokens < 0 || w.ReasoningTokens < 0 || w.End < 0 || w.FirstContent < 0 {
+	if w.OutputChunks < 0 || w.InputTokens < 0 || w.OutputTokens < 0 || w.ReasoningTokens < 0 || w.End < 0 || w.FirstContent < 0 || w.Late < 0 {
 		return Figures{}, fmt.Errorf("decode %s: negative count or duration", FiguresHeader)
 	}
 	f := Figures{API: w.API, Status: w.Status, Start: time.Unix(0, w.Start),
@@ -202,7 +207,7 @@ func parseFigures(b []byte) (Figures, error) {
 		InputTokens: w.InputTokens, OutputTokens: w.OutputTokens, TokensEstimated: w.TokensEstimated,
 		ReasoningTokens: w.ReasoningTokens,
 		FinishReason:    w.FinishReason, Model: w.Model, Ollama: w.Ollama,
-		ErrorType: w.ErrorType, Error: w.Error, TraceID: w.TraceID, BytesIn: w.BytesIn}
+		ErrorType: w.ErrorType, Error: w.Error, TraceID: w.TraceID, BytesIn: w.BytesIn, Late: time.Duration(w.Late)}
 	if len(w.GapsUS) > 0 {
 		f.Gaps = make([]time.Duration, len(w.GapsUS))
 		for i, g := range w.GapsUS {

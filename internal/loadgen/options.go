@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokentrace/tokentrace/internal/stream"
@@ -104,7 +105,22 @@ type Options struct {
 	// Abort, when closed, cancels the requests in flight (they become
 	// "canceled" error records); closing ctx only stops new ones.
 	Abort <-chan struct{}
+	// OnWarmupResult, when set, receives every warm-up result (with its
+	// figures) instead of dropping it: a request started in the warm-up
+	// that ends inside the window counts in the window's throughput.
+	OnWarmupResult func(*vegeta.Result)
+	// OnWindow, when set, is told the measured window once the attack has
+	// begun: it opens when the warm-up ends (the load goes on without a
+	// pause) and closes Duration later (zero when Duration is 0).
+	OnWindow func(start, end time.Time)
+	// Greedy asks for the same answer at every run: temperature 0 and the
+	// seed GreedySeed in every request (Ollama's options.temperature and
+	// options.seed, OpenAI's temperature and seed).
+	Greedy bool
 }
+
+// GreedySeed is the sampling seed of Options.Greedy.
+const GreedySeed = 42
 
 // DefaultOptions returns Options with every default set; URL is empty.
 func DefaultOptions() Options {

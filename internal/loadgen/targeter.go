@@ -21,6 +21,7 @@ type targeter struct {
 	endpoint stream.Endpoint
 	model    string
 	max      int
+	greedy   bool
 	prompts  []Prompt
 	bodies   [][]byte // pre-encoded bodies when prompts do not vary
 	vary     bool
@@ -55,7 +56,7 @@ func newTargeter(o *Options, runID string) (*targeter, error) {
 	if o.Scenario != "" {
 		h.Set(ScenarioHeader, o.Scenario)
 	}
-	t := &targeter{url: u, endpoint: ep, model: o.Model, max: o.MaxTokens,
+	t := &targeter{url: u, endpoint: ep, model: o.Model, max: o.MaxTokens, greedy: o.Greedy,
 		prompts: prompts, vary: o.VaryPrompts, runID: runID, header: h}
 	if !t.vary {
 		for _, p := range prompts {
@@ -95,7 +96,13 @@ func (t *targeter) Targeter() vegeta.Targeter {
 	}
 }
 
-// body is the JSON request for one prompt.
+// body is the JSON request for one prompt; greedy requests ask every API
+// that has them for temperature 0 and a fixed seed.
 func (t *targeter) body(p Prompt) ([]byte, error) {
-	return t.endpoint.Body(stream.GenRequest{Model: t.model, Messages: p.Messages, MaxTokens: t.max})
+	r := stream.GenRequest{Model: t.model, Messages: p.Messages, MaxTokens: t.max}
+	if t.greedy {
+		zero, seed := 0.0, int64(GreedySeed)
+		r.Temperature, r.Seed = &zero, &seed
+	}
+	return t.endpoint.Body(r)
 }

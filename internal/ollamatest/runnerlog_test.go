@@ -78,3 +78,28 @@ func capture(t *testing.T, from, to, home string) {
 		t.Fatal(err)
 	}
 }
+
+// A context beyond the model's trained length (2048 for the generated
+// model): v0.17 cuts it and says so; the runner gets the trained length.
+func TestRunnerLogTellsATruncatedContext(t *testing.T) {
+	srv := ollamatest.Start(t, ollamatest.Options{Parallel: 1, ContextLength: 4096})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	res, err := ollamatest.Post(ctx, client, srv.URL(), "/api/chat", chatBody(srv.Model, "hello world", 4, false))
+	if err != nil || res.Status != 200 {
+		t.Fatalf("chat: %v %+v", err, res)
+	}
+	r, err := srv.WaitRunner(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("engine says: %s", r.Summary())
+	if r.SlotContext() != 2048 || len(r.Warnings) == 0 || !strings.Contains(r.Warnings[0], "num_ctx 4096 cut to the trained 2048") {
+		t.Errorf("runner %+v: want a context of 2048 and the engine's warning", r)
+	}
+	if *captureDir != "" {
+		capture(t, srv.LogPath(), filepath.Join(*captureDir, "p1-ctx4096.log"), srv.HomeDir())
+	}
+}

@@ -69,3 +69,35 @@ func BenchmarkMeterChunk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMeterChunkAPI is a Meter's work per streamed token chunk of each
+// wire API, framing included, as the proxy runs it (no text wanted).
+// Run: go test -run '^$' -bench MeterChunkAPI -benchmem ./internal/stream
+func BenchmarkMeterChunkAPI(b *testing.B) {
+	for _, bc := range []struct {
+		name, ct string
+		api      API
+		chunk    string
+	}{
+		{"ollama", "application/x-ndjson", APIOllama, benchChunks[0].payload + "\n"},
+		{"openai", "text/event-stream", APIOpenAI, "data: " + benchChunks[len(benchChunks)-1].payload + "\n\n"},
+		{"responses", "text/event-stream", APIResponses, "event: response.output_text.delta\ndata: " + benchChunks[2].payload + "\n\n"},
+		{"anthropic", "text/event-stream", APIAnthropic, "event: content_block_delta\ndata: " + benchChunks[3].payload + "\n\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			m := NewMeter(Config{API: bc.api, Start: t0, Clock: func() time.Time { return t0 }, OnChunk: func(ChunkEvent) {}, NoChunkText: true})
+			m.Response(200, bc.ct)
+			line := []byte(bc.chunk)
+			m.Write(line)
+			if m.m.OutputChunks != 1 {
+				b.Fatalf("%s: the chunk carries no output", bc.name)
+			}
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				m.Write(line)
+				m.m.Gaps = m.m.Gaps[:0]
+			}
+		})
+	}
+}

@@ -35,7 +35,7 @@ const (
 	MetricQueueWait          = "tokentrace.ollama.queue_wait"
 	MetricLoadDuration       = "tokentrace.ollama.load_duration"
 	MetricPromptEvalDuration = "tokentrace.ollama.prompt_eval_duration"
-	MetricThinkingTime       = "tokentrace.server.thinking_time"
+	MetricThinkingTime       = "tokentrace.client.thinking_time"
 	MetricSpansDropped       = "tokentrace.telemetry.spans.dropped"
 	MetricSpansExported      = "tokentrace.telemetry.spans.exported"
 	MetricUpstreamUp         = "tokentrace.upstream.up"
