@@ -21,7 +21,7 @@ func TestCollectorDownDoesNotSlowTheProxy(t *testing.T) {
 	sim := startSimulator(t, "0.2")
 	adminUp := hostPort(freePort(t))
 	// The collector's own exports go to dead addresses too: only the proxy → collector hop is measured.
-	collectorOTLP, _ := startCollector(t, adminUp, hostPort(freePort(t)), "http://"+hostPort(freePort(t)))
+	collectorOTLP, _ := startCollector(t, adminUp, hostPort(freePort(t)), "http://"+hostPort(freePort(t)), "")
 	up := startProxy(t, "proxy-collector-up", sim, adminUp, collectorOTLP)
 	adminDown := hostPort(freePort(t))
 	down := startProxy(t, "proxy-collector-down", sim, adminDown, hostPort(freePort(t)))

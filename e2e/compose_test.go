@@ -16,9 +16,17 @@ import (
 // repoRoot is the repository root, seen from this package's folder.
 const repoRoot = ".."
 
+// allProfiles are compose.yaml's optional profiles.
+var allProfiles = []string{"chat", "demo", "ollama"}
+
 // loadCompose loads compose.yaml with compose-go, every profile enabled and no environment from the
-// machine running the test, so the defaults written in the file are what is checked.
-func loadCompose(t *testing.T) *types.Project {
+// machine running the test beyond env, so the defaults written in the file are what is checked.
+func loadCompose(t *testing.T, env ...string) *types.Project {
+	t.Helper()
+	return loadComposeProfiles(t, allProfiles, env...)
+}
+
+func loadComposeProfiles(t *testing.T, profiles []string, env ...string) *types.Project {
 	t.Helper()
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
@@ -26,8 +34,8 @@ func loadCompose(t *testing.T) *types.Project {
 	}
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "compose.yaml")},
 		cli.WithWorkingDirectory(root),
-		cli.WithEnv([]string{}),
-		cli.WithProfiles([]string{"ollama", "chat"}),
+		cli.WithEnv(append([]string{}, env...)),
+		cli.WithProfiles(profiles),
 	)
 	if err != nil {
 		t.Fatalf("compose options: %v", err)
@@ -41,7 +49,7 @@ func loadCompose(t *testing.T) *types.Project {
 
 func TestComposeLoadsAndReferencesExistingFiles(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"chat", "grafana", "ollama", "otel-collector", "prometheus", "proxy", "tempo"}
+	want := []string{"chat", "demo", "grafana", "ollama", "ollama-pull", "otel-collector", "prometheus", "proxy", "simulator", "tempo"}
 	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
 		t.Fatalf("services = %v, want %v", sorted(got), want)
 	}
@@ -87,59 +95,6 @@ func TestDockerfileBuildsExistingCommands(t *testing.T) {
 	}
 	if !strings.Contains(string(data), `ENTRYPOINT ["/usr/local/bin/proxy"]`) {
 		t.Error("the image's entrypoint is not the proxy")
-	}
-}
-
-func TestComposeWiring(t *testing.T) {
-	p := loadCompose(t)
-	svc := func(name string) types.ServiceConfig {
-		t.Helper()
-		s, err := p.GetService(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	tests := []struct {
-		name string
-		ok   func() bool
-	}{
-		{"collector image is the manifest's release", func() bool {
-			return strings.HasSuffix(svc("otel-collector").Image, ":"+manifestVersion(t))
-		}},
-		{"collector runs the repository's config", func() bool {
-			return hasMount(svc("otel-collector"), "otel-collector/config.yaml")
-		}},
-		{"prometheus accepts remote write and keeps exemplars", func() bool {
-			c := svc("prometheus").Command
-			return slices.Contains(c, "--web.enable-remote-write-receiver") && slices.Contains(c, "--enable-feature=exemplar-storage")
-		}},
-		{"grafana gets data sources and dashboards", func() bool {
-			g := svc("grafana")
-			return hasMount(g, "grafana/provisioning") && hasMount(g, "grafana/dashboards")
-		}},
-		{"proxy sends traces to the collector", func() bool {
-			e := svc("proxy").Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
-			return e != nil && strings.Contains(*e, "otel-collector:4317")
-		}},
-		{"proxy defaults to the ollama service", func() bool {
-			return slices.Contains(svc("proxy").Command, "--upstream=http://ollama:11434")
-		}},
-		{"chat UI on 3001 talks to the proxy", func() bool {
-			c := svc("chat")
-			u := c.Environment["OLLAMA_BASE_URL"]
-			return publishes(c, "3001") && u != nil && *u == "http://proxy:11435"
-		}},
-		{"ollama and chat are optional profiles", func() bool {
-			return slices.Equal(svc("ollama").Profiles, []string{"ollama"}) && slices.Equal(svc("chat").Profiles, []string{"chat"})
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if !tt.ok() {
-				t.Error("not so in compose.yaml")
-			}
-		})
 	}
 }
 

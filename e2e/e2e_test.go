@@ -133,10 +133,11 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 // Prometheus and Jaeger on loopback, then checks what reached the stores.
 func TestStackEndToEnd(t *testing.T) {
 	jaegerOTLP, jaegerURL := startJaeger(t)
-	promURL := startPrometheus(t)
+	telemetry := hostPort(freePort(t))
+	promURL := startPrometheus(t, telemetry)
 	sim := startSimulator(t, "0.05")
 	admin := hostPort(freePort(t))
-	collectorOTLP, _ := startCollector(t, admin, jaegerOTLP, promURL)
+	collectorOTLP, _ := startCollector(t, admin, jaegerOTLP, promURL, telemetry)
 	proxy := startProxy(t, "proxy", sim, admin, collectorOTLP)
 
 	// Traffic spread over time, so rate() sees counters grow: a Prometheus series starts at its first
@@ -258,10 +259,45 @@ func TestStackEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("the Prometheus compose pins", func(t *testing.T) {
+		var info struct {
+			Data struct {
+				Version string `json:"version"`
+			} `json:"data"`
+		}
+		if err := getJSON(promURL+"/api/v1/status/buildinfo", &info); err != nil {
+			t.Fatal(err)
+		}
+		img := service(t, loadCompose(t), "prometheus").Image
+		if want := strings.TrimPrefix(img[strings.LastIndex(img, ":")+1:], "v"); info.Data.Version != want {
+			t.Errorf("the tested Prometheus is %s, compose runs %s", info.Data.Version, img)
+		}
+	})
+
+	t.Run("rules loaded and evaluating", func(t *testing.T) {
+		eventually(t, 120*time.Second, 5*time.Second, "every rule group loaded and healthy", func() error {
+			return rulesHealthy(promURL, []string{"tokentrace-serving", "tokentrace-slo", "tokentrace-slo-alerts", "tokentrace-pipeline"})
+		})
+		for _, expr := range []string{
+			`gen_ai_request_model:gen_ai_client_operation_time_to_first_chunk_seconds:quantile_rate5m{quantile="0.95"}`,
+			`gen_ai_request_model:tokentrace_client_time_per_output_token_seconds:quantile_rate5m{quantile="0.99"}`,
+			`gen_ai_request_model:gen_ai_client_token_usage_output:rate5m`,
+			`gen_ai_request_model:tokentrace_request_errors:ratio_rate5m`,
+			`slo:tokentrace_request_errors:ratio_rate1h`,
+			`slo:tokentrace_ttft_slow:ratio_rate5m`,
+		} {
+			t.Run(expr, func(t *testing.T) {
+				eventually(t, 120*time.Second, 5*time.Second, expr, func() error {
+					return hasFiniteSample(promURL, expr)
+				})
+			})
+		}
+	})
+
 	t.Run("TTFT exemplars stored and linked to traces", func(t *testing.T) {
 		var traceID string
 		eventually(t, 60*time.Second, 2*time.Second, "TTFT exemplars in Prometheus", func() error {
-			sets, err := promExemplars(promURL, "gen_ai_server_time_to_first_token_seconds_bucket", began.Add(-time.Minute), time.Now().Add(time.Minute))
+			sets, err := promExemplars(promURL, "gen_ai_client_operation_time_to_first_chunk_seconds_bucket", began.Add(-time.Minute), time.Now().Add(time.Minute))
 			if err != nil {
 				return err
 			}
@@ -300,6 +336,40 @@ func hasFiniteSample(promURL, expr string) error {
 		}
 	}
 	return fmt.Errorf("%d series, none with a finite value", len(res))
+}
+
+// rulesHealthy wants every named rule group loaded, and none of its rules failing to evaluate.
+func rulesHealthy(promURL string, groups []string) error {
+	var r struct {
+		Data struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				Rules []struct {
+					Name      string `json:"name"`
+					Health    string `json:"health"`
+					LastError string `json:"lastError"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := getJSON(promURL+"/api/v1/rules", &r); err != nil {
+		return err
+	}
+	var loaded []string
+	for _, g := range r.Data.Groups {
+		loaded = append(loaded, g.Name)
+		for _, rule := range g.Rules {
+			if rule.Health != "ok" {
+				return fmt.Errorf("group %s rule %s: health %q %s", g.Name, rule.Name, rule.Health, rule.LastError)
+			}
+		}
+	}
+	for _, g := range groups {
+		if !slices.Contains(loaded, g) {
+			return fmt.Errorf("rule groups %v, want %s among them", loaded, g)
+		}
+	}
+	return nil
 }
 
 // regexpQuote makes s a literal RE2 pattern inside a PromQL double-quoted string.

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,13 +56,38 @@ func startJaeger(t *testing.T) (otlp, query string) {
 	return otlp, "http://" + query
 }
 
-// startPrometheus runs Debian's Prometheus on the repository's prometheus.yml with the flags compose
-// passes (remote-write receiver, exemplar storage).
-func startPrometheus(t *testing.T) string {
+// startPrometheus runs the pinned Prometheus (built by `make prometheus`, the release compose.yaml pins) on
+// the repository's prometheus.yml and rules with the flags compose passes (remote-write receiver, exemplar
+// storage). The config's two scrape targets, which are compose service names, become loopback addresses:
+// Prometheus itself, and collectorTelemetry (the collector's own /metrics, host:port).
+func startPrometheus(t *testing.T, collectorTelemetry string) string {
 	t.Helper()
 	addr := hostPort(freePort(t))
-	p := start(t, "prometheus", "prometheus", []string{
-		"--config.file=" + filepath.Join(repoRoot, "prometheus", "prometheus.yml"),
+	cfg, err := os.ReadFile(filepath.Join(repoRoot, "prometheus", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(cfg)
+	for old, new := range map[string]string{`"otel-collector:8888"`: `"` + collectorTelemetry + `"`, `"localhost:9090"`: `"` + addr + `"`} {
+		if !strings.Contains(text, old) {
+			t.Fatalf("prometheus.yml has no scrape target %s", old)
+		}
+		text = strings.Replace(text, old, new, 1)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := filepath.Abs(filepath.Join(repoRoot, "prometheus", "rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// rule_files are relative to the config file, as in compose's /etc/prometheus.
+	if err := os.Symlink(rules, filepath.Join(dir, "rules")); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "prometheus", tool(t, "TOKENTRACE_PROMETHEUS_BIN"), []string{
+		"--config.file=" + filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path=" + t.TempDir(),
 		"--web.listen-address=" + addr,
 		"--web.enable-remote-write-receiver",
@@ -71,11 +98,19 @@ func startPrometheus(t *testing.T) string {
 }
 
 // startCollector runs the built collector on otel-collector/config.yaml, every endpoint from the
-// environment as the config documents.
-func startCollector(t *testing.T, proxyAdmin, tracesOTLP, prometheusURL string) (otlp string, p *proc) {
+// environment as the config documents; its own /metrics listens on telemetry (host:port, a free one when
+// empty).
+func startCollector(t *testing.T, proxyAdmin, tracesOTLP, prometheusURL, telemetry string) (otlp string, p *proc) {
 	t.Helper()
 	otlp = hostPort(freePort(t))
-	telemetry := freePort(t)
+	if telemetry == "" {
+		telemetry = hostPort(freePort(t))
+	}
+	telemetryHost, telemetryPort, err := net.SplitHostPort(telemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := hostPort(freePort(t))
 	p = start(t, "otelcol", tool(t, "TOKENTRACE_OTELCOL_BIN"),
 		[]string{"--config=" + filepath.Join(repoRoot, "otel-collector", "config.yaml")},
 		"OTELCOL_OTLP_GRPC_ENDPOINT="+otlp,
@@ -84,10 +119,13 @@ func startCollector(t *testing.T, proxyAdmin, tracesOTLP, prometheusURL string) 
 		"OTELCOL_SCRAPE_INTERVAL=1s",
 		"OTELCOL_TRACES_ENDPOINT="+tracesOTLP,
 		"OTELCOL_REMOTE_WRITE_URL="+prometheusURL+"/api/v1/write",
-		"OTELCOL_TELEMETRY_HOST=127.0.0.1",
-		"OTELCOL_TELEMETRY_PORT="+strconv.Itoa(telemetry),
+		"OTELCOL_TELEMETRY_HOST="+telemetryHost,
+		"OTELCOL_TELEMETRY_PORT="+telemetryPort,
+		"OTELCOL_HEALTH_ENDPOINT="+health,
 	)
-	waitHTTP(t, p, "http://"+hostPort(telemetry)+"/metrics", 60*time.Second)
+	// The health_check extension answers 200 once every pipeline has started, as compose's healthcheck asks.
+	waitHTTP(t, p, "http://"+health+"/", 60*time.Second)
+	waitHTTP(t, p, "http://"+telemetry+"/metrics", 30*time.Second)
 	return otlp, p
 }
 

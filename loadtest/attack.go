@@ -17,6 +17,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/tokentrace/tokentrace/internal/loadgen"
+	"github.com/tokentrace/tokentrace/internal/stream"
 	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
 
@@ -28,6 +29,7 @@ type attackOptions struct {
 	headers     headerFlag
 	output      string
 	encoding    string
+	shard       shardOptions
 }
 
 func attackFlags(o *attackOptions) *flag.FlagSet {
@@ -35,8 +37,8 @@ func attackFlags(o *attackOptions) *flag.FlagSet {
 	g := &o.gen
 	*g = loadgen.DefaultOptions()
 	fs.StringVar(&g.URL, "url", "", "server or proxy to attack, e.g. http://localhost:11434 (the endpoint's path is added when the URL has none)")
-	fs.StringVar(&g.API, "api", g.API, "ollama or openai")
-	fs.StringVar(&g.Endpoint, "endpoint", g.Endpoint, "chat or generate (ollama), chat or completions (openai)")
+	fs.StringVar(&g.API, "api", g.API, "wire API: "+strings.Join(stream.WireNames(), ", "))
+	fs.StringVar(&g.Endpoint, "endpoint", g.Endpoint, "chat or generate (ollama), chat or completions (openai), chat (responses, anthropic)")
 	fs.StringVar(&g.Model, "model", g.Model, "model to ask for")
 	fs.IntVar(&g.MaxTokens, "max-tokens", g.MaxTokens, "output limit per request (0: the server's)")
 	fs.Var(&o.headers, "header", "request header \"Name: value\" (repeatable)")
@@ -55,6 +57,7 @@ func attackFlags(o *attackOptions) *flag.FlagSet {
 	fs.StringVar(&o.warmup, "warmup", "0", "warm-up excluded from results: a duration (30s) or a request count (20)")
 	fs.StringVar(&o.output, "output", "stdout", "file to write results to")
 	fs.StringVar(&o.encoding, "encoding", "gob", "result encoding: gob, json or csv (vegeta's)")
+	shardFlags(fs, &o.shard)
 	return fs
 }
 
@@ -76,7 +79,7 @@ func parseWarmup(s string) (time.Duration, uint64, error) {
 	return d, 0, nil
 }
 
-func (o *attackOptions) resolve() error {
+func (o *attackOptions) resolve(getenv func(string) string) error {
 	var err error
 	if o.gen.Warmup, o.gen.WarmupRequests, err = parseWarmup(o.warmup); err != nil {
 		return subcommand.UsageError{Err: err}
@@ -101,6 +104,9 @@ func (o *attackOptions) resolve() error {
 			return subcommand.Usagef("-prompts %s: %w", o.promptsFile, err)
 		}
 	}
+	if err := o.shard.resolve(getenv, &o.gen); err != nil {
+		return err
+	}
 	if err := o.gen.Validate(); err != nil {
 		return subcommand.UsageError{Err: err}
 	}
@@ -120,7 +126,7 @@ func runAttack(env *environment, args []string) error {
 	if o.gen.Rate > 0 && !flagSet(fs, "concurrency") {
 		o.gen.Concurrency = 0 // an open loop is not capped unless asked
 	}
-	if err := o.resolve(); err != nil {
+	if err := o.resolve(env.getenv); err != nil {
 		return err
 	}
 	tracing, err := newTracing(env)
@@ -169,14 +175,25 @@ func runAttack(env *environment, args []string) error {
 		}
 	}()
 
+	var runErr error
+	if s := o.shard.s; s != nil {
+		runErr = waitForStart(ctx, s, func(msg string) { fmt.Fprintln(env.stderr, msg) })
+	}
 	prog := newProgress(env)
-	runErr := loadgen.Run(ctx, o.gen, func(r *vegeta.Result) error {
-		prog.add(r)
-		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("write result: %w", err)
-		}
-		return bw.Flush()
-	})
+	if runErr == nil {
+		runErr = loadgen.Run(ctx, o.gen, func(r *vegeta.Result) error {
+			prog.add(r)
+			if s := o.shard.s; s != nil {
+				if err := s.Encode(r.Headers); err != nil {
+					return err
+				}
+			}
+			if err := enc.Encode(r); err != nil {
+				return fmt.Errorf("write result: %w", err)
+			}
+			return bw.Flush()
+		})
+	}
 	prog.stop()
 	close(finished)
 	sigWG.Wait()
@@ -187,6 +204,9 @@ func runAttack(env *environment, args []string) error {
 		runErr = fmt.Errorf("close output: %w", err)
 	}
 	if runErr != nil {
+		if o.shard.s != nil && o.shard.s.Started.IsZero() && o.output != "" && o.output != "stdout" && o.output != "-" {
+			_ = os.Remove(o.output) // stopped before -start-at: no file rather than an empty one
+		}
 		return runErr
 	}
 	if aborted {

@@ -3,7 +3,7 @@
 //
 //	proxy --listen 127.0.0.1:11435 --upstream http://127.0.0.1:11434
 //
-// Traces go out over OTLP/gRPC as the standard OTEL_* variables say;
+// Traces go out over OTLP (gRPC, or HTTP with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf) as the standard OTEL_* variables say;
 // metrics, /healthz and /readyz are on the admin listener.
 package main
 

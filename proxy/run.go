@@ -31,6 +31,11 @@ type options struct {
 	scenarioHeader  string
 	maxModels       int
 	upstreamTimeout time.Duration
+	streamIdle      time.Duration
+	clientIdle      time.Duration
+	clientHeader    time.Duration
+	ejectBackoff    time.Duration
+	trustForwarded  bool
 	drainTimeout    time.Duration
 }
 
@@ -45,7 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:11435", "address the proxy serves clients on")
 	fs.StringVar(&o.admin, "admin-listen", "127.0.0.1:9464", "address of /metrics, /healthz and /readyz")
-	fs.Var(&o.upstreams, "upstream", "upstream base URL; repeat for round robin (default http://127.0.0.1:11434)")
+	fs.Var(&o.upstreams, "upstream", "upstream base URL; repeat to balance over several, fewest in-flight requests first (default http://127.0.0.1:11434)")
 	fs.Var(&o.routes, "route", "MODEL=URL: send inference requests for MODEL to URL (repeatable)")
 	fs.Var(&o.providers, "upstream-provider", "URL=NAME: gen_ai.provider.name of one upstream (repeatable)")
 	fs.StringVar(&o.provider, "provider", gateway.DefaultProviderName, "gen_ai.provider.name of the upstreams")
@@ -56,6 +61,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.scenarioHeader, "scenario-header", gateway.DefaultScenarioHeader, "request header naming the scenario (not forwarded)")
 	fs.IntVar(&o.maxModels, "max-models", gateway.DefaultMaxModels, "distinct model label values before overflow to _other")
 	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", gateway.DefaultUpstreamTimeout, "wait for an upstream's response headers (then 504)")
+	fs.DurationVar(&o.streamIdle, "stream-idle-timeout", gateway.DefaultStreamIdle, "longest wait for the next upstream byte once a response started (then the stream is cut, error.type=timeout)")
+	fs.DurationVar(&o.clientIdle, "client-idle-timeout", 2*time.Minute, "close a client's keep-alive connection after this long without a request")
+	fs.DurationVar(&o.clientHeader, "client-header-timeout", 30*time.Second, "longest a client may take to send a request's headers")
+	fs.DurationVar(&o.ejectBackoff, "eject-backoff", gateway.DefaultEjectBackoff, "an upstream that refuses connections gets no requests this long (doubling while it keeps refusing)")
+	fs.BoolVar(&o.trustForwarded, "trust-forwarded", false, "keep the Forwarded and X-Forwarded-* headers clients send (only behind a proxy you trust)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this long for in-flight streams")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -65,6 +75,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if len(o.upstreams) == 0 {
 		o.upstreams = multiFlag{"http://127.0.0.1:11434"}
+	}
+	for name, d := range map[string]time.Duration{"client-idle-timeout": o.clientIdle, "client-header-timeout": o.clientHeader} {
+		if d <= 0 {
+			return o, fmt.Errorf("--%s %v: must be positive", name, d)
+		}
 	}
 	return o, nil
 }
@@ -76,14 +91,17 @@ func (o options) gatewayConfig() (gateway.Config, error) {
 	}
 	te.Cap = o.tokenEventCap
 	cfg := gateway.Config{
-		Upstreams:       o.upstreams,
-		ProviderName:    o.provider,
-		MaxBodyBytes:    o.maxBody,
-		TokenEvents:     te,
-		CaptureContent:  o.captureContent,
-		ScenarioHeader:  o.scenarioHeader,
-		MaxModels:       o.maxModels,
-		UpstreamTimeout: o.upstreamTimeout,
+		Upstreams:         o.upstreams,
+		ProviderName:      o.provider,
+		MaxBodyBytes:      o.maxBody,
+		TokenEvents:       te,
+		CaptureContent:    o.captureContent,
+		ScenarioHeader:    o.scenarioHeader,
+		MaxModels:         o.maxModels,
+		UpstreamTimeout:   o.upstreamTimeout,
+		StreamIdleTimeout: o.streamIdle,
+		EjectBackoff:      o.ejectBackoff,
+		TrustForwarded:    o.trustForwarded,
 	}
 	pairs := func(flagName string, vals []string) (map[string]string, error) {
 		out := map[string]string{}
@@ -151,7 +169,7 @@ func serve(o options, cfg gateway.Config, tcfg telemetry.TraceConfig, logger *lo
 	if err != nil {
 		return fmt.Errorf("set up tracing: %w", err)
 	}
-	metrics, err := telemetry.NewMetrics(nil)
+	metrics, err := telemetry.NewMetrics(tracing.Resource) // the same service.name as the spans
 	if err != nil {
 		return fmt.Errorf("set up metrics: %w", err)
 	}
@@ -177,8 +195,11 @@ func serve(o options, cfg gateway.Config, tcfg telemetry.TraceConfig, logger *lo
 		ln.Close()
 		return fmt.Errorf("listen on --admin-listen %s: %w", o.admin, err)
 	}
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 30 * time.Second, ErrorLog: logger}
-	adm := &http.Server{Handler: gw.AdminHandler(metrics.Handler), ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	// No ReadTimeout or WriteTimeout: a request body and a streamed answer
+	// may take minutes. Idle keep-alive connections and slow headers are bounded.
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: o.clientHeader, IdleTimeout: o.clientIdle, ErrorLog: logger}
+	adm := &http.Server{Handler: gw.AdminHandler(metrics.Handler), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: o.clientIdle, ErrorLog: logger}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- adm.Serve(aln) }()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,6 +29,8 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{"--route", "novalue"},
 		{"extra"},
 		{"--nosuchflag"},
+		{"--client-idle-timeout", "0s"},
+		{"--stream-idle-timeout", "-1s"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(args, env, &stderr, nil); code != 2 {
@@ -43,6 +46,16 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 	}
 	if code := run(nil, bad, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "OTEL_TRACES_SAMPLER") {
 		t.Errorf("bad OTEL env: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	badProto := func(k string) string {
+		if k == "OTEL_EXPORTER_OTLP_PROTOCOL" {
+			return "http/json"
+		}
+		return ""
+	}
+	if code := run(nil, badProto, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "OTEL_EXPORTER_OTLP_PROTOCOL") {
+		t.Errorf("bad OTLP protocol: exit %d, stderr %q", code, stderr.String())
 	}
 }
 
@@ -99,6 +112,17 @@ func TestServesAndDrainsOnSIGTERM(t *testing.T) {
 	if _, err := br.ReadBytes('\n'); err != nil {
 		t.Fatal(err)
 	}
+	mresp, err := client.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{`service_name="tokentrace-proxy"`, "process_resident_memory_bytes ", "process_open_fds ", "go_goroutines "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	stop <- syscall.SIGTERM
 	select {
 	case code := <-done:
@@ -118,5 +142,62 @@ func TestServesAndDrainsOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("did not exit after the drain")
+	}
+}
+
+// TestIdleClientConnectionsAreClosed: a keep-alive connection that sends
+// nothing more is closed after --client-idle-timeout.
+func TestIdleClientConnectionsAreClosed(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	t.Cleanup(up.Close)
+	listen, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
+	stop := make(chan os.Signal, 1)
+	var stderr testproc.Buffer
+	done := make(chan int, 1)
+	env := func(k string) string {
+		if k == "OTEL_TRACES_EXPORTER" {
+			return "none"
+		}
+		return ""
+	}
+	go func() {
+		done <- run([]string{"--listen", listen, "--admin-listen", admin, "--upstream", up.URL, "--client-idle-timeout", "300ms"}, env, &stderr, stop)
+	}()
+	t.Cleanup(func() {
+		stop <- syscall.SIGTERM
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d; stderr %s", code, stderr.String())
+		}
+	})
+	var conn net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if conn, err = net.Dial("tcp", listen); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not listening: %v; stderr %s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /api/tags HTTP/1.1\r\nHost: proxy\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	idleFrom := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: read %v, want EOF (closed by the proxy)", err)
+	}
+	if d := time.Since(idleFrom); d < 250*time.Millisecond {
+		t.Errorf("closed after %v, before the 300ms idle timeout", d)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tokentrace/tokentrace/internal/gateway"
 	"github.com/tokentrace/tokentrace/internal/matrix"
 	"github.com/tokentrace/tokentrace/internal/simulator"
+	"github.com/tokentrace/tokentrace/internal/stream"
 	"github.com/tokentrace/tokentrace/internal/telemetry"
 )
 
@@ -45,8 +46,8 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ollamaBin, "ollama-bin", "ollama", "the ollama program (--backend ollama)")
 	fs.StringVar(&f.cmd, "cmd", "", "engine command line for --backend command, with {parallel}, {ctx} and {port}, e.g. 'llama-server -m m.gguf -np {parallel} -c {ctx} --port {port}'")
 	fs.StringVar(&f.url, "url", "", "the engine's URL for --backend external")
-	fs.StringVar(&f.api, "api", "", "API the load uses: ollama or openai (default ollama; openai for command and external)")
-	fs.StringVar(&f.readyPath, "ready-path", "", "path polled until the engine answers 200 (default /api/version; /health for command)")
+	fs.StringVar(&f.api, "api", "", "wire API the load uses: ollama, openai, responses or anthropic (default ollama; openai for command and external)")
+	fs.StringVar(&f.readyPath, "ready-path", "", "path polled until the engine answers 200 (default /api/version for --api ollama, /v1/models for the others, /health for command)")
 	fs.IntVar(&f.port, "port", 0, "loopback port for the engine (default: a free one)")
 	fs.Var(&f.simFlags, "sim-flag", "flag passed to `supervisor simulate` (repeatable), e.g. --sim-flag=-time-scale=0.1")
 	fs.DurationVar(&f.readyWait, "ready-timeout", 2*time.Minute, "how long the engine may take to answer after a start")
@@ -78,6 +79,9 @@ func (f *engineFlags) validate() error {
 		if !strings.Contains(f.cmd, "{port}") {
 			return errors.New("--cmd must contain {port}, where the engine is told to listen")
 		}
+		if !strings.Contains(f.cmd, "{parallel}") {
+			return errors.New("--cmd must contain {parallel}, where the engine is told its parallel slots: without it every setting runs the same engine")
+		}
 		if _, err := exec.LookPath(words[0]); err != nil {
 			return fmt.Errorf("--cmd: program %q not found: %w", words[0], err)
 		}
@@ -97,13 +101,19 @@ func (f *engineFlags) validate() error {
 			f.api = "openai"
 		}
 	}
-	if f.api != "ollama" && f.api != "openai" {
-		return fmt.Errorf("unknown --api %q: want ollama or openai", f.api)
+	if _, ok := stream.WireNamed(f.api); !ok {
+		return fmt.Errorf("unknown --api %q: want one of %s", f.api, strings.Join(stream.WireNames(), ", "))
 	}
 	if f.readyPath == "" {
-		f.readyPath = "/api/version"
-		if f.backend == "command" {
+		// The API's own path: an OpenAI-compatible server (vLLM, llama.cpp,
+		// SGLang) has no /api/version, but every one lists /v1/models.
+		switch {
+		case f.backend == "command":
 			f.readyPath = "/health"
+		case f.api != "ollama":
+			f.readyPath = "/v1/models"
+		default:
+			f.readyPath = "/api/version"
 		}
 	}
 	if f.backend != "external" {

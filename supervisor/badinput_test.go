@@ -22,6 +22,12 @@ func TestBadInputFailsBeforeAnythingStarts(t *testing.T) {
 	busyPort := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
 	aFile := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(aFile, nil, 0o644)
+	saved := filepath.Join(t.TempDir(), "saved")
+	if _, err := matrix.Create(saved, matrix.Header{Settings: matrix.Settings{Backend: "sim", Model: "qwen2.5:7b-instruct", API: "ollama",
+		Concurrency: []int{1}, PromptSizes: []string{"small"}, NumParallel: []int{1}, NumCtx: []int{1024},
+		Duration: matrix.Duration(time.Second), Warmup: matrix.Duration(time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -36,8 +42,16 @@ func TestBadInputFailsBeforeAnythingStarts(t *testing.T) {
 		{"unwritable output folder", []string{"--out", filepath.Join(aFile, "run")}, "output folder"},
 		{"unknown backend", []string{"--backend", "vllm"}, `unknown --backend "vllm"`},
 		{"command without port", []string{"--backend", "command", "--cmd", "sleep 1"}, "{port}"},
+		{"command without parallel", []string{"--backend", "command", "--cmd", "sleep {port}"}, "{parallel}"},
 		{"bad duration", []string{"--duration", "0s"}, "duration"},
 		{"resume nothing", []string{"--resume", filepath.Join(t.TempDir(), "none")}, "--resume"},
+		{"resume another model", []string{"--resume", saved, "--model", "llama3:8b"}, `the run used --model "qwen2.5:7b-instruct"`},
+		{"resume another duration", []string{"--resume", saved, "--num-parallel", "2", "--duration", "9s"}, "--duration differs"},
+		{"resume a fixed run as a search", []string{"--resume", saved, "--search", "concurrency", "--slo", "ttft_p95=1s"}, "--slo differs"},
+		{"retry without resume", []string{"--retry-failed"}, "--retry-failed needs --resume"},
+		{"search without slo", []string{"--search", "concurrency"}, "needs --slo"},
+		{"bad slo", []string{"--slo", "ttft=1s"}, "name a percentile"},
+		{"bad rates", []string{"--rates", "1,-2"}, "--rates"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -13,12 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	vegeta "github.com/tsenart/vegeta/v12/lib"
-	"go.opentelemetry.io/otel/trace"
-
-	"github.com/tokentrace/tokentrace/internal/backend"
 	"github.com/tokentrace/tokentrace/internal/loadgen"
 	"github.com/tokentrace/tokentrace/internal/matrix"
+	"github.com/tokentrace/tokentrace/internal/memsample"
 	"github.com/tokentrace/tokentrace/internal/studyreport"
 	"github.com/tokentrace/tokentrace/internal/subcommand"
 )
@@ -30,6 +29,13 @@ func init() {
 type runFlags struct {
 	engineFlags
 	concurrency string
+	rates       string
+	slo         string
+	search      string
+	maxConc     int
+	nvidiaSMI   string
+	maxRate     float64
+	minRate     float64
 	sizes       string
 	parallel    string
 	numCtx      string
@@ -39,6 +45,7 @@ type runFlags struct {
 	vary        bool
 	out         string
 	resume      string
+	retryFailed bool
 	timeout     time.Duration
 }
 
@@ -47,6 +54,13 @@ func runMain(args []string) error {
 	var f runFlags
 	f.register(fs)
 	fs.StringVar(&f.concurrency, "concurrency", "1,4", "concurrent users, comma-separated")
+	fs.StringVar(&f.rates, "rates", "", "open-loop request rates (requests/s, Poisson arrivals), comma-separated; run after --concurrency")
+	fs.StringVar(&f.slo, "slo", "", "latency limits goodput counts against, e.g. ttft_p95=2s,tpot_p95=100ms,e2e_p95=30s")
+	fs.StringVar(&f.search, "search", "", "find each setting's capacity under --slo instead of running fixed loads: concurrency (closed loop) or rate (open loop, Poisson)")
+	fs.IntVar(&f.maxConc, "max-concurrency", 64, "upper bound of --search concurrency")
+	fs.Float64Var(&f.maxRate, "max-rate", 64, "upper bound of --search rate, requests/s")
+	fs.Float64Var(&f.minRate, "min-rate", 0.5, "first rate --search rate probes, requests/s")
+	fs.StringVar(&f.nvidiaSMI, "nvidia-smi", "auto", "nvidia-smi to sample the engine's GPU memory with: auto (found on PATH, else none), none, or a path")
 	fs.StringVar(&f.sizes, "prompt-sizes", "small,medium,large,xlarge", "prompt sizes, comma-separated: "+strings.Join(loadgen.PromptSizes(), ", "))
 	fs.StringVar(&f.parallel, "num-parallel", "1,2,4", "OLLAMA_NUM_PARALLEL values, comma-separated; the engine restarts for each")
 	fs.StringVar(&f.numCtx, "num-ctx", "4096", "context length per slot (OLLAMA_CONTEXT_LENGTH), comma-separated")
@@ -55,7 +69,9 @@ func runMain(args []string) error {
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "cap on each answer's tokens (0: the model decides, as in the original study)")
 	fs.BoolVar(&f.vary, "vary-prompts", false, "give every request a unique prefix so no prompt cache can hit")
 	fs.StringVar(&f.out, "out", "", "run folder for results, logs, report and charts (default out/run-<time>)")
-	fs.StringVar(&f.resume, "resume", "", "continue the run in this folder: only the scenarios it lacks run, with its saved settings")
+	fs.StringVar(&f.resume, "resume", "", "continue the run in this folder: only the scenarios it lacks run, with its saved settings; "+
+		"--concurrency, --rates, --num-parallel, --num-ctx and --prompt-sizes add to them")
+	fs.BoolVar(&f.retryFailed, "retry-failed", false, "with --resume: run again the scenarios recorded as oom, crash, failed or skipped")
 	fs.DurationVar(&f.timeout, "request-timeout", 10*time.Minute, "bound on each request")
 	if err := fs.Parse(args); err != nil {
 		return subcommand.UsageError{Err: err}
@@ -63,7 +79,9 @@ func runMain(args []string) error {
 	if fs.NArg() > 0 {
 		return subcommand.UsageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	settings, store, err := f.prepare()
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	settings, store, err := f.prepare(set)
 	if err != nil {
 		return err
 	}
@@ -73,38 +91,36 @@ func runMain(args []string) error {
 }
 
 // prepare validates everything and opens the run folder; nothing has
-// started when it fails.
-func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
-	var s matrix.Settings
+// started when it fails. set names the flags given on the command line.
+func (f *runFlags) prepare(set map[string]bool) (matrix.Settings, *matrix.Store, error) {
+	s, err := f.matrixSettings()
+	if err != nil {
+		return s, nil, subcommand.UsageError{Err: err}
+	}
+	var saved matrix.Header
+	if f.retryFailed && f.resume == "" {
+		return s, nil, subcommand.UsageError{Err: errors.New("--retry-failed needs --resume DIR")}
+	}
 	if f.resume != "" {
-		h, _, _, err := matrix.Load(f.resume)
-		if err != nil {
+		if saved, _, _, err = matrix.Load(f.resume); err != nil {
 			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--resume: %w", err)}
 		}
-		s = h.Settings
+		if s, err = f.resumeSettings(saved.Settings, s, set); err != nil {
+			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--resume %s: %w", f.resume, err)}
+		}
+		if added := describeAdded(saved.Settings, s); added != "" {
+			fmt.Fprintf(os.Stderr, "resuming %s with %s added\n", f.resume, added)
+		}
 		f.out = f.resume
-		f.backend, f.model, f.api, f.url = s.Backend, s.Model, s.API, s.URL
-		if s.Backend == "command" {
-			f.cmd = s.Command
-		}
-		f.simFlags = s.SimArgs
-	} else {
-		var err error
-		if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
-			return s, nil, subcommand.UsageError{Err: err}
-		}
-		if s.NumParallel, err = parseInts("num-parallel", f.parallel); err != nil {
-			return s, nil, subcommand.UsageError{Err: err}
-		}
-		if s.NumCtx, err = parseInts("num-ctx", f.numCtx); err != nil {
-			return s, nil, subcommand.UsageError{Err: err}
-		}
-		s.PromptSizes = splitList(f.sizes)
-		s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
-		s.MaxTokens, s.VaryPrompts = f.maxTokens, f.vary
 	}
 	if err := f.engineFlags.validate(); err != nil {
 		return s, nil, subcommand.UsageError{Err: err}
+	}
+	switch f.nvidiaSMI {
+	case "auto":
+		f.nvidiaSMI, _ = exec.LookPath("nvidia-smi") // none: no NVIDIA GPU to sample
+	case "none":
+		f.nvidiaSMI = ""
 	}
 	s.Backend, s.Model, s.API, s.URL, s.SimArgs = f.backend, f.model, f.api, f.url, f.simFlags
 	s.Command = f.commandLine()
@@ -118,11 +134,23 @@ func (f *runFlags) prepare() (matrix.Settings, *matrix.Store, error) {
 		return s, nil, subcommand.UsageError{Err: err}
 	}
 	if f.resume != "" {
-		store, _, err := matrix.Resume(f.out)
+		saved.Settings = s // with the additions
+		store, _, err := matrix.Resume(f.out, f.retryFailed)
+		if err == nil {
+			err = store.WriteHeader(saved)
+		}
 		return s, store, err
 	}
+	machine := matrix.ThisMachine(context.Background())
+	if f.nvidiaSMI != "" {
+		gpus, err := memsample.GPUs(context.Background(), f.nvidiaSMI)
+		if err != nil {
+			return s, nil, subcommand.UsageError{Err: fmt.Errorf("--nvidia-smi: %w", err)}
+		}
+		machine.GPUs = gpus
+	}
 	store, err := matrix.Create(f.out, matrix.Header{Started: time.Now().UTC(), Settings: s,
-		Engine: matrix.EngineInfo{Name: f.backend, Restartable: f.backend != "external"}, Machine: matrix.ThisMachine(context.Background())})
+		Engine: matrix.EngineInfo{Name: f.backend, Restartable: f.backend != "external"}, Machine: machine})
 	if err != nil {
 		return s, nil, subcommand.UsageError{Err: err}
 	}
@@ -153,7 +181,7 @@ func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix
 	}}
 	progress := matrix.NewProgress(os.Stderr, isTerminal(os.Stderr), s.Duration.D()+s.Warmup.D())
 	r := &matrix.Runner{Settings: s, Engine: eng, Store: store, Log: progress.Wrap(os.Stderr),
-		Progress: progress, Load: loadFunc(px.url, s, f.timeout, px.tracerProvider())}
+		Progress: progress, NvidiaSMI: f.nvidiaSMI, Load: matrix.LoadGenerator(px.url, s, f.timeout, px.tracerProvider())}
 	err = r.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the finished scenarios are in %s; run `supervisor run --resume %s` for the rest", store.Dir(), store.Dir())
@@ -164,6 +192,10 @@ func (f *runFlags) execute(ctx context.Context, s matrix.Settings, store *matrix
 	d, err := studyreport.Write(store.Dir())
 	if err != nil {
 		return fmt.Errorf("write the report: %w", err)
+	}
+	if len(d.Capacity) > 0 {
+		fmt.Printf("\nReport: %s\n\n%s\n", filepath.Join(store.Dir(), studyreport.ReportFile), d.CapacityAnswer())
+		return nil
 	}
 	fmt.Printf("\nReport: %s\n\n%s", filepath.Join(store.Dir(), studyreport.ReportFile), d.Summary())
 	return nil
@@ -198,58 +230,58 @@ func updateHeader(store *matrix.Store, engine matrix.Engine, s matrix.Settings) 
 	if h.Model.Name == "" {
 		h.Model.Name = s.Model
 	}
+	if e, ok := engine.(*matrix.ProcessEngine); ok && e.Env != nil {
+		h.EngineEnv = matrix.OllamaEnv(e.Env(matrix.Setting{Parallel: s.NumParallel[0], NumCtx: s.NumCtx[0]}))
+	}
+	h.KVCacheType = matrix.KVCacheType(h.EngineEnv)
 	h.KVBytesPerSlot = map[string]int64{}
 	for _, c := range s.NumCtx {
-		if kv, ok := backend.KVCacheBytesPerSlot(h.Model.ModelInfo, c); ok {
+		if kv, ok := matrix.KVBytesPerSlot(h.Model.ModelInfo, c, h.EngineEnv); ok {
 			h.KVBytesPerSlot[strconv.Itoa(c)] = kv
 		}
 	}
 	return store.WriteHeader(h)
 }
 
-// loadFunc drives one scenario with the load generator, through the proxy:
-// first the warm-up, whose requests are waited for and dropped, so the
-// measured window starts on an engine that serves only measured requests.
-func loadFunc(proxyURL string, s matrix.Settings, timeout time.Duration, tp trace.TracerProvider) matrix.LoadFunc {
-	return func(ctx context.Context, sc matrix.Scenario, onRequest func(matrix.Request)) error {
-		o := loadgen.DefaultOptions()
-		o.URL, o.API, o.Model, o.MaxTokens = proxyURL, s.API, s.Model, s.MaxTokens
-		o.PromptSize, o.VaryPrompts, o.Concurrency = sc.PromptSize, s.VaryPrompts, sc.Concurrency
-		o.Timeout, o.Abort, o.TracerProvider = timeout, ctx.Done(), tp
-		o.Name, o.Scenario = sc.Name()+"-warmup", sc.Name()
-		if s.Warmup.D() > 0 {
-			o.Duration = s.Warmup.D()
-			if err := loadgen.Run(ctx, o, func(*vegeta.Result) error { return nil }); err != nil {
-				return fmt.Errorf("warm-up: %w", err)
-			}
+// matrixSettings reads the matrix flags.
+func (f *runFlags) matrixSettings() (matrix.Settings, error) {
+	var s matrix.Settings
+	var err error
+	if f.concurrency != "" || f.rates == "" {
+		if s.Concurrency, err = parseInts("concurrency", f.concurrency); err != nil {
+			return s, err
 		}
-		o.Name, o.Duration = sc.Name(), s.Duration.D()
-		return loadgen.Run(ctx, o, func(r *vegeta.Result) error {
-			fig, err := loadgen.Decode(r)
-			if err != nil {
-				return nil // a result without figures was never measured
-			}
-			onRequest(requestOf(fig))
-			return nil
-		})
 	}
-}
-
-func requestOf(f loadgen.Figures) matrix.Request {
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	q := matrix.Request{Start: f.Start, OK: f.OK(), Status: f.Status, ErrorType: f.ErrorType, Error: f.Error,
-		E2EMs: ms(f.End), InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, TokensEstimated: f.TokensEstimated}
-	if ttft, ok := f.TTFT(); ok {
-		q.TTFTMs, q.HasTTFT = ms(ttft), true
+	if s.NumParallel, err = parseInts("num-parallel", f.parallel); err != nil {
+		return s, err
 	}
-	if tpot, ok := f.TPOT(); ok {
-		q.TPOTMs, q.TokPerSec = ms(tpot), f.DecodeSpeed()
+	if s.NumCtx, err = parseInts("num-ctx", f.numCtx); err != nil {
+		return s, err
 	}
-	if f.Ollama != nil {
-		q.ServerTokPerSec = f.Ollama.DecodeSpeed()
-		q.QueueWaitMs = float64(f.Ollama.QueueWait()) / 1e6
+	if f.rates != "" {
+		if s.Rates, err = parseRates(f.rates); err != nil {
+			return s, err
+		}
 	}
-	return q
+	if s.SLO, err = matrix.ParseSLO(f.slo); err != nil {
+		return s, fmt.Errorf("--slo: %w", err)
+	}
+	switch f.search {
+	case matrix.SearchConcurrency:
+		s.Search = matrix.Search{Kind: f.search, Max: float64(f.maxConc), Start: 1}
+	case matrix.SearchRate:
+		s.Search = matrix.Search{Kind: f.search, Max: f.maxRate, Start: f.minRate, Precision: 0.1}
+	case "":
+	default:
+		return s, fmt.Errorf("--search %q: must be %s or %s", f.search, matrix.SearchConcurrency, matrix.SearchRate)
+	}
+	if s.Search.Kind != "" {
+		s.Concurrency, s.Rates = nil, nil // the search picks the loads
+	}
+	s.PromptSizes = splitList(f.sizes)
+	s.Duration, s.Warmup = matrix.Duration(f.duration), matrix.Duration(f.warmup)
+	s.MaxTokens, s.VaryPrompts = f.maxTokens, f.vary
+	return s, nil
 }
 
 func parseInts(name, s string) ([]int, error) {
@@ -266,6 +298,18 @@ func parseInts(name, s string) ([]int, error) {
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("--%s: no values", name)
+	}
+	return out, nil
+}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, p := range splitList(s) {
+		r, err := strconv.ParseFloat(p, 64)
+		if err != nil || !(r > 0) || math.IsInf(r, 0) {
+			return nil, fmt.Errorf("--rates: %q is not a positive number of requests per second", p)
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

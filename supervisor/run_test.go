@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -58,10 +59,26 @@ func TestRunMatrixReportEqualsRawResults(t *testing.T) {
 		// the code that wrote the report.
 		var ttft, e2e, tps []float64
 		var tokens int
-		var first, last time.Time
+		// The window opens when the warm-up ends and lasts the duration;
+		// every successful request that ends inside it counts in the
+		// throughput, warm-up requests included; only requests started
+		// inside it count in the latencies.
+		if got := r.Window.End.Sub(r.Window.Start); got != 1500*time.Millisecond {
+			t.Errorf("%s: window %s, want the duration 1.5s", r.Name, got)
+		}
 		for _, q := range reqs {
 			if q.Attempt != r.Attempt {
 				continue
+			}
+			end := q.Start.Add(time.Duration(q.E2EMs * 1e6))
+			if q.OK && !end.Before(r.Window.Start) && !end.After(r.Window.End) {
+				tokens += q.OutputTokens
+			}
+			if q.Warmup {
+				continue
+			}
+			if q.Start.Before(r.Window.Start) {
+				t.Errorf("%s: a measured request started %s before the window", r.Name, r.Window.Start.Sub(q.Start))
 			}
 			e2e = append(e2e, q.E2EMs)
 			if q.HasTTFT {
@@ -70,18 +87,8 @@ func TestRunMatrixReportEqualsRawResults(t *testing.T) {
 			if q.TokPerSec > 0 { // defined for two or more output tokens
 				tps = append(tps, q.TokPerSec)
 			}
-			tokens += q.OutputTokens
-			end := q.Start.Add(time.Duration(q.E2EMs * 1e6))
-			if first.IsZero() || q.Start.Before(first) {
-				first = q.Start
-			}
-			if end.After(last) {
-				last = end
-			}
 		}
-		// Throughput: every measured token over the duration, or the time
-		// the requests took when longer.
-		window := max(1500*time.Millisecond, last.Sub(first))
+		window := 1500 * time.Millisecond
 		row := fmt.Sprintf("| %s | ok | %d | 0 | %.2f | %.2f | %.2f | %.2f |", r.Name, len(e2e),
 			stats.Quantile(ttft, 0.5), stats.Quantile(e2e, 0.5), stats.Summarize(tps).Mean, float64(tokens)/window.Seconds())
 		if !bytes.Contains(report, []byte(row)) {
@@ -214,4 +221,38 @@ func TestMissingModelSaysHowToGetIt(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 	waitNoEngine(t, port)
+}
+
+// TestRunExternalOpenAIServer: an OpenAI-compatible server (vLLM,
+// llama.cpp) has no /api/version; the external backend waits for its own
+// API's path, /v1/models, and runs.
+func TestRunExternalOpenAIServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a matrix on the simulator")
+	}
+	bin := buildSupervisor(t)
+	sim, err := simulator.New(simulator.Config{Parallel: 2, ContextLength: 1024, TimeScale: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	openaiOnly := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+			http.NotFound(w, r)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(openaiOnly)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	out := filepath.Join(t.TempDir(), "run")
+	_, stderr, code := runBin(t, bin, 2*time.Minute, "run", "--backend", "external", "--url", srv.URL,
+		"--model", sim.Profile().Model, "--concurrency", "1", "--prompt-sizes", "small", "--num-parallel", "2",
+		"--num-ctx", "1024", "--duration", "1s", "--warmup", "0s", "--max-tokens", "10", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	_, results, _, err := matrix.Load(out)
+	if err != nil || len(results) != 1 || results[0].Status != matrix.StatusOK || results[0].Requests == 0 {
+		t.Fatalf("results %+v (%v)\n%s", results, err, stderr)
+	}
 }

@@ -70,6 +70,7 @@ func parseSimulate(args []string, getenv func(string) string) (simulateOptions, 
 	fs.StringVar(&o.groundTruth, "ground-truth", "", "write every chunk's send time to this JSONL file")
 	fs.StringVar(&o.keepAlive, "keep-alive", "", "how long an idle model stays loaded: a duration or seconds, negative for ever, 0 to unload at once (default $OLLAMA_KEEP_ALIVE, else 5m)")
 	fs.BoolVar(&o.cfg.NaturalStop, "natural-stop", false, "let num_predict/max_tokens only cap replies, which end at their natural length")
+	fs.IntVar(&o.cfg.ThinkingTokens, "thinking-tokens", 0, "send the first N tokens of every reply as reasoning before the answer (a thinking model)")
 	fs.BoolVar(&o.exitOnOOM, "exit-on-oom", false, "exit with status 1 when the model does not fit, like a runner killed for memory")
 	applyProfile := profileOverrides(fs)
 	if err := fs.Parse(args); err != nil {

@@ -31,16 +31,16 @@ func TestParseSimulate(t *testing.T) {
 		t.Errorf("from the environment: %+v", o)
 	}
 	o, err = parseSimulate([]string{"--listen", "127.0.0.1:1", "--parallel", "4", "--ctx", "2048", "--max-queue", "3",
-		"--memory-limit", "6GiB", "--profile", "tiny", "--time-scale", "0.5"}, getenv)
+		"--memory-limit", "6GiB", "--profile", "tiny", "--time-scale", "0.5", "--thinking-tokens", "5"}, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.listen != "127.0.0.1:1" || o.cfg.Parallel != 4 || o.cfg.ContextLength != 2048 || o.cfg.MaxQueue != 3 ||
-		o.cfg.MemoryLimit != 6<<30 || o.cfg.Profile != "tiny" || o.cfg.TimeScale != 0.5 {
+		o.cfg.MemoryLimit != 6<<30 || o.cfg.Profile != "tiny" || o.cfg.TimeScale != 0.5 || o.cfg.ThinkingTokens != 5 {
 		t.Errorf("flags win over the environment: %+v", o)
 	}
 	for _, args := range [][]string{
-		{"--parallel", "x"}, {"--profile", "nope"}, {"--memory-limit", "lots"}, {"--time-scale", "-1"}, {"extra"}, {"--nope"},
+		{"--parallel", "x"}, {"--profile", "nope"}, {"--thinking-tokens", "-1"}, {"--memory-limit", "lots"}, {"--time-scale", "-1"}, {"extra"}, {"--nope"},
 	} {
 		if _, err := parseSimulate(args, func(string) string { return "" }); !errors.As(err, new(subcommand.UsageError)) {
 			t.Errorf("%v: error %v, want a usage error", args, err)

@@ -71,12 +71,14 @@ func TestDashboardsLoadWithSchema(t *testing.T) {
 			variables: []string{varModel, varUpstream, varScenario},
 			panels: []string{"Time to first token", "TTFT p95 by model and scenario", "Time per output token",
 				"Inter-chunk latency", "Request duration", "Ollama queue wait", "Request rate",
-				"In-flight requests", "Output tokens/s", "Errors by type", "Spans exported and dropped by the proxy"},
+				"In-flight requests", "Output tokens/s", "Errors by type", "Collector: spans in and out",
+				"Collector: metric points in and out", "Collector: export queue", "Spans exported and dropped by the proxy",
+				"Scrape health"},
 		},
 		{
 			file:      "tokentrace-traces.json",
 			variables: []string{varModel, varMinDuration, varTraceID},
-			panels:    []string{"Slowest requests", "Waterfall", "TTFT p99 with exemplars"},
+			panels:    []string{slowestTitle, "Waterfall", "TTFT p99 with exemplars"},
 		},
 	}
 	for _, tt := range tests {

@@ -8,9 +8,9 @@ package dashboards
 
 // Prometheus names of the proxy's metrics, after the OTel → Prometheus translation (docs/METRICS.md).
 const (
-	metricTTFT          = "gen_ai_server_time_to_first_token_seconds"
-	metricTPOT          = "gen_ai_server_time_per_output_token_seconds"
-	metricDuration      = "gen_ai_server_request_duration_seconds"
+	metricTTFT          = "gen_ai_client_operation_time_to_first_chunk_seconds"
+	metricTPOT          = "tokentrace_client_time_per_output_token_seconds"
+	metricDuration      = "gen_ai_client_operation_duration_seconds"
 	metricITL           = "gen_ai_client_operation_time_per_output_chunk_seconds"
 	metricTokens        = "gen_ai_client_token_usage"
 	metricInFlight      = "tokentrace_server_active_requests"

@@ -80,14 +80,10 @@ func Serving() (dashboard.Dashboard, error) {
 				labelErrorType, metricDuration, selector(labelErrorType+`!=""`)),
 			"{{"+labelErrorType+"}}")))
 
-	b.WithRow(dashboard.NewRowBuilder("Telemetry"))
-	b.WithPanel(timeseries.NewPanelBuilder().
-		Title("Spans exported and dropped by the proxy").
-		Description("Spans/s the collector accepted, and spans dropped because it was down or slow (a request is never delayed for telemetry).").
-		Unit("short").Min(0).Height(8).Span(24).
-		Datasource(promDS()).
-		WithTarget(promQuery("A", fmt.Sprintf(`sum(rate(%s[$__rate_interval]))`, metricSpansExported), "exported")).
-		WithTarget(promQuery("B", fmt.Sprintf(`sum(rate(%s[$__rate_interval]))`, metricSpansDropped), "dropped")))
+	b.WithRow(dashboard.NewRowBuilder("Pipeline"))
+	for _, p := range pipelinePanels() {
+		b.WithPanel(p)
+	}
 	return b.Build()
 }
 

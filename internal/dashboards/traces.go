@@ -19,9 +19,7 @@ const (
 // Traces is the traces dashboard: the slowest proxied requests from Tempo, the waterfall of one
 // (client → proxy → upstream), and TTFT with exemplars as another way in.
 func Traces() (dashboard.Dashboard, error) {
-	search := fmt.Sprintf(
-		`{ kind = server && span.gen_ai.request.model =~ "${%s:regex}" && duration >= $%s } | select(span.gen_ai.request.model, span.gen_ai.response.time_to_first_chunk, span.gen_ai.usage.output_tokens, span.error.type)`,
-		varModel, varMinDuration)
+	search := TraceSearchQuery()
 	return dashboard.NewDashboardBuilder("tokentrace — traces").
 		Uid("tokentrace-traces").
 		Description("The slowest requests through the proxy, and the waterfall of one: load-tester client span → proxy span (first_token and token events) → upstream call.").
@@ -41,8 +39,11 @@ func Traces() (dashboard.Dashboard, error) {
 			DefaultValue(dashboard.StringOrMap{String: cog.ToPtr("")}).
 			Current(textOption(""))).
 		WithPanel(table.NewPanelBuilder().
-			Title("Slowest requests").
-			Description("Tempo search over proxy server spans; sorted by duration, longest first. Click a trace id for its waterfall below.").
+			Title(slowestTitle).
+			Description("Tempo's search returns the 100 most recent proxy server spans that match (Tempo cannot sort a search by " +
+				"duration), and this table sorts those by duration, longest first. To see the slowest requests of the time range " +
+				"rather than recent ones, raise \"slower than\" until fewer than 100 match: the TTFT p99 panel below is a good " +
+				"first value. Click a trace id for its waterfall below.").
 			Height(12).Span(24).
 			Datasource(tempoDS()).
 			WithTarget(tempo.NewDataqueryBuilder().
@@ -53,6 +54,8 @@ func Traces() (dashboard.Dashboard, error) {
 				Limit(100).
 				Spss(3).
 				TableType(tempo.SearchTableTypeTraces)).
+			// An explicit (empty) reducer: the SDK's default writes null, which its own strict schema rejects.
+			Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{})).
 			SortBy([]cog.Builder[common.TableSortByFieldState]{
 				common.NewTableSortByFieldStateBuilder().DisplayName("Duration").Desc(true),
 			}).
@@ -74,7 +77,9 @@ func Traces() (dashboard.Dashboard, error) {
 				Query("${" + varTraceID + "}"))).
 		WithPanel(timeseries.NewPanelBuilder().
 			Title("TTFT p99 with exemplars").
-			Description("Each dot is one request's trace id (exemplar); click it to open the trace in Tempo.").
+			Description("Each dot is one request's trace id (exemplar); click it to open the trace in Tempo. " +
+				"Tempo keeps traces as long as Prometheus keeps samples (TOKENTRACE_RETENTION in compose.yaml, 360h), " +
+				"so a dot leads to a trace for as long as it is shown.").
 			Unit("s").Min(0).Height(8).Span(24).
 			Datasource(promDS()).
 			WithTarget(promQuery("A",
@@ -82,6 +87,20 @@ func Traces() (dashboard.Dashboard, error) {
 					labelModel, metricTTFT, labelModel, varModel),
 				"{{"+labelModel+"}}").Exemplar(true))).
 		Build()
+}
+
+// slowestTitle says what the table holds: Tempo returns the most recent matches, not the slowest.
+const slowestTitle = "Requests slower than $" + varMinDuration + " (latest 100, longest first)"
+
+// TraceSearchQuery is the TraceQL of the requests table. The model is matched with a raw (backquoted)
+// string: Grafana's regex format escapes a name like qwen2.5:7b-instruct as qwen2\.5:7b-instruct, and a
+// backslash before "." is not an escape TraceQL's double-quoted strings accept (grafana/tempo#3086), while
+// a raw string takes it as it is.
+func TraceSearchQuery() string {
+	return fmt.Sprintf(
+		"{ kind = server && span.gen_ai.request.model =~ `${%s:regex}` && duration >= $%s } | "+
+			"select(span.gen_ai.request.model, span.gen_ai.response.time_to_first_chunk, span.gen_ai.usage.output_tokens, span.error.type)",
+		varModel, varMinDuration)
 }
 
 func textOption(v string) dashboard.VariableOption {

@@ -59,16 +59,19 @@ const (
 	DefaultMaxScenarios    = 32
 	DefaultUpstreamTimeout = 5 * time.Minute
 	DefaultDialTimeout     = 5 * time.Second
+	DefaultStreamIdle      = 5 * time.Minute
+	DefaultEjectBackoff    = 2 * time.Second
 )
 
 // Config configures a Gateway. The zero value of every field but Upstreams
 // means its default.
 type Config struct {
 	// Upstreams are the base URLs (scheme://host:port) requests are spread
-	// over, round robin. At least one is required.
+	// over, each to the upstream with the fewest requests in flight. At
+	// least one is required.
 	Upstreams []string
 	// RouteByModel sends inference requests for a model (the request body's
-	// "model", matched exactly) to its own upstreams, round robin; other
+	// "model", matched exactly) to its own upstreams, balanced alike; other
 	// requests go to Upstreams.
 	RouteByModel map[string][]string
 	// Providers names gen_ai.provider.name per upstream URL; ProviderName
@@ -100,6 +103,21 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// DialTimeout bounds connecting to an upstream (default 5 s).
 	DialTimeout time.Duration
+	// StreamIdleTimeout bounds the wait for the next byte of a response
+	// body once its headers arrived (a queued request can sit minutes
+	// between headers and its first chunk). When it passes, the stream is
+	// cut for the client and the request is an error of type timeout
+	// (default 5 min).
+	StreamIdleTimeout time.Duration
+	// EjectBackoff is how long an upstream that refused a connection gets
+	// no new requests; it doubles with each refusal in a row, up to 32×,
+	// and ends at the first connection it accepts (default 2 s).
+	EjectBackoff time.Duration
+	// TrustForwarded keeps the Forwarded and X-Forwarded-* headers clients
+	// send (appending the client's address to X-Forwarded-For). Off by
+	// default: they are replaced by what the proxy sees, since any client
+	// can write them.
+	TrustForwarded bool
 	// TracerProvider makes the spans; none are recorded when nil.
 	TracerProvider trace.TracerProvider
 	// MeterProvider makes the metrics; none are recorded when nil.
@@ -137,6 +155,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.StreamIdleTimeout == 0 {
+		c.StreamIdleTimeout = DefaultStreamIdle
+	}
+	if c.EjectBackoff == 0 {
+		c.EjectBackoff = DefaultEjectBackoff
 	}
 }
 
@@ -180,6 +204,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway config: UpstreamTimeout %v is negative", c.UpstreamTimeout)
 	case c.DialTimeout < 0:
 		return fmt.Errorf("gateway config: DialTimeout %v is negative", c.DialTimeout)
+	case c.StreamIdleTimeout < 0:
+		return fmt.Errorf("gateway config: StreamIdleTimeout %v is negative", c.StreamIdleTimeout)
+	case c.EjectBackoff < 0:
+		return fmt.Errorf("gateway config: EjectBackoff %v is negative", c.EjectBackoff)
 	case c.ScenarioHeader != "" && strings.ContainsAny(c.ScenarioHeader, " :\r\n"):
 		return fmt.Errorf("gateway config: ScenarioHeader %q is not a header name", c.ScenarioHeader)
 	}

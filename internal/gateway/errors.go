@@ -23,11 +23,16 @@ func (f errorHandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request, err 
 
 // handleUpstreamError answers a request the upstream did not: 502 when it
 // could not be reached, 504 when it did not answer in time, 499 when the
-// client went away first; in the API's own error shape.
+// client went away first; in the API's own error shape. The answer does not
+// name the upstream (clients need not learn the network behind the proxy);
+// the log does.
 func (g *Gateway) handleUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := upstreamErrorStatus(r.Context(), err)
 	if ex := exchangeFrom(r.Context()); ex != nil && ex.upstreamErr == nil {
-		ex.upstreamErr = err
+		ex.upstreamErr, ex.proxyStatus = err, status
+	}
+	if status != StatusClientClosedRequest {
+		g.errorLog.Printf("%s %s: answered %d: %v", r.Method, r.URL.Path, status, err)
 	}
 	writeAPIError(w, r.URL.Path, status, msg)
 }
@@ -38,27 +43,19 @@ func upstreamErrorStatus(ctx context.Context, err error) (int, string) {
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return StatusClientClosedRequest, "the client closed the request"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return http.StatusGatewayTimeout, "upstream timed out: " + err.Error()
+		return http.StatusGatewayTimeout, "the upstream did not answer in time"
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return http.StatusBadGateway, "upstream refused the connection: " + err.Error()
+		return http.StatusBadGateway, "the upstream refused the connection"
 	default:
-		return http.StatusBadGateway, "upstream unreachable: " + err.Error()
+		return http.StatusBadGateway, "the upstream could not be reached"
 	}
 }
 
 // writeAPIError answers in the error shape of the API the path belongs
-// to: Ollama's {"error":"…"}, OpenAI's {"error":{"message","type","code"}}.
+// to (internal/stream's wire table): Ollama's {"error":"…"}, OpenAI's
+// {"error":{"message","type","code"}}.
 func writeAPIError(w http.ResponseWriter, path string, status int, msg string) {
-	var body any
-	if stream.APIOf(path) == stream.APIOpenAI {
-		typ := "server_error"
-		if status < 500 {
-			typ = "invalid_request_error"
-		}
-		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": openAICode(status)}}
-	} else {
-		body = map[string]string{"error": msg}
-	}
+	body := stream.APIOf(path).Wire().ErrorBody(stream.APIError{Status: status, Code: openAICode(status), Message: msg})
 	b, _ := json.Marshal(body)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

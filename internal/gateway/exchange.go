@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -42,6 +43,15 @@ const (
 // maxContent bounds captured prompt and completion text (bytes).
 const maxContent = 64 << 10
 
+// MaxAttributeLen bounds every string a client (or an upstream) chooses
+// that reaches a span name or attribute, such as the model name (bytes);
+// longer ones are cut, at a character boundary.
+const MaxAttributeLen = 256
+
+// attrUnmeasured says why a response was forwarded but not measured (an
+// encoding the proxy cannot decode).
+const attrUnmeasured = attribute.Key("tokentrace.unmeasured")
+
 // exchange is one measured inference request. It is used by the goroutine
 // serving the request only.
 type exchange struct {
@@ -52,7 +62,7 @@ type exchange struct {
 	model     string // bounded, for labels
 	scenario  string
 	provider  string
-	upstream  string
+	upstream  *upstream // nil until the pool chose one
 	span      trace.Span
 	recording bool
 	meter     *stream.Meter
@@ -61,6 +71,9 @@ type exchange struct {
 	sawEOF      bool
 	readErr     error // reading the upstream body failed
 	upstreamErr error // no response: refused, timeout, canceled
+	proxyStatus int   // the status the proxy answered itself (502, 504, 499)
+	tap         *bodyTap
+	unmeasured  string // why the body was not measured; "" when it was
 
 	marks       []uint32  // token events to add when the span ends
 	firstAt     time.Time // the first token's arrival
@@ -134,10 +147,22 @@ func (ex *exchange) finish(ctx context.Context, err error) {
 		return
 	}
 	ex.finished = true
+	if ex.tap != nil {
+		ex.tap.stop(false)
+	}
 	m := ex.meter.Finish(err)
+	if ex.unmeasured != "" {
+		// Bytes the proxy could not read say nothing about the stream: only
+		// what the transport saw (cut, timeout, cancel, status) is an error.
+		switch m.ErrorType {
+		case stream.ErrIncomplete, stream.ErrMalformed, stream.ErrInStream:
+			m.ErrorType, m.Error = "", ""
+		}
+	}
 	ctx = context.WithoutCancel(ctx) // the client may be gone; the figures are still wanted
 	ex.record(ctx, m)
 	if ex.recording {
+		ex.addFirstContent(m)
 		ex.addTokenEvents()
 		ex.annotate(m)
 	}
@@ -149,11 +174,14 @@ func (ex *exchange) labels(m *stream.Measurement) []attribute.KeyValue {
 	if model == "" {
 		model = ex.g.models.value(boundModel(m.Model))
 	}
-	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs := make([]attribute.KeyValue, 0, 8)
 	attrs = append(attrs,
 		semconv.GenAIOperationNameKey.String(ex.ep.Operation),
 		semconv.GenAIProviderNameKey.String(ex.provider),
 		semconv.GenAIRequestModelKey.String(model))
+	if u := ex.upstream; u != nil { // configured upstreams only: a bounded set
+		attrs = append(attrs, semconv.ServerAddressKey.String(u.host), semconv.ServerPortKey.Int(u.port))
+	}
 	if ex.scenario != "" {
 		attrs = append(attrs, attrScenario.String(ex.g.scenarios.value(ex.scenario)))
 	}
@@ -174,12 +202,15 @@ func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
 	in.Duration.Record(ctx, m.E2E().Seconds(), metric.WithAttributeSet(attribute.NewSet(durAttrs...)))
 	set := metric.WithAttributeSet(attribute.NewSet(base...))
 	if ok {
-		if ttft, has := m.TTFT(); has {
+		// The convention's time to first chunk is for streamed answers only;
+		// a whole JSON answer has no first chunk to speak of.
+		if ttft, has := m.TTFT(); has && m.Format != stream.FormatJSON {
 			in.TTFT.Record(ctx, ttft.Seconds(), set)
 		}
 		if tpot, has := m.TPOT(); has {
 			in.TPOT.Record(ctx, tpot.Seconds(), set)
 		}
+		ex.recordThinking(ctx, m, set)
 		// One gap per request may carry an exemplar (the trace); offering
 		// every gap to the exemplar reservoir would more than double the
 		// cost of recording it.
@@ -219,11 +250,18 @@ func (ex *exchange) annotate(m *stream.Measurement) {
 		attrOutputChunks.Int(m.OutputChunks),
 		semconv.GenAIUsageOutputTokensKey.Int(m.OutputTokens),
 	}
-	if m.Status > 0 {
+	attrs = append(attrs, apiAttrs(m)...)
+	switch {
+	case m.Status > 0:
 		attrs = append(attrs, semconv.HTTPResponseStatusCodeKey.Int(m.Status))
+	case ex.proxyStatus > 0:
+		attrs = append(attrs, semconv.HTTPResponseStatusCodeKey.Int(ex.proxyStatus))
 	}
 	if m.Model != "" {
-		attrs = append(attrs, semconv.GenAIResponseModelKey.String(m.Model))
+		attrs = append(attrs, semconv.GenAIResponseModelKey.String(clipText(m.Model, MaxAttributeLen)))
+	}
+	if ex.unmeasured != "" {
+		attrs = append(attrs, attrUnmeasured.String(ex.unmeasured))
 	}
 	if !m.TokensEstimated {
 		attrs = append(attrs, semconv.GenAIUsageInputTokensKey.Int(m.InputTokens))
@@ -270,4 +308,15 @@ func clip(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// clipText cuts s to at most n bytes without splitting a UTF-8 character.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

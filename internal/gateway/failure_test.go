@@ -51,7 +51,7 @@ func checkErrorShape(t *testing.T, path string, body []byte, wantCode string) {
 
 func TestUpstreamFailuresAnswerInTheAPIsShape(t *testing.T) {
 	hang := make(chan struct{})
-	slow := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	slow := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body) // lets net/http notice the proxy hanging up
 		select {                           // never answers in time
 		case <-hang:
@@ -86,7 +86,7 @@ func TestUpstreamFailuresAnswerInTheAPIsShape(t *testing.T) {
 }
 
 func TestBodyOverLimitIs413(t *testing.T) {
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { t.Error("an over-limit body reached the upstream") })
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { t.Error("an over-limit body reached the upstream") })
 	rg := newRig(t, Config{MaxBodyBytes: 64}, srv.URL)
 	big := `{"model":"m1","prompt":"` + strings.Repeat("x", 100) + `"}`
 	for _, path := range []string{"/api/generate", "/v1/completions"} {
@@ -160,7 +160,7 @@ func TestBrokenStreamsPassThroughAndAreErrors(t *testing.T) {
 			if a := attrs(s); a[semconv.ErrorTypeKey].AsString() != tc.errType {
 				t.Errorf("error.type %q, want %q", a[semconv.ErrorTypeKey].AsString(), tc.errType)
 			}
-			if _, ok := rg.metrics(t)["gen_ai.server.time_to_first_token"]; ok {
+			if _, ok := rg.metrics(t)["gen_ai.client.operation.time_to_first_chunk"]; ok {
 				t.Error("a failed request counted in TTFT")
 			}
 		})
@@ -186,7 +186,7 @@ func waitSpan(t *testing.T, rg *rig, prefix string) sdktrace.ReadOnlySpan {
 
 func TestClientCancelReachesUpstreamAtOnce(t *testing.T) {
 	upstreamDone := make(chan time.Time, 1)
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		chunked(w, ndjson, ollamaStream(1)[:1], 0, 0)
 		<-r.Context().Done() // keeps streaming for ever, as far as the client knows
 		upstreamDone <- time.Now()
@@ -223,7 +223,7 @@ func TestClientCancelReachesUpstreamAtOnce(t *testing.T) {
 
 func TestShutdownDrainsThenCancels(t *testing.T) {
 	release := make(chan struct{})
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		chunked(w, ndjson, ollamaStream(1)[:1], 0, 0)
 		select {
 		case <-release:

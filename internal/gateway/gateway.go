@@ -4,13 +4,17 @@
 //
 // It is composed of http.Handlers: the instrumenting handler reads the
 // request and owns the span; a router picks the upstream pool (by model);
-// oxy's round robin picks the upstream; oxy's forwarder copies the exchange,
-// flushing every chunk, while a tap on the response body feeds the stream
-// parser (internal/stream). Nothing is global: providers come in Config.
+// the pool's httputil.ReverseProxy copies the exchange, flushing every
+// chunk, through the pool as its transport, which picks the upstream with
+// the fewest requests in flight, ejects one that refuses connections and
+// retries elsewhere a request that reached none; a tap on the response body
+// (decoding a copy when it is compressed) feeds the stream parser
+// (internal/stream). Nothing is global: providers come in Config.
 package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -21,8 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vulcand/oxy/v2/forward"
-	"github.com/vulcand/oxy/v2/roundrobin"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -44,19 +46,14 @@ type Gateway struct {
 	pools     []*pool
 	providers map[string]string // upstream scheme://host → gen_ai.provider.name
 
-	active   atomic.Int64
-	draining atomic.Bool
-	abort    context.Context // canceled when a drain runs out of time
-	abortFn  context.CancelFunc
-	shutOnce sync.Once
-	closeIdl func()
-}
-
-// pool is a set of upstreams served round robin.
-type pool struct {
-	name string // "" for the default pool, else the model routed to it
-	urls []string
-	rr   *roundrobin.RoundRobin
+	active     atomic.Int64
+	draining   atomic.Bool
+	abort      context.Context // canceled when a drain runs out of time
+	abortFn    context.CancelFunc
+	errorLog   *log.Logger
+	shutOnce   sync.Once
+	closeIdl   func()
+	unregister func() error // the per-upstream gauges' callback
 }
 
 // New builds a Gateway from cfg.
@@ -97,34 +94,31 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.inst = inst
 	g.abort, g.abortFn = context.WithCancel(context.Background())
+	g.errorLog = cfg.ErrorLog
+	if g.errorLog == nil {
+		g.errorLog = log.New(io.Discard, "", 0)
+	}
 
 	base := cfg.Transport
 	if base == nil {
 		t := newTransport(cfg)
 		base, g.closeIdl = t, t.CloseIdleConnections
 	}
-	fwd := forward.New(false)
-	fwd.Transport = &clientTracing{base: base, tracer: g.tracer, prop: g.prop}
-	fwd.FlushInterval = -1 // write every chunk to the client as it arrives
-	fwd.ModifyResponse = g.tapResponse
-	fwd.ErrorHandler = g.handleUpstreamError
-	fwd.BufferPool = bufferPool{}
-	fwd.ErrorLog = cfg.ErrorLog
-	if fwd.ErrorLog == nil {
-		fwd.ErrorLog = log.New(io.Discard, "", 0)
-	}
-
-	def, err := g.newPool("", cfg.Upstreams, fwd)
+	traced := &clientTracing{base: base, tracer: g.tracer, prop: g.prop}
+	def, err := g.newPool("", cfg.Upstreams, traced)
 	if err != nil {
 		return nil, err
 	}
 	routes := map[string]*pool{}
 	for model, urls := range cfg.RouteByModel {
-		if routes[model], err = g.newPool(model, urls, fwd); err != nil {
+		if routes[model], err = g.newPool(model, urls, traced); err != nil {
 			return nil, err
 		}
 	}
 	g.handler = &router{def: def, byModel: routes}
+	if g.unregister, err = g.observeUpstreams(mp); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -145,25 +139,67 @@ func newTransport(cfg Config) *http.Transport {
 	}
 }
 
-func (g *Gateway) newPool(name string, urls []string, next http.Handler) (*pool, error) {
-	rr, err := roundrobin.New(next, roundrobin.ErrorHandler(errorHandlerFunc(g.handleUpstreamError)),
-		roundrobin.RoundRobinRequestRewriteListener(g.upstreamChosen))
-	if err != nil {
-		return nil, fmt.Errorf("make round robin: %w", err)
-	}
+// newPool makes a pool of upstreams and the forwarder that uses it: an
+// httputil.ReverseProxy writing every chunk to the client as it arrives,
+// whose transport is the pool itself.
+func (g *Gateway) newPool(name string, urls []string, next http.RoundTripper) (*pool, error) {
+	p := &pool{name: name, next: next, backoff: g.cfg.EjectBackoff, chosen: g.upstreamChosen}
 	for _, s := range urls {
 		u, err := parseUpstream(s)
 		if err != nil {
 			return nil, err
 		}
-		if err := rr.UpsertServer(u); err != nil {
-			return nil, fmt.Errorf("add upstream %s: %w", s, err)
+		host, port := splitHostPort(u)
+		up := &upstream{url: u, host: host, port: port, provider: g.cfg.ProviderName}
+		if name, ok := g.providers[u.Scheme+"://"+u.Host]; ok {
+			up.provider = name
 		}
+		p.ups = append(p.ups, up)
 	}
-	p := &pool{name: name, urls: urls, rr: rr}
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite:        g.rewrite,
+		Transport:      p,
+		FlushInterval:  -1, // write every chunk to the client as it arrives
+		ModifyResponse: g.tapResponse,
+		ErrorHandler:   g.handleUpstreamError,
+		BufferPool:     bufferPool{},
+		ErrorLog:       g.errorLog,
+	}
 	g.pools = append(g.pools, p)
 	return p, nil
 }
+
+// rewrite prepares the upstream request; the pool fills in the upstream.
+// X-Forwarded-* and Forwarded sent by the client are dropped (net/http
+// drops Forwarded and X-Forwarded-For/-Host/-Proto before this runs) and
+// set afresh, unless TrustForwarded says the client is a proxy to believe.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In.Header, pr.Out.Header
+	if g.cfg.TrustForwarded {
+		for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v, ok := in[k]; ok {
+				out[k] = v
+			}
+		}
+		host, proto := out.Get("X-Forwarded-Host"), out.Get("X-Forwarded-Proto")
+		pr.SetXForwarded() // appends the client's address to X-Forwarded-For
+		if host != "" {
+			out.Set("X-Forwarded-Host", host)
+		}
+		if proto != "" {
+			out.Set("X-Forwarded-Proto", proto)
+		}
+	} else {
+		for _, k := range untrustedForwarded {
+			out.Del(k)
+		}
+		pr.SetXForwarded()
+	}
+	pr.Out.Host = "" // the upstream's own host name, as the pool sets it
+}
+
+// untrustedForwarded are forwarding headers net/http leaves for the proxy to judge.
+var untrustedForwarded = []string{"X-Forwarded-Port", "X-Forwarded-Server", "X-Real-Ip"}
 
 // ServeHTTP forwards one request, measuring it when it is an inference.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -173,9 +209,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r.URL.Path, http.StatusServiceUnavailable, "the proxy is shutting down")
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(g.abort, cancel)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	ctx = context.WithValue(ctx, flightKey{}, &flight{cancel: cancel})
+	stop := context.AfterFunc(g.abort, func() { cancel(errDrainTimeout) })
 	defer stop()
 
 	// Suppress the headers net/http would add on its own (a sniffed
@@ -193,6 +230,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.instrument(w, r.WithContext(ctx), scenario)
 }
+
+var errDrainTimeout = errors.New("the proxy's drain timed out")
 
 // Shutdown refuses new requests and waits for those in flight to finish.
 // When ctx ends first, the requests still running are canceled (their
@@ -220,6 +259,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.shutOnce.Do(func() {
 		g.abortFn()
+		if g.unregister != nil {
+			_ = g.unregister()
+		}
 		if g.closeIdl != nil {
 			g.closeIdl()
 		}
@@ -238,10 +280,23 @@ func (g *Gateway) Active() int64 { return g.active.Load() }
 // connection, and a streamed response is cut short. Seen with a plain
 // httputil.ReverseProxy on Go 1.26: about one request in a hundred whose
 // upstream answers as soon as it has read the body.
-type declaredBody struct{ r io.Reader }
+//
+// It also notes whether any byte was read, so a request whose upstream
+// could not be connected to can be sent to another with the same body.
+type declaredBody struct {
+	r    io.Reader
+	read bool
+}
 
-func (b *declaredBody) Read(p []byte) (int, error) { return b.r.Read(p) }
-func (b *declaredBody) Close() error               { return nil }
+func (b *declaredBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.read = true
+	}
+	return n, err
+}
+
+func (b *declaredBody) Close() error { return nil }
 
 // bufferPool lends the forwarder its copy buffers; a buffer is held only
 // while a body is copied.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -64,8 +65,8 @@ func newRig(t *testing.T, cfg Config, upstreams ...string) *rig {
 	return rg
 }
 
-// upstream serves h on loopback for the test's duration.
-func upstream(t *testing.T, h http.HandlerFunc) *httptest.Server {
+// fakeUpstream serves h on loopback for the test's duration.
+func fakeUpstream(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -195,4 +196,13 @@ func chunked(w http.ResponseWriter, contentType string, chunks []string, pause t
 		_, _ = io.WriteString(w, c)
 		f.Flush()
 	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -58,17 +58,19 @@ func (g *Gateway) instrument(w http.ResponseWriter, r *http.Request, scenario st
 	// upstream's to refuse.
 	ex.req, _ = stream.ParseRequest(ep, body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	ex.model = g.models.value(boundModel(ex.req.Model))
 	ex.meter = ex.newMeter()
 	if ex.recording {
+		model := clipText(ex.req.Model, MaxAttributeLen)
 		name := ep.Operation
-		if ex.req.Model != "" {
-			name += " " + ex.req.Model
+		if model != "" {
+			name += " " + model
 		}
 		ex.span.SetName(name)
 		attrs := []attribute.KeyValue{
 			semconv.GenAIOperationNameKey.String(ep.Operation),
-			semconv.GenAIRequestModelKey.String(ex.req.Model),
+			semconv.GenAIRequestModelKey.String(model),
 			semconv.GenAIRequestStreamKey.Bool(ex.req.Stream),
 		}
 		if ex.req.MaxTokens > 0 {
@@ -117,59 +119,6 @@ func (ex *exchange) endError(ctx context.Context, panicked any) error {
 }
 
 var errClientWrite = errors.New("write to client failed")
-
-// tapResponse is the forwarder's ModifyResponse: it starts measuring the
-// response and taps its body.
-func (g *Gateway) tapResponse(resp *http.Response) error {
-	ex := exchangeFrom(resp.Request.Context())
-	if ex == nil {
-		return nil
-	}
-	ex.meter.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
-	ex.status = resp.StatusCode
-	resp.Body = &bodyTap{rc: resp.Body, ex: ex}
-	return nil
-}
-
-// bodyTap feeds every body byte to the exchange's Meter as the forwarder
-// reads it, and notes how reading ended.
-type bodyTap struct {
-	rc io.ReadCloser
-	ex *exchange
-}
-
-func (t *bodyTap) Read(p []byte) (int, error) {
-	n, err := t.rc.Read(p)
-	if n > 0 {
-		t.ex.meter.Write(p[:n])
-	}
-	if err != nil {
-		if err == io.EOF {
-			t.ex.sawEOF = true
-		} else if t.ex.readErr == nil {
-			t.ex.readErr = err
-		}
-	}
-	return n, err
-}
-
-func (t *bodyTap) Close() error { return t.rc.Close() }
-
-// upstreamChosen is round robin's rewrite listener: the exchange learns its upstream.
-func (g *Gateway) upstreamChosen(_ *http.Request, out *http.Request) {
-	ex := exchangeFrom(out.Context())
-	if ex == nil {
-		return
-	}
-	ex.upstream = out.URL.Host
-	if p, ok := g.providers[out.URL.Scheme+"://"+out.URL.Host]; ok {
-		ex.provider = p
-	}
-	if ex.recording {
-		host, port := splitHostPort(out.URL)
-		ex.span.SetAttributes(semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
-	}
-}
 
 // newMeter taps the exchange's response; chunk text is read only when the
 // completion is recorded.

@@ -108,7 +108,7 @@ var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transf
 func TestPassThroughIsByteIdentical(t *testing.T) {
 	cases := passThroughCases()
 	up := &cannedUpstream{resp: cases}
-	srv := upstream(t, up.ServeHTTP)
+	srv := fakeUpstream(t, up.ServeHTTP)
 	rg := newRig(t, Config{}, srv.URL)
 	direct := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	t.Cleanup(direct.CloseIdleConnections)
@@ -190,7 +190,7 @@ func TestChunksAreFlushedOneByOne(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ack := make(chan struct{})
-			srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+			srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", tc.ct)
 				w.WriteHeader(200)
 				for _, c := range tc.chunks {

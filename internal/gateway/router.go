@@ -13,10 +13,10 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(rt.byModel) > 0 {
 		if ex := exchangeFrom(r.Context()); ex != nil {
 			if p, ok := rt.byModel[ex.req.Model]; ok {
-				p.rr.ServeHTTP(w, r)
+				p.proxy.ServeHTTP(w, r)
 				return
 			}
 		}
 	}
-	rt.def.rr.ServeHTTP(w, r)
+	rt.def.proxy.ServeHTTP(w, r)
 }

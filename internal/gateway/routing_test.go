@@ -19,7 +19,7 @@ import (
 // named is an upstream that says who it is in a header.
 func named(t *testing.T, name string) *httptest.Server {
 	t.Helper()
-	return upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	return fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("X-Upstream", name)
 		chunked(w, ndjson, ollamaStream(1), 0, 0)
@@ -60,7 +60,7 @@ func TestLabelValuesAreBounded(t *testing.T) {
 		rg.do(t, "POST", "/api/generate", `{"model":"`+model+`"}`, map[string]string{DefaultScenarioHeader: scenario})
 	}
 	models, scenarios := map[string]bool{}, map[string]bool{}
-	for _, dp := range histPoints(t, rg.metrics(t), "gen_ai.server.request.duration") {
+	for _, dp := range histPoints(t, rg.metrics(t), "gen_ai.client.operation.duration") {
 		m, _ := dp.Attributes.Value(semconv.GenAIRequestModelKey)
 		s, _ := dp.Attributes.Value(attrScenario)
 		models[m.AsString()], scenarios[s.AsString()] = true, true
@@ -130,7 +130,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/readyz %d %s with a live upstream", code, body)
 	}
 	code, body := get("/metrics", "application/openmetrics-text;version=1.0.0")
-	if code != 200 || !strings.Contains(body, "gen_ai_server_time_to_first_token_seconds_bucket") ||
+	if code != 200 || !strings.Contains(body, "gen_ai_client_operation_time_to_first_chunk_seconds_bucket") ||
 		!strings.Contains(body, `gen_ai_client_token_usage_bucket{gen_ai_operation_name="chat"`) ||
 		!strings.Contains(body, "# {trace_id=") {
 		t.Errorf("/metrics lacks the TTFT histogram, token usage or exemplars:\n%s", body)

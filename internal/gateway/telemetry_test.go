@@ -35,7 +35,7 @@ func ollamaStream(n int) []string {
 
 func TestOllamaStreamSpanAndMetrics(t *testing.T) {
 	const n = 5
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		chunks := ollamaStream(n)
 		// The done chunk follows the last token at once.
 		last := chunks[n-1] + chunks[n]
@@ -111,13 +111,15 @@ func TestOllamaStreamSpanAndMetrics(t *testing.T) {
 	}
 
 	ms := rg.metrics(t)
-	ttft := histPoints(t, ms, "gen_ai.server.time_to_first_token")
+	ttft := histPoints(t, ms, "gen_ai.client.operation.time_to_first_chunk")
 	if len(ttft) != 1 || ttft[0].Count != 1 {
 		t.Fatalf("TTFT points %+v", ttft)
 	}
 	within(t, "TTFT metric", ttft[0].Sum, firstDelay.Seconds(), tolBelow, tolAbove)
+	host, port := splitHostPort(mustURL(t, srv.URL))
 	wantLabels := attribute.NewSet(semconv.GenAIOperationNameKey.String("chat"), semconv.GenAIProviderNameKey.String("ollama"),
-		semconv.GenAIRequestModelKey.String("m1"), attrScenario.String("smoke"))
+		semconv.GenAIRequestModelKey.String("m1"), attrScenario.String("smoke"),
+		semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
 	if !ttft[0].Attributes.Equals(&wantLabels) {
 		t.Errorf("TTFT labels %v, want %v", ttft[0].Attributes.ToSlice(), wantLabels.ToSlice())
 	}
@@ -126,9 +128,9 @@ func TestOllamaStreamSpanAndMetrics(t *testing.T) {
 		t.Errorf("inter-chunk samples %d, want %d", gaps[0].Count, n-1)
 	}
 	within(t, "mean inter-chunk gap", gaps[0].Sum/float64(gaps[0].Count), gapDelay.Seconds(), tolBelow, tolAbove)
-	tpot := histPoints(t, ms, "gen_ai.server.time_per_output_token")
+	tpot := histPoints(t, ms, "tokentrace.client.time_per_output_token")
 	within(t, "TPOT", tpot[0].Sum, gapDelay.Seconds(), tolBelow, tolAbove)
-	dur := histPoints(t, ms, "gen_ai.server.request.duration")
+	dur := histPoints(t, ms, "gen_ai.client.operation.duration")
 	within(t, "duration", dur[0].Sum, (firstDelay + (n-1)*gapDelay).Seconds(), tolBelow, tolAbove)
 	qw := histPoints(t, ms, "tokentrace.ollama.queue_wait")
 	within(t, "queue wait", qw[0].Sum, 1.2, 1e-9, 1e-9)
@@ -162,7 +164,7 @@ func tokenUsage(t *testing.T, ms map[string]metricdata.Metrics) map[string]int64
 }
 
 func TestOpenAIStreamUsesUsageCounts(t *testing.T) {
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		chunked(w, sse, openAIChatStream, gapDelay, firstDelay)
 	})
 	rg := newRig(t, Config{ProviderName: "vllm"}, srv.URL)
@@ -184,7 +186,7 @@ func TestOpenAIStreamUsesUsageCounts(t *testing.T) {
 }
 
 func TestTokenCountsEstimatedWhenServerGivesNone(t *testing.T) {
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		chunked(w, sse, append(openAIChatStream[:4:4], "data: [DONE]\n\n"), 0, 0)
 	})
 	rg := newRig(t, Config{}, srv.URL)
@@ -203,7 +205,7 @@ func TestTokenCountsEstimatedWhenServerGivesNone(t *testing.T) {
 
 func TestTokenEventModes(t *testing.T) {
 	const n = 10
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, ndjson, ollamaStream(n), 0, 0) })
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, ndjson, ollamaStream(n), 0, 0) })
 	for _, tc := range []struct {
 		name       string
 		ev         TokenEvents
@@ -247,7 +249,7 @@ func TestTokenEventModes(t *testing.T) {
 }
 
 func TestContentCapturedOnlyWithOptIn(t *testing.T) {
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, ndjson, ollamaStream(2), 0, 0) })
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, ndjson, ollamaStream(2), 0, 0) })
 	rg := newRig(t, Config{CaptureContent: true}, srv.URL)
 	rg.do(t, "POST", "/api/chat", `{"model":"m1","messages":[{"role":"user","content":"secret prompt"}]}`, nil)
 	a := attrs(rg.span(t, "chat"))
@@ -258,7 +260,7 @@ func TestContentCapturedOnlyWithOptIn(t *testing.T) {
 
 func TestTraceContextContinuedAndInjected(t *testing.T) {
 	got := make(chan string, 1)
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Header.Get("Traceparent")
 		chunked(w, ndjson, ollamaStream(1), 0, 0)
 	})
@@ -284,7 +286,7 @@ func TestTraceContextContinuedAndInjected(t *testing.T) {
 
 func TestNonStreamingAndEmbeddingsAreMeasured(t *testing.T) {
 	cases := passThroughCases()
-	srv := upstream(t, (&cannedUpstream{resp: cases}).ServeHTTP)
+	srv := fakeUpstream(t, (&cannedUpstream{resp: cases}).ServeHTTP)
 	rg := newRig(t, Config{}, srv.URL)
 	rg.do(t, "POST", "/v1/completions", `{"model":"m1","prompt":"hi"}`, nil)
 	rg.do(t, "POST", "/api/embed", `{"model":"m1","input":"hi"}`, nil)
@@ -313,5 +315,29 @@ func TestNonStreamingAndEmbeddingsAreMeasured(t *testing.T) {
 	}
 	if servers != 3 {
 		t.Errorf("%d server spans, want 3", servers)
+	}
+}
+
+// TestWholeAnswerHasNoTimeToFirstChunk: the client convention records time
+// to first chunk for streamed answers only; a whole JSON answer still counts
+// in duration and token usage.
+func TestWholeAnswerHasNoTimeToFirstChunk(t *testing.T) {
+	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"model":"m1","message":{"role":"assistant","content":"hi"},"done":true,"done_reason":"stop","prompt_eval_count":3,"eval_count":2}`)
+	})
+	rg := newRig(t, Config{}, srv.URL)
+	if resp, body := rg.do(t, "POST", "/api/chat", `{"model":"m1","stream":false}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	ms := rg.metrics(t)
+	if _, ok := ms["gen_ai.client.operation.time_to_first_chunk"]; ok {
+		t.Error("a whole answer recorded a time to first chunk")
+	}
+	if d := histPoints(t, ms, "gen_ai.client.operation.duration"); len(d) != 1 || d[0].Count != 1 {
+		t.Errorf("duration points %+v", d)
+	}
+	if u := tokenUsage(t, ms); u["output"] != 2 || u["input"] != 3 {
+		t.Errorf("token usage %v, want 3 in and 2 out", u)
 	}
 }

@@ -28,14 +28,17 @@ var ErrNoFigures = errors.New("result carries no tokentrace figures")
 // Figures are what the load tester measured of one request, per
 // docs/METRICS.md. Offsets are durations since Start (t_start).
 type Figures struct {
-	API    string    // "ollama" or "openai"
+	API    string    // the wire API's name: "ollama", "openai", "responses" or "anthropic"
 	Status int       // HTTP status; 0 when no response arrived
 	Start  time.Time // t_start: just before the request was written
 
 	FirstByte  time.Duration // t_first_byte − t_start; 0 when no body byte arrived
 	FirstToken time.Duration // t_first_token − t_start; valid when OutputChunks > 0
-	LastToken  time.Duration // t_last_token − t_start
-	End        time.Duration // t_end − t_start: the E2E latency
+	// FirstContent is t_first_content − t_start when reasoning came before
+	// the visible answer (so ThinkingTime is defined); 0 otherwise.
+	FirstContent time.Duration
+	LastToken    time.Duration // t_last_token − t_start
+	End          time.Duration // t_end − t_start: the E2E latency
 
 	OutputChunks int             // output-carrying chunks
 	Gaps         []time.Duration // inter-chunk latencies, microsecond resolution
@@ -43,6 +46,7 @@ type Figures struct {
 	InputTokens     int
 	OutputTokens    int
 	TokensEstimated bool // the server sent no counts: OutputTokens counts chunks
+	ReasoningTokens int  // of OutputTokens, spent reasoning; 0 unless the server said
 
 	FinishReason string
 	Model        string
@@ -52,6 +56,10 @@ type Figures struct {
 	Error     string
 	TraceID   string // of the request's span, to join with the proxy's
 	BytesIn   int64  // body bytes read
+
+	// Late is, in an open loop, how long after its scheduled arrival the
+	// request was sent (a concurrency cap held it back); 0 when on time.
+	Late time.Duration
 }
 
 // OK reports whether the request succeeded.
@@ -59,6 +67,15 @@ func (f *Figures) OK() bool { return f.ErrorType == "" }
 
 // TTFT is t_first_token − t_start; false when no output arrived.
 func (f *Figures) TTFT() (time.Duration, bool) { return f.FirstToken, f.OutputChunks > 0 }
+
+// ThinkingTime is t_first_content − t_first_token, for a request that
+// reasoned before it answered; false otherwise.
+func (f *Figures) ThinkingTime() (time.Duration, bool) {
+	if f.FirstContent <= 0 || f.OutputChunks == 0 {
+		return 0, false
+	}
+	return f.FirstContent - f.FirstToken, true
+}
 
 // TPOT is (t_last_token − t_first_token)/(output_tokens − 1); false with
 // fewer than two output tokens.
@@ -94,6 +111,12 @@ func figuresFrom(m *stream.Measurement, traceID string, bytesIn int64) Figures {
 	if m.OutputChunks > 0 {
 		f.FirstToken, f.LastToken = m.FirstToken.Sub(m.Start), m.LastToken.Sub(m.Start)
 	}
+	if _, ok := m.ThinkingTime(); ok {
+		f.FirstContent = m.FirstContent.Sub(m.Start)
+	}
+	if m.ReasoningTokensReported {
+		f.ReasoningTokens = m.ReasoningTokens
+	}
 	if len(m.Gaps) > 0 {
 		f.Gaps = make([]time.Duration, len(m.Gaps))
 		for i, g := range m.Gaps {
@@ -111,6 +134,7 @@ type wireFigures struct {
 	Start           int64                 `json:"start_unix_ns"`
 	FirstByte       int64                 `json:"first_byte_ns,omitempty"`
 	FirstToken      int64                 `json:"first_token_ns,omitempty"`
+	FirstContent    int64                 `json:"first_content_ns,omitempty"`
 	LastToken       int64                 `json:"last_token_ns,omitempty"`
 	End             int64                 `json:"end_ns"`
 	OutputChunks    int                   `json:"chunks,omitempty"`
@@ -118,6 +142,7 @@ type wireFigures struct {
 	InputTokens     int                   `json:"input_tokens,omitempty"`
 	OutputTokens    int                   `json:"output_tokens,omitempty"`
 	TokensEstimated bool                  `json:"tokens_estimated,omitempty"`
+	ReasoningTokens int                   `json:"reasoning_tokens,omitempty"`
 	FinishReason    string                `json:"finish_reason,omitempty"`
 	Model           string                `json:"model,omitempty"`
 	Ollama          *stream.OllamaTimings `json:"ollama,omitempty"`
@@ -125,16 +150,18 @@ type wireFigures struct {
 	Error           string                `json:"error,omitempty"`
 	TraceID         string                `json:"trace_id,omitempty"`
 	BytesIn         int64                 `json:"bytes_in,omitempty"`
+	Late            int64                 `json:"late_ns,omitempty"`
 }
 
 // Encode writes the figures into h (FiguresHeader).
 func (f *Figures) Encode(h http.Header) error {
 	w := wireFigures{V: figuresVersion, API: f.API, Status: f.Status, Start: f.Start.UnixNano(),
-		FirstByte: int64(f.FirstByte), FirstToken: int64(f.FirstToken), LastToken: int64(f.LastToken),
-		End: int64(f.End), OutputChunks: f.OutputChunks,
+		FirstByte: int64(f.FirstByte), FirstToken: int64(f.FirstToken), FirstContent: int64(f.FirstContent),
+		LastToken: int64(f.LastToken), End: int64(f.End), OutputChunks: f.OutputChunks,
 		InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, TokensEstimated: f.TokensEstimated,
-		FinishReason: f.FinishReason, Model: f.Model, Ollama: f.Ollama,
-		ErrorType: f.ErrorType, Error: f.Error, TraceID: f.TraceID, BytesIn: f.BytesIn}
+		ReasoningTokens: f.ReasoningTokens,
+		FinishReason:    f.FinishReason, Model: f.Model, Ollama: f.Ollama,
+		ErrorType: f.ErrorType, Error: f.Error, TraceID: f.TraceID, BytesIn: f.BytesIn, Late: int64(f.Late)}
 	if len(f.Gaps) > 0 {
 		w.GapsUS = make([]int64, len(f.Gaps))
 		for i, g := range f.Gaps {
@@ -170,15 +197,17 @@ func parseFigures(b []byte) (Figures, error) {
 	if w.V != figuresVersion {
 		return Figures{}, fmt.Errorf("decode %s: version %d, want %d", FiguresHeader, w.V, figuresVersion)
 	}
-	if w.OutputChunks < 0 || w.InputTokens < 0 || w.OutputTokens < 0 || w.End < 0 {
+	if w.OutputChunks < 0 || w.InputTokens < 0 || w.OutputTokens < 0 || w.ReasoningTokens < 0 || w.End < 0 || w.FirstContent < 0 || w.Late < 0 {
 		return Figures{}, fmt.Errorf("decode %s: negative count or duration", FiguresHeader)
 	}
 	f := Figures{API: w.API, Status: w.Status, Start: time.Unix(0, w.Start),
 		FirstByte: time.Duration(w.FirstByte), FirstToken: time.Duration(w.FirstToken),
-		LastToken: time.Duration(w.LastToken), End: time.Duration(w.End), OutputChunks: w.OutputChunks,
+		FirstContent: time.Duration(w.FirstContent),
+		LastToken:    time.Duration(w.LastToken), End: time.Duration(w.End), OutputChunks: w.OutputChunks,
 		InputTokens: w.InputTokens, OutputTokens: w.OutputTokens, TokensEstimated: w.TokensEstimated,
-		FinishReason: w.FinishReason, Model: w.Model, Ollama: w.Ollama,
-		ErrorType: w.ErrorType, Error: w.Error, TraceID: w.TraceID, BytesIn: w.BytesIn}
+		ReasoningTokens: w.ReasoningTokens,
+		FinishReason:    w.FinishReason, Model: w.Model, Ollama: w.Ollama,
+		ErrorType: w.ErrorType, Error: w.Error, TraceID: w.TraceID, BytesIn: w.BytesIn, Late: time.Duration(w.Late)}
 	if len(w.GapsUS) > 0 {
 		f.Gaps = make([]time.Duration, len(w.GapsUS))
 		for i, g := range w.GapsUS {

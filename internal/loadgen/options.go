@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
 // Arrival processes for an open-loop attack (-rate).
@@ -34,15 +38,19 @@ type Options struct {
 	// the endpoint's path (/api/chat, /v1/chat/completions, …) is appended;
 	// otherwise the URL is used as given.
 	URL string
-	// API is "ollama" (NDJSON, /api/*) or "openai" (SSE, /v1/*).
+	// API names a wire API of internal/stream's table: "ollama" (NDJSON,
+	// /api/*), "openai" (SSE, /v1/chat/completions and /v1/completions),
+	// "responses" (/v1/responses) or "anthropic" (/v1/messages).
 	API string
-	// Endpoint is "chat" or "generate" for Ollama, "chat" or "completions"
-	// for OpenAI.
+	// Endpoint names one of the API's endpoints: "chat" or "generate" for
+	// Ollama, "chat" or "completions" for OpenAI, "chat" for Responses and
+	// Messages.
 	Endpoint string
 	// Model is sent as the request's model.
 	Model string
 	// MaxTokens caps the output (Ollama options.num_predict, OpenAI
-	// max_tokens); 0 leaves it to the server.
+	// max_tokens, Responses max_output_tokens, Messages max_tokens); 0 leaves
+	// it to the server (Messages requires a limit: 4096 is sent then).
 	MaxTokens int
 	// PromptSize picks a built-in prompt: small, medium, large or xlarge.
 	// Ignored when Prompts is not empty.
@@ -97,7 +105,22 @@ type Options struct {
 	// Abort, when closed, cancels the requests in flight (they become
 	// "canceled" error records); closing ctx only stops new ones.
 	Abort <-chan struct{}
+	// OnWarmupResult, when set, receives every warm-up result (with its
+	// figures) instead of dropping it: a request started in the warm-up
+	// that ends inside the window counts in the window's throughput.
+	OnWarmupResult func(*vegeta.Result)
+	// OnWindow, when set, is told the measured window once the attack has
+	// begun: it opens when the warm-up ends (the load goes on without a
+	// pause) and closes Duration later (zero when Duration is 0).
+	OnWindow func(start, end time.Time)
+	// Greedy asks for the same answer at every run: temperature 0 and the
+	// seed GreedySeed in every request (Ollama's options.temperature and
+	// options.seed, OpenAI's temperature and seed).
+	Greedy bool
 }
+
+// GreedySeed is the sampling seed of Options.Greedy.
+const GreedySeed = 42
 
 // DefaultOptions returns Options with every default set; URL is empty.
 func DefaultOptions() Options {
@@ -127,7 +150,7 @@ func (o *Options) Validate() error {
 	case u.Host == "":
 		return fmt.Errorf("URL %q: no host", o.URL)
 	}
-	if _, err := endpointPath(o.API, o.Endpoint); err != nil {
+	if _, err := o.endpoint(); err != nil {
 		return err
 	}
 	if o.Model == "" {
@@ -167,27 +190,23 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// endpointPath is the request path of an API's endpoint.
-func endpointPath(api, endpoint string) (string, error) {
-	switch api {
-	case "ollama":
-		switch endpoint {
-		case "chat":
-			return "/api/chat", nil
-		case "generate":
-			return "/api/generate", nil
-		}
-		return "", fmt.Errorf("Endpoint %q: Ollama's are chat and generate", endpoint)
-	case "openai":
-		switch endpoint {
-		case "chat":
-			return "/v1/chat/completions", nil
-		case "completions":
-			return "/v1/completions", nil
-		}
-		return "", fmt.Errorf("Endpoint %q: OpenAI's are chat and completions", endpoint)
+// endpoint is the endpoint Options.API and Options.Endpoint name, from
+// the table of wire APIs.
+func (o *Options) endpoint() (stream.Endpoint, error) {
+	w, ok := stream.WireNamed(o.API)
+	if !ok {
+		return stream.Endpoint{}, fmt.Errorf("API %q: must be one of %s", o.API, strings.Join(stream.WireNames(), ", "))
 	}
-	return "", fmt.Errorf("API %q: must be ollama or openai", api)
+	if e, ok := w.EndpointNamed(o.Endpoint); ok && e.CanBuild() {
+		return e, nil
+	}
+	var names []string
+	for _, e := range w.Endpoints {
+		if e.CanBuild() {
+			names = append(names, e.Name)
+		}
+	}
+	return stream.Endpoint{}, fmt.Errorf("Endpoint %q: %s's are %s", o.Endpoint, w.Name, strings.Join(names, " and "))
 }
 
 // targetURL is the URL requests go to.
@@ -197,11 +216,11 @@ func (o *Options) targetURL() (string, error) {
 		return "", fmt.Errorf("parse URL %q: %w", o.URL, err)
 	}
 	if u.Path == "" || u.Path == "/" {
-		p, err := endpointPath(o.API, o.Endpoint)
+		e, err := o.endpoint()
 		if err != nil {
 			return "", err
 		}
-		u.Path = p
+		u.Path = e.Path
 	}
 	return u.String(), nil
 }

@@ -18,10 +18,11 @@ import (
 type PoissonPacer struct {
 	rate float64 // hits per second
 
-	mu   sync.Mutex
-	rng  *rand.Rand
-	hits uint64        // hits whose arrival time is in next
-	next time.Duration // arrival time of hit number hits, since the start
+	mu       sync.Mutex
+	rng      *rand.Rand
+	hits     uint64          // hits whose arrival time is in next
+	next     time.Duration   // arrival time of hit number hits, since the start
+	arrivals []time.Duration // arrival time of every hit so far, by number
 }
 
 var _ vegeta.Pacer = (*PoissonPacer)(nil)
@@ -34,6 +35,7 @@ func NewPoissonPacer(rate float64, seed uint64) (*PoissonPacer, error) {
 	}
 	p := &PoissonPacer{rate: rate, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	p.next = p.gap()
+	p.arrivals = append(p.arrivals, p.next)
 	return p, nil
 }
 
@@ -48,12 +50,28 @@ func (p *PoissonPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, 
 	for p.hits < hits {
 		p.hits++
 		p.next += p.gap()
+		p.arrivals = append(p.arrivals, p.next)
 	}
 	if p.next <= elapsed {
 		return 0, false
 	}
 	return p.next - elapsed, false
 }
+
+// due is when hit number n was scheduled, since the start; false when the
+// pacer has not reached it.
+func (p *PoissonPacer) due(n uint64) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n >= uint64(len(p.arrivals)) {
+		return 0, false
+	}
+	return p.arrivals[n], true
+}
+
+// constantDue is when vegeta's ConstantPacer{Freq: 1, Per: per} schedules
+// hit number n: at the end of its interval.
+func constantDue(per time.Duration, n uint64) time.Duration { return time.Duration(n+1) * per }
 
 // Rate is the mean rate; a Poisson process has no other.
 func (p *PoissonPacer) Rate(time.Duration) float64 { return p.rate }
@@ -68,10 +86,23 @@ type windowPacer struct {
 	requests       uint64 // measured requests; 0 for no limit
 
 	warmupHits atomic.Int64 // -1 until the warm-up has ended
+
+	// scheduled is when hit number n was due, since the start, in an open
+	// loop; nil in a closed loop, where a request is due when the one
+	// before it ends.
+	scheduled func(n uint64) (time.Duration, bool)
 }
 
 func newWindowPacer(inner vegeta.Pacer, o *Options) *windowPacer {
 	w := &windowPacer{inner: inner, warmup: o.Warmup, warmupRequests: o.WarmupRequests, requests: o.Requests}
+	switch p := inner.(type) {
+	case *PoissonPacer:
+		w.scheduled = p.due
+	case vegeta.ConstantPacer:
+		if p.Per > 0 && p.Freq == 1 {
+			w.scheduled = func(n uint64) (time.Duration, bool) { return constantDue(p.Per, n), true }
+		}
+	}
 	switch {
 	case o.WarmupRequests > 0:
 		w.warmupHits.Store(int64(o.WarmupRequests))

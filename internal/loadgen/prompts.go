@@ -9,13 +9,12 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
 // Message is one chat message.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
+type Message = stream.Message
 
 // Prompt is what one request asks: a list of chat messages. Endpoints that
 // take a plain prompt (generate, completions) get the messages' contents

@@ -16,7 +16,7 @@ func TestReadPrompts(t *testing.T) {
 		wantErr  string
 	}{
 		{"string and objects", "\"hi\"\n\n{\"prompt\":\"p\"}\n{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"u\"}]}\n",
-			[]Prompt{UserPrompt("hi"), UserPrompt("p"), {Messages: []Message{{"system", "s"}, {"user", "u"}}}}, ""},
+			[]Prompt{UserPrompt("hi"), UserPrompt("p"), {Messages: []Message{{Role: "system", Content: "s"}, {Role: "user", Content: "u"}}}}, ""},
 		{"empty file", "\n\n", nil, "no prompt"},
 		{"not json", "{\"prompt\":\"a\"}\nnope\n", nil, "line 2"},
 		{"empty prompt", "{\"prompt\":\"\"}", nil, "empty prompt"},

@@ -78,6 +78,7 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 	}
 	table := &figureTable{m: map[uint64]Figures{}}
 	tr := newTapTransport(&opts, ctx, abort, table)
+	tr.window = wp
 	defer tr.next.(*http.Transport).CloseIdleConnections()
 
 	workers, maxWorkers := uint64(opts.Concurrency), uint64(opts.Concurrency)
@@ -94,7 +95,18 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 	if du > 0 {
 		du += opts.Warmup
 	}
+	// vegeta's attack begins within microseconds of this; the open loop's
+	// schedule and the window count from it.
+	tr.began = time.Now()
 	results := atk.Attack(tg.Targeter(), wp, du, opts.Name)
+	if opts.OnWindow != nil {
+		start := tr.began.Add(opts.Warmup)
+		var end time.Time
+		if opts.Duration > 0 {
+			end = start.Add(opts.Duration)
+		}
+		opts.OnWindow(start, end)
+	}
 	stopOnCtx := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stopOnCtx()
 
@@ -103,7 +115,14 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 		f, ok := table.take(r.Seq)
 		// Vegeta can hand a worker one more hit after Stop; the transport
 		// refused to send it, so it is no request.
-		if fnErr != nil || wp.isWarmup(r.Seq) || (!ok && strings.Contains(r.Error, errStopped.Error())) {
+		if fnErr != nil || (!ok && strings.Contains(r.Error, errStopped.Error())) {
+			continue
+		}
+		if wp.isWarmup(r.Seq) {
+			if opts.OnWarmupResult != nil {
+				attach(r, f, ok, opts.API)
+				opts.OnWarmupResult(r)
+			}
 			continue
 		}
 		attach(r, f, ok, opts.API)
@@ -157,12 +176,8 @@ func newTapTransport(o *Options, stop, abort context.Context, table *figureTable
 		DisableCompression:  true, // the Meter must see the bytes as they come
 		ForceAttemptHTTP2:   false,
 	}
-	api := stream.APIOllama
-	if o.API == "openai" {
-		api = stream.APIOpenAI
-	}
-	path, _ := endpointPath(o.API, o.Endpoint)
-	ep, _ := stream.EndpointOf(path)
+	ep, _ := o.endpoint()
+	api := ep.API
 	attrs := []attribute.KeyValue{
 		semconv.GenAIOperationNameKey.String(ep.Operation),
 		semconv.GenAIProviderNameKey.String(o.API),
@@ -179,7 +194,8 @@ func newTapTransport(o *Options, stop, abort context.Context, table *figureTable
 		}
 	}
 	t := &tapTransport{next: base, api: api, prop: propagation.TraceContext{},
-		spanName: ep.Operation + " " + o.Model, attrs: attrs, stop: stop, abort: abort, table: table}
+		spanName: ep.Operation + " " + o.Model, attrs: attrs, stop: stop, abort: abort, table: table,
+		scenario: o.Scenario}
 	if o.TracerProvider != nil {
 		t.tracer = o.TracerProvider.Tracer("github.com/tokentrace/tokentrace/internal/loadgen")
 	} else {

@@ -176,6 +176,8 @@ func TestRequestsCarryWhatTheServerNeeds(t *testing.T) {
 		{"ollama", "generate", "/api/generate", []string{`"prompt":"[run `, `"stream":true`, `"num_predict":7`}},
 		{"openai", "chat", "/v1/chat/completions", []string{`"messages":[`, `"include_usage":true`, `"max_tokens":7`}},
 		{"openai", "completions", "/v1/completions", []string{`"prompt":"[run `, `"include_usage":true`, `"max_tokens":7`}},
+		{"responses", "chat", "/v1/responses", []string{`"input":[{"role":"user","content":"[run `, `"stream":true`, `"max_output_tokens":7`}},
+		{"anthropic", "chat", "/v1/messages", []string{`"messages":[{"role":"user","content":"[run `, `"stream":true`, `"max_tokens":7`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.api+"/"+tc.endpoint, func(t *testing.T) {

@@ -1,13 +1,14 @@
 package loadgen
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
 // ScenarioHeader carries Options.Scenario to the proxy.
@@ -17,10 +18,10 @@ const ScenarioHeader = "X-Tokentrace-Scenario"
 // every worker at once; it only reads shared state and bumps a counter.
 type targeter struct {
 	url      string
-	api      string
-	endpoint string
+	endpoint stream.Endpoint
 	model    string
 	max      int
+	greedy   bool
 	prompts  []Prompt
 	bodies   [][]byte // pre-encoded bodies when prompts do not vary
 	vary     bool
@@ -46,16 +47,16 @@ func newTargeter(o *Options, runID string) (*targeter, error) {
 	for k, vs := range o.Headers {
 		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
-	h.Set("Content-Type", "application/json")
-	if o.API == "openai" {
-		h.Set("Accept", "text/event-stream")
-	} else {
-		h.Set("Accept", "application/x-ndjson")
+	ep, err := o.endpoint()
+	if err != nil {
+		return nil, err
 	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", ep.API.Wire().StreamType)
 	if o.Scenario != "" {
 		h.Set(ScenarioHeader, o.Scenario)
 	}
-	t := &targeter{url: u, api: o.API, endpoint: o.Endpoint, model: o.Model, max: o.MaxTokens,
+	t := &targeter{url: u, endpoint: ep, model: o.Model, max: o.MaxTokens, greedy: o.Greedy,
 		prompts: prompts, vary: o.VaryPrompts, runID: runID, header: h}
 	if !t.vary {
 		for _, p := range prompts {
@@ -95,61 +96,13 @@ func (t *targeter) Targeter() vegeta.Targeter {
 	}
 }
 
-type streamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
-}
-
-type ollamaOptions struct {
-	NumPredict int `json:"num_predict,omitempty"`
-}
-
-// body is the JSON request for one prompt.
+// body is the JSON request for one prompt; greedy requests ask every API
+// that has them for temperature 0 and a fixed seed.
 func (t *targeter) body(p Prompt) ([]byte, error) {
-	var v any
-	switch t.api + " " + t.endpoint {
-	case "ollama chat":
-		v = struct {
-			Model    string         `json:"model"`
-			Messages []Message      `json:"messages"`
-			Stream   bool           `json:"stream"`
-			Options  *ollamaOptions `json:"options,omitempty"`
-		}{t.model, p.Messages, true, t.ollamaOptions()}
-	case "ollama generate":
-		v = struct {
-			Model   string         `json:"model"`
-			Prompt  string         `json:"prompt"`
-			Stream  bool           `json:"stream"`
-			Options *ollamaOptions `json:"options,omitempty"`
-		}{t.model, p.Text(), true, t.ollamaOptions()}
-	case "openai chat":
-		v = struct {
-			Model         string        `json:"model"`
-			Messages      []Message     `json:"messages"`
-			Stream        bool          `json:"stream"`
-			StreamOptions streamOptions `json:"stream_options"`
-			MaxTokens     int           `json:"max_tokens,omitempty"`
-		}{t.model, p.Messages, true, streamOptions{true}, t.max}
-	case "openai completions":
-		v = struct {
-			Model         string        `json:"model"`
-			Prompt        string        `json:"prompt"`
-			Stream        bool          `json:"stream"`
-			StreamOptions streamOptions `json:"stream_options"`
-			MaxTokens     int           `json:"max_tokens,omitempty"`
-		}{t.model, p.Text(), true, streamOptions{true}, t.max}
-	default:
-		return nil, fmt.Errorf("API %q endpoint %q: not supported", t.api, t.endpoint)
+	r := stream.GenRequest{Model: t.model, Messages: p.Messages, MaxTokens: t.max}
+	if t.greedy {
+		zero, seed := 0.0, int64(GreedySeed)
+		r.Temperature, r.Seed = &zero, &seed
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s %s request: %w", t.api, t.endpoint, err)
-	}
-	return b, nil
-}
-
-func (t *targeter) ollamaOptions() *ollamaOptions {
-	if t.max == 0 {
-		return nil
-	}
-	return &ollamaOptions{NumPredict: t.max}
+	return t.endpoint.Body(r)
 }

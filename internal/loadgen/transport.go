@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -55,7 +56,36 @@ type tapTransport struct {
 	abort    context.Context // its end cancels every request in flight
 	stop     context.Context // its end stops new requests: none is sent after
 	table    *figureTable
+
+	// window tells warm-up hits and their schedule; began is the attack's
+	// start. scenario is Options.Scenario: warm-up requests are sent as
+	// scenario + WarmupSuffix, so the proxy's metrics keep them apart.
+	window   *windowPacer
+	began    time.Time
+	scenario string
 }
+
+// WarmupSuffix ends the scenario name of warm-up requests.
+const WarmupSuffix = "/warmup"
+
+// lateBy is how long after its scheduled arrival hit seq is sent at now;
+// 0 in a closed loop or when on time (within lateTolerance).
+func (t *tapTransport) lateBy(seq uint64, now time.Time) time.Duration {
+	if t.window == nil || t.window.scheduled == nil {
+		return 0
+	}
+	due, ok := t.window.scheduled(seq)
+	if !ok {
+		return 0
+	}
+	if late := now.Sub(t.began.Add(due)); late > lateTolerance {
+		return late
+	}
+	return 0
+}
+
+// lateTolerance is the scheduling jitter not counted as a late arrival.
+const lateTolerance = time.Millisecond
 
 // errStopped is a request vegeta issued after the run was told to stop; it is
 // never sent, and Run drops its result.
@@ -71,8 +101,11 @@ func (t *tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, span := t.tracer.Start(ctx, t.spanName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(t.attrs...))
 	req = req.Clone(ctx)
 	t.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	if t.scenario != "" && t.window != nil && t.window.isWarmup(seq) {
+		req.Header.Set(ScenarioHeader, t.scenario+WarmupSuffix)
+	}
 	tb := &tapBody{seq: seq, table: t.table, span: span, traceID: span.SpanContext().TraceID().String(),
-		release: func() { stopAbort(); cancel() }}
+		release: func() { stopAbort(); cancel() }, late: t.lateBy(seq, time.Now())}
 	tb.meter = stream.NewMeter(stream.Config{API: t.api})
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
@@ -97,6 +130,7 @@ type tapBody struct {
 	span    trace.Span
 	traceID string
 	release func()
+	late    time.Duration
 
 	mu       sync.Mutex
 	n        int64
@@ -136,6 +170,7 @@ func (b *tapBody) finishLocked(err error) {
 	b.finished = true
 	m := b.meter.Finish(err)
 	f := figuresFrom(m, b.traceID, b.n)
+	f.Late = b.late
 	if errors.Is(err, io.EOF) && b.header != nil {
 		_ = f.Encode(b.header) // the table below carries them too
 	}

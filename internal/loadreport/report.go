@@ -22,8 +22,9 @@ type Options struct {
 	// SLO, when any limit is set, makes the report count goodput.
 	SLO SLO
 	// Start and End, when both set, are the window throughput is counted
-	// over: requests ending inside it count. Otherwise the window is the
-	// span of the requests' ends (see Collector.window).
+	// over: successful requests ending inside it count, with their output
+	// tokens. Otherwise the window is the span of the requests' ends (see
+	// Collector.window). The supervisor always knows it.
 	Start, End time.Time
 }
 
@@ -51,7 +52,7 @@ type Report struct {
 	Window float64   `json:"window_seconds"`
 
 	RequestThroughput float64 `json:"request_throughput"` // successful requests ending in the window, per second
-	OutputThroughput  float64 `json:"output_throughput"`  // output tokens of requests ending in the window, per second
+	OutputThroughput  float64 `json:"output_throughput"`  // output tokens of successful requests ending in the window, per second
 	InputTokens       int     `json:"input_tokens"`       // over every request
 	OutputTokens      int     `json:"output_tokens"`
 	// EstimatedTokens counts requests whose server sent no token counts:
@@ -69,20 +70,35 @@ type Report struct {
 	InputPerRequest   stats.Summary `json:"input_tokens_per_request"`
 	OutputPerRequest  stats.Summary `json:"output_tokens_per_request"`
 
+	// Late counts open-loop requests sent after their scheduled arrival
+	// (a concurrency cap held them back); LateBy how late. Their TTFT and
+	// E2E count from the scheduled arrival (no coordinated omission).
+	Late   int           `json:"late_requests"`
+	LateBy stats.Summary `json:"late_seconds"`
+
 	SLO          SLO     `json:"slo"`
 	GoodRequests int     `json:"good_requests"` // met every SLO, ended in the window
 	Goodput      float64 `json:"goodput"`       // GoodRequests per second
+	// GoodRatio is the share of the successful requests started in the
+	// window that met every SLO limit: goodput over throughput, without
+	// the warm-up's requests that end inside the window.
+	GoodRatio float64 `json:"good_ratio"`
 }
 
-// sample is what the report keeps of one request.
+// sample is what the report keeps of one request for the window.
 type sample struct {
 	start, end time.Time
 	ok, good   bool
 	output     int
+	warmup     bool // only for a known window's throughput
 }
 
-// Collector accumulates results one at a time, keeping only the numbers
-// the report needs. It is not safe for concurrent use.
+// Collector is the one aggregator of tokentrace's figures: `loadtest
+// report` and the supervisor both add Records to it and read the Report,
+// so every figure has one implementation, one window rule and one
+// token-counting rule. It keeps one number per request and figure (exact
+// percentiles) and a bounded histogram of the inter-chunk gaps, which are
+// one per token. It is not safe for concurrent use.
 type Collector struct {
 	opts    Options
 	attacks map[string]bool
@@ -90,12 +106,15 @@ type Collector struct {
 	samples []sample
 	r       Report
 
-	ttft, e2e, itl, tpot, speed, serverSpeed, queue, in, out []float64
+	ttft, e2e, tpot, speed, serverSpeed, queue, in, out, late []float64
+	good                                                      int // successful requests that met the SLO
+	itl                                                       *stats.Histogram
 }
 
 // NewCollector returns an empty Collector.
 func NewCollector(opts Options) *Collector {
-	return &Collector{opts: opts, attacks: map[string]bool{}, errs: map[string]*ErrorCount{}}
+	return &Collector{opts: opts, attacks: map[string]bool{}, errs: map[string]*ErrorCount{},
+		itl: stats.NewHistogram(1e-6)}
 }
 
 // Add counts one result. Results without figures count with vegeta's
@@ -112,53 +131,74 @@ func (c *Collector) Add(res *vegeta.Result) error {
 	case err != nil:
 		return fmt.Errorf("result %d of attack %q: %w", res.Seq, res.Attack, err)
 	}
-	c.attacks[res.Attack] = true
-	c.r.Requests++
-	s := sample{start: f.Start, end: f.Start.Add(f.End), ok: f.OK(), output: f.OutputTokens}
 	if f.Start.IsZero() {
-		s.start, s.end = res.Timestamp, res.End()
+		f.Start, f.End = res.Timestamp, res.End().Sub(res.Timestamp)
 	}
-	c.r.InputTokens += f.InputTokens
-	c.r.OutputTokens += f.OutputTokens
-	if f.TokensEstimated && f.OutputChunks > 0 {
+	rec := RecordOf(f)
+	rec.Scenario = res.Attack
+	c.AddRecord(rec)
+	return nil
+}
+
+// AddRecord counts one request. A warm-up record counts only in the
+// window's throughput and goodput, when it ends inside the window.
+func (c *Collector) AddRecord(q Record) {
+	if q.Warmup {
+		c.samples = append(c.samples, sample{start: q.Start, end: q.End(), ok: q.OK, output: q.OutputTokens,
+			good: q.OK && c.opts.SLO.met(&q), warmup: true})
+		return
+	}
+	c.attacks[q.Scenario] = true
+	c.r.Requests++
+	s := sample{start: q.Start, end: q.End(), ok: q.OK, output: q.OutputTokens}
+	c.r.InputTokens += q.InputTokens
+	c.r.OutputTokens += q.OutputTokens
+	if q.TokensEstimated && q.OutputChunks > 0 {
 		c.r.EstimatedTokens++
 	}
-	if !f.OK() {
-		e := c.errs[f.ErrorType]
+	if !q.OK {
+		if q.LateMs > 0 {
+			c.late = append(c.late, q.LateMs/1e3)
+		}
+		e := c.errs[q.ErrorType]
 		if e == nil {
-			e = &ErrorCount{Type: f.ErrorType, Example: f.Error}
-			c.errs[f.ErrorType] = e
+			e = &ErrorCount{Type: q.ErrorType, Example: q.Error}
+			c.errs[q.ErrorType] = e
 		}
 		e.Count++
 		c.samples = append(c.samples, s)
-		return nil
+		return
+	}
+	if q.LateMs > 0 {
+		c.late = append(c.late, q.LateMs/1e3)
 	}
 	c.r.Succeeded++
-	c.e2e = append(c.e2e, f.End.Seconds())
-	if ttft, ok := f.TTFT(); ok {
-		c.ttft = append(c.ttft, ttft.Seconds())
+	if c.opts.SLO.met(&q) {
+		c.good++
 	}
-	for _, g := range f.Gaps {
-		c.itl = append(c.itl, g.Seconds())
+	c.e2e = append(c.e2e, (q.E2EMs+q.LateMs)/1e3)
+	if q.HasTTFT {
+		c.ttft = append(c.ttft, (q.TTFTMs+q.LateMs)/1e3)
 	}
-	tpot, hasTPOT := f.TPOT()
-	if hasTPOT {
-		c.tpot = append(c.tpot, tpot.Seconds())
-		if v := f.DecodeSpeed(); v > 0 {
-			c.speed = append(c.speed, v)
+	for _, g := range q.GapsUS {
+		c.itl.Add(float64(g) / 1e6)
+	}
+	if q.HasTPOT() {
+		c.tpot = append(c.tpot, q.TPOTMs/1e3)
+		if q.TokPerSec > 0 {
+			c.speed = append(c.speed, q.TokPerSec)
 		}
 	}
-	if o := f.Ollama; o != nil {
-		if v := o.DecodeSpeed(); v > 0 {
-			c.serverSpeed = append(c.serverSpeed, v)
+	if q.ServerTimings || q.ServerTokPerSec > 0 {
+		if q.ServerTokPerSec > 0 {
+			c.serverSpeed = append(c.serverSpeed, q.ServerTokPerSec)
 		}
-		c.queue = append(c.queue, time.Duration(o.QueueWait()).Seconds())
+		c.queue = append(c.queue, q.QueueWaitMs/1e3)
 	}
-	c.in = append(c.in, float64(f.InputTokens))
-	c.out = append(c.out, float64(f.OutputTokens))
-	s.good = c.opts.SLO.met(&f, tpot, hasTPOT)
+	c.in = append(c.in, float64(q.InputTokens))
+	c.out = append(c.out, float64(q.OutputTokens))
+	s.good = c.opts.SLO.met(&q)
 	c.samples = append(c.samples, s)
-	return nil
 }
 
 // Report computes the figures of everything added so far.
@@ -180,10 +220,15 @@ func (c *Collector) Report() Report {
 	if r.Requests > 0 {
 		r.SuccessRatio = float64(r.Succeeded) / float64(r.Requests)
 	}
-	r.TTFT, r.E2E, r.ITL, r.TPOT = stats.Summarize(c.ttft), stats.Summarize(c.e2e), stats.Summarize(c.itl), stats.Summarize(c.tpot)
+	r.TTFT, r.E2E, r.ITL, r.TPOT = stats.Summarize(c.ttft), stats.Summarize(c.e2e), c.itl.Summary(), stats.Summarize(c.tpot)
 	r.DecodeSpeed, r.ServerDecodeSpeed = stats.Summarize(c.speed), stats.Summarize(c.serverSpeed)
 	r.QueueWait = stats.Summarize(c.queue)
 	r.InputPerRequest, r.OutputPerRequest = stats.Summarize(c.in), stats.Summarize(c.out)
+	if r.Succeeded > 0 {
+		r.GoodRatio = float64(c.good) / float64(r.Succeeded)
+	}
+	r.LateBy = stats.Summarize(c.late)
+	r.Late = r.LateBy.Count
 	r.SLO = c.opts.SLO
 	c.window(&r)
 	return r
@@ -202,10 +247,22 @@ func (c *Collector) window(r *Report) {
 	}
 	start, end := c.opts.Start, c.opts.End
 	explicit := !start.IsZero() && !end.IsZero()
+	samples := c.samples
+	if !explicit { // warm-up requests count only in a known window
+		samples = nil
+		for _, s := range c.samples {
+			if !s.warmup {
+				samples = append(samples, s)
+			}
+		}
+		if len(samples) == 0 {
+			return
+		}
+	}
 	var firstEnd sample
 	if !explicit {
-		firstStart, firstEnd0, lastEnd := c.samples[0].start, c.samples[0], c.samples[0].end
-		for _, s := range c.samples[1:] {
+		firstStart, firstEnd0, lastEnd := samples[0].start, samples[0], samples[0].end
+		for _, s := range samples[1:] {
 			if s.start.Before(firstStart) {
 				firstStart = s.start
 			}
@@ -219,13 +276,13 @@ func (c *Collector) window(r *Report) {
 		firstEnd = firstEnd0
 		start, end = firstEnd.end, lastEnd
 		// Too short a span of ends to be a rate: one round of requests.
-		if len(c.samples) < 3 || end.Sub(start) < lastEnd.Sub(firstStart)/10 {
+		if len(samples) < 3 || end.Sub(start) < lastEnd.Sub(firstStart)/10 {
 			start, explicit = firstStart, true
 		}
 	}
 	r.Start, r.End, r.Window = start, end, end.Sub(start).Seconds()
 	var okN, goodN, tokens int
-	for _, s := range c.samples {
+	for _, s := range samples {
 		inside := !s.end.Before(start) && !s.end.After(end)
 		if !explicit {
 			inside = s.end.After(start) && !s.end.After(end) // the first end opens the window
@@ -233,9 +290,9 @@ func (c *Collector) window(r *Report) {
 		if !inside {
 			continue
 		}
-		tokens += s.output
 		if s.ok {
 			okN++
+			tokens += s.output
 		}
 		if s.good {
 			goodN++

@@ -274,3 +274,20 @@ func TestPlot(t *testing.T) {
 		t.Fatalf("PNG: %v %dx%d", err, cfg.Width, cfg.Height)
 	}
 }
+
+// TestWarmupRecordsCountOnlyInTheWindowsThroughput: a request started in
+// the warm-up that ends inside a known window is throughput of that
+// window, and no other figure.
+func TestWarmupRecordsCountOnlyInTheWindowsThroughput(t *testing.T) {
+	c := NewCollector(Options{Start: t0.Add(time.Second), End: t0.Add(3 * time.Second), SLO: SLO{TTFT: time.Second}})
+	c.AddRecord(Record{Start: t0, OK: true, HasTTFT: true, TTFTMs: 100, E2EMs: 1500, OutputTokens: 10, Warmup: true})
+	c.AddRecord(Record{Start: t0.Add(500 * time.Millisecond), OK: true, HasTTFT: true, TTFTMs: 100, E2EMs: 100, OutputTokens: 7, Warmup: true}) // ended before the window
+	c.AddRecord(Record{Start: t0.Add(time.Second), OK: true, HasTTFT: true, TTFTMs: 300, E2EMs: 1000, OutputTokens: 20})
+	r := c.Report()
+	if r.Requests != 1 || r.TTFT.Count != 1 || r.TTFT.P50 != 0.3 || r.OutputTokens != 20 {
+		t.Errorf("warm-up counted outside throughput: %+v", r)
+	}
+	if r.RequestThroughput != 1 || r.OutputThroughput != 15 || r.GoodRequests != 2 {
+		t.Errorf("throughput %v req/s, %v tok/s, %d good; want 1, 15, 2", r.RequestThroughput, r.OutputThroughput, r.GoodRequests)
+	}
+}

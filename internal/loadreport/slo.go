@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/tokentrace/tokentrace/internal/loadgen"
 )
 
 // SLO are the latency limits goodput counts against; 0 is no limit.
@@ -69,14 +67,12 @@ func ParseSLO(s string) (SLO, error) {
 // met reports whether a successful request met every limit. A request
 // without output fails a TTFT limit; one with fewer than two tokens has no
 // TPOT and so cannot fail that limit.
-func (s SLO) met(f *loadgen.Figures, tpot time.Duration, hasTPOT bool) bool {
-	if s.TTFT > 0 {
-		if ttft, ok := f.TTFT(); !ok || ttft > s.TTFT {
-			return false
-		}
-	}
-	if s.TPOT > 0 && hasTPOT && tpot > s.TPOT {
+func (s SLO) met(q *Record) bool {
+	if s.TTFT > 0 && (!q.HasTTFT || msDuration(q.TTFTMs+q.LateMs) > s.TTFT) {
 		return false
 	}
-	return s.E2E <= 0 || f.End <= s.E2E
+	if s.TPOT > 0 && q.HasTPOT() && msDuration(q.TPOTMs) > s.TPOT {
+		return false
+	}
+	return s.E2E <= 0 || msDuration(q.E2EMs+q.LateMs) <= s.E2E
 }

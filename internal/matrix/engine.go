@@ -78,26 +78,33 @@ func (e *ProcessEngine) Health() (bool, string, int, string) {
 	return exited, how, n, last
 }
 
-// PSBytes implements Engine.
-func (e *ProcessEngine) PSBytes(ctx context.Context) int64 {
+// PS implements Engine.
+func (e *ProcessEngine) PS(ctx context.Context) PSSize {
 	if !e.OllamaAPI || e.proc == nil {
-		return 0
+		return PSSize{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return psBytes(ctx, e.URL)
+	return psSize(ctx, e.URL)
 }
 
-// psBytes is the size of every model /api/ps lists as loaded; 0 when the
-// engine does not answer.
-func psBytes(ctx context.Context, url string) int64 {
+// PSSize is what /api/ps says the loaded models take: in all, and of that
+// on the GPU.
+type PSSize struct {
+	Bytes, VRAMBytes int64
+}
+
+// psSize sums every model /api/ps lists as loaded; zero when the engine
+// does not answer.
+func psSize(ctx context.Context, url string) PSSize {
 	ps, err := (&backend.Ollama{BaseURL: url}).PS(ctx)
 	if err != nil {
-		return 0
+		return PSSize{}
 	}
-	var n int64
+	var n PSSize
 	for _, m := range ps {
-		n += m.Size
+		n.Bytes += m.Size
+		n.VRAMBytes += m.SizeVRAM
 	}
 	return n
 }
@@ -165,7 +172,8 @@ func (e *ProcessEngine) Start(ctx context.Context, s Setting) (SettingFacts, err
 	}
 	facts.RunnerParallel, facts.RunnerCtx, facts.Verified, facts.RunnerLog = e.verify(ctx, client, s)
 	facts.IdleMemBytes, _, _ = memsample.TreeRSS(ctx, proc.Pid())
-	facts.PSSizeBytes = e.PSBytes(ctx)
+	ps := e.PS(ctx)
+	facts.PSSizeBytes, facts.PSVRAMBytes = ps.Bytes, ps.VRAMBytes
 	return facts, nil
 }
 

@@ -33,12 +33,12 @@ func (e *ExternalEngine) Pid() int { return 0 }
 // Health never reports an exit: a dead external engine shows as errors.
 func (e *ExternalEngine) Health() (bool, string, int, string) { return false, "", 0, "" }
 
-// PSBytes implements Engine.
-func (e *ExternalEngine) PSBytes(ctx context.Context) int64 {
+// PS implements Engine.
+func (e *ExternalEngine) PS(ctx context.Context) PSSize {
 	if !e.OllamaAPI {
-		return 0
+		return PSSize{}
 	}
-	return psBytes(ctx, e.URL)
+	return psSize(ctx, e.URL)
 }
 
 // Stop does nothing: the engine is not the supervisor's.

@@ -6,66 +6,75 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokentrace/tokentrace/internal/stats"
+	"github.com/tokentrace/tokentrace/internal/loadreport"
 )
 
-// Compute summarises one scenario's requests. Latency percentiles are over
-// successful requests only; errors are counted.
-//
-// Throughput follows docs/METRICS.md: the output tokens of the measured
-// requests over the window, which runs from the first request's start until
-// the duration has passed or the last request has ended, whichever is
-// later. The supervisor runs the warm-up before the window and lets it
-// drain, so the engine serves only measured requests inside it; requests
-// started inside the duration are waited for and counted. Compute returns
-// the window too.
-func Compute(reqs []Request, duration time.Duration) (Figures, time.Duration) {
-	var f Figures
-	var ttft, e2e, tps, srv, queue []float64
-	var first, lastEnd time.Time
-	errs := map[string]int{}
+// Window is the time span a scenario's throughput is counted over: the
+// requests that ended inside it count (docs/METRICS.md).
+type Window struct {
+	Start time.Time `json:"window_start"`
+	End   time.Time `json:"window_end"`
+}
+
+// Length is the window's length.
+func (w Window) Length() time.Duration { return w.End.Sub(w.Start) }
+
+// DrainedWindow is the window of a run whose warm-up drained before the
+// measured requests started (results written before the window was
+// stored): from the first request's start until the duration has passed or
+// the last request has ended, whichever is later, so every request ends
+// inside it.
+func DrainedWindow(reqs []Request, duration time.Duration) Window {
+	var w Window
+	var lastEnd time.Time
 	for _, r := range reqs {
-		f.Requests++
-		if first.IsZero() || r.Start.Before(first) {
-			first = r.Start
-		}
-		if end := r.End(); end.After(lastEnd) {
-			lastEnd = r.End()
-		}
-		if !r.OK {
-			f.Errors++
-			errs[r.ErrorType]++
+		if r.Warmup {
 			continue
 		}
-		f.OutputTokens += r.OutputTokens
-		f.TokensEstimated = f.TokensEstimated || r.TokensEstimated
-		e2e = append(e2e, r.E2EMs)
-		if r.HasTTFT {
-			ttft = append(ttft, r.TTFTMs)
+		if w.Start.IsZero() || r.Start.Before(w.Start) {
+			w.Start = r.Start
 		}
-		if r.TokPerSec > 0 {
-			tps = append(tps, r.TokPerSec)
-		}
-		if r.ServerTokPerSec > 0 {
-			srv = append(srv, r.ServerTokPerSec)
-			queue = append(queue, r.QueueWaitMs)
+		if end := r.End(); end.After(lastEnd) {
+			lastEnd = end
 		}
 	}
-	t, e, s := stats.Summarize(ttft), stats.Summarize(e2e), stats.Summarize(tps)
-	f.TTFTP50Ms, f.TTFTP90Ms, f.TTFTP99Ms, f.TTFTMeanMs = t.P50, t.P90, t.P99, t.Mean
-	f.E2EP50Ms, f.E2EP90Ms, f.E2EP99Ms = e.P50, e.P90, e.P99
-	f.TokPerSecMean, f.TokPerSecP50 = s.Mean, s.P50
-	f.ServerTokPerSecMean = stats.Summarize(srv).Mean
-	f.QueueWaitP50Ms = stats.Summarize(queue).P50
-	f.ErrorTypes = joinCounts(errs)
+	w.End = w.Start.Add(max(duration, lastEnd.Sub(w.Start)))
+	return w
+}
 
-	window := max(duration, lastEnd.Sub(first))
-	tokens, served := f.OutputTokens, f.Requests-f.Errors
-	if window > 0 {
-		f.OutputTokPerSec = float64(tokens) / window.Seconds()
-		f.ReqPerSec = float64(served) / window.Seconds()
+// Compute summarises one scenario's requests over its window with the one
+// aggregator of tokentrace (loadreport.Collector), the same code
+// `loadtest report` uses: latency percentiles over successful requests,
+// errors counted, throughput over the window, goodput against slo.
+func Compute(reqs []Request, w Window, slo loadreport.SLO) Figures {
+	c := loadreport.NewCollector(loadreport.Options{Start: w.Start, End: w.End, SLO: slo})
+	for _, q := range reqs {
+		c.AddRecord(q)
 	}
-	return f, window
+	return FiguresOf(c.Report())
+}
+
+// FiguresOf is the scenario summary of a report, in milliseconds.
+func FiguresOf(r loadreport.Report) Figures {
+	ms := func(s float64) float64 { return s * 1e3 }
+	f := Figures{Requests: r.Requests, Errors: r.Requests - r.Succeeded,
+		TTFTP50Ms: ms(r.TTFT.P50), TTFTP90Ms: ms(r.TTFT.P90), TTFTP95Ms: ms(r.TTFT.P95), TTFTP99Ms: ms(r.TTFT.P99),
+		TTFTMeanMs: ms(r.TTFT.Mean),
+		E2EP50Ms:   ms(r.E2E.P50), E2EP90Ms: ms(r.E2E.P90), E2EP95Ms: ms(r.E2E.P95), E2EP99Ms: ms(r.E2E.P99),
+		TPOTP50Ms: ms(r.TPOT.P50), TPOTP95Ms: ms(r.TPOT.P95), TPOTP99Ms: ms(r.TPOT.P99),
+		ITLP50Ms: ms(r.ITL.P50), ITLP95Ms: ms(r.ITL.P95), ITLP99Ms: ms(r.ITL.P99),
+		TokPerSecMean: r.DecodeSpeed.Mean, TokPerSecP50: r.DecodeSpeed.P50,
+		ServerTokPerSecMean: r.ServerDecodeSpeed.Mean, QueueWaitP50Ms: ms(r.QueueWait.P50),
+		OutputTokPerSec: r.OutputThroughput, ReqPerSec: r.RequestThroughput, GoodputRPS: r.Goodput, GoodRatio: r.GoodRatio,
+		OutputTokens: r.OutputTokens, MeanOutputTokens: r.OutputPerRequest.Mean,
+		TokensEstimated: r.EstimatedTokens > 0, Late: r.Late, LateP95Ms: ms(r.LateBy.P95),
+	}
+	errs := map[string]int{}
+	for _, e := range r.Errors {
+		errs[e.Type] = e.Count
+	}
+	f.ErrorTypes = joinCounts(errs)
+	return f
 }
 
 func joinCounts(m map[string]int) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"time"
@@ -13,18 +14,22 @@ import (
 	"github.com/shirou/gopsutil/v4/mem"
 
 	"github.com/tokentrace/tokentrace/internal/backend"
+	"github.com/tokentrace/tokentrace/internal/memsample"
 )
 
 // Settings are every choice of a run; a resumed run uses the saved ones.
 type Settings struct {
 	// Backend is "ollama", "sim", "command" or "external".
-	Backend     string   `json:"backend"`
-	Model       string   `json:"model"`
-	API         string   `json:"api"` // "ollama" or "openai"
-	Concurrency []int    `json:"concurrency"`
-	PromptSizes []string `json:"prompt_sizes"`
-	NumParallel []int    `json:"num_parallel"`
-	NumCtx      []int    `json:"num_ctx"`
+	Backend     string `json:"backend"`
+	Model       string `json:"model"`
+	API         string `json:"api"` // "ollama" or "openai"
+	Concurrency []int  `json:"concurrency"`
+	// Rates are open-loop request rates (Poisson arrivals), run after the
+	// concurrencies.
+	Rates       []float64 `json:"rates,omitempty"`
+	PromptSizes []string  `json:"prompt_sizes"`
+	NumParallel []int     `json:"num_parallel"`
+	NumCtx      []int     `json:"num_ctx"`
 	// Duration is each scenario's measurement window; Warmup is run before
 	// it and not counted.
 	Duration    Duration `json:"duration"`
@@ -38,12 +43,29 @@ type Settings struct {
 	URL string `json:"url,omitempty"`
 	// SimArgs are extra simulator flags (time scale, memory limit).
 	SimArgs []string `json:"sim_args,omitempty"`
+	// SLO are the latency limits a setting must meet (--slo); goodput
+	// counts against them.
+	SLO SLO `json:"slo,omitempty"`
+	// Search, when its Kind is set, runs a capacity search per setting and
+	// prompt size instead of the fixed concurrencies and rates.
+	Search Search `json:"search,omitempty"`
 }
 
 // Validate checks the settings before anything starts.
 func (s Settings) Validate(promptSizes []string) error {
-	if len(s.Concurrency) == 0 || len(s.PromptSizes) == 0 || len(s.NumParallel) == 0 || len(s.NumCtx) == 0 {
-		return errors.New("concurrency, prompt sizes, parallel and context each need at least one value")
+	if err := s.Search.Validate(); err != nil {
+		return err
+	}
+	if s.Search.Kind != "" && !s.SLO.Set() {
+		return errors.New("a capacity search needs --slo: the limits the setting must meet")
+	}
+	if (len(s.Concurrency) == 0 && len(s.Rates) == 0 && s.Search.Kind == "") || len(s.PromptSizes) == 0 || len(s.NumParallel) == 0 || len(s.NumCtx) == 0 {
+		return errors.New("concurrency (or rates), prompt sizes, parallel and context each need at least one value")
+	}
+	for _, r := range s.Rates {
+		if !(r > 0) || math.IsInf(r, 0) {
+			return fmt.Errorf("rate %g: must be a positive number of requests per second", r)
+		}
 	}
 	for _, c := range s.Concurrency {
 		if c <= 0 {
@@ -84,9 +106,20 @@ func (s Settings) Scenarios() []Scenario {
 	var out []Scenario
 	for _, ctx := range s.NumCtx {
 		for _, p := range s.NumParallel {
+			if s.Search.Kind != "" {
+				for _, size := range s.PromptSizes {
+					out = append(out, Scenario{Setting: Setting{p, ctx}, PromptSize: size, Search: s.Search.Kind})
+				}
+				continue
+			}
 			for _, c := range s.Concurrency {
 				for _, size := range s.PromptSizes {
-					out = append(out, Scenario{Setting{p, ctx}, c, size})
+					out = append(out, Scenario{Setting: Setting{p, ctx}, Concurrency: c, PromptSize: size})
+				}
+			}
+			for _, r := range s.Rates {
+				for _, size := range s.PromptSizes {
+					out = append(out, Scenario{Setting: Setting{p, ctx}, Rate: r, PromptSize: size})
 				}
 			}
 		}
@@ -125,6 +158,9 @@ type Machine struct {
 	CPUModel    string `json:"cpu_model"`
 	CPUs        int    `json:"cpus"`
 	MemoryBytes uint64 `json:"memory_bytes"`
+	// GPUs are the NVIDIA GPUs nvidia-smi sees (name, driver, memory);
+	// none without nvidia-smi.
+	GPUs []memsample.GPU `json:"gpus,omitempty"`
 }
 
 // Header is the run header (header.json).
@@ -135,8 +171,13 @@ type Header struct {
 	Model    backend.ModelInfo `json:"model"`
 	Machine  Machine           `json:"machine"`
 	// KVBytesPerSlot is the KV-cache estimate from the model's shape, per
-	// context size ("4096": bytes).
+	// context size ("4096": bytes), at KVCacheType's element size.
 	KVBytesPerSlot map[string]int64 `json:"kv_bytes_per_slot,omitempty"`
+	KVCacheType    string           `json:"kv_cache_type,omitempty"`
+	// EngineEnv is every OLLAMA_* variable the engine ran with (those of
+	// the first setting: OLLAMA_NUM_PARALLEL and OLLAMA_CONTEXT_LENGTH
+	// change per setting).
+	EngineEnv map[string]string `json:"engine_env,omitempty"`
 }
 
 // ThisMachine describes the machine the supervisor runs on.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tokentrace/tokentrace/internal/loadreport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -70,6 +72,7 @@ func TestScenariosRestartOncePerSetting(t *testing.T) {
 func req(start time.Time, ttft, e2e float64, tokens int, ok bool) Request {
 	q := Request{Start: start, OK: ok, TTFTMs: ttft, HasTTFT: ok, E2EMs: e2e, OutputTokens: tokens}
 	if ok && tokens > 1 {
+		q.TPOTMs = (e2e - ttft) / float64(tokens-1)
 		q.TokPerSec = float64(tokens-1) / ((e2e - ttft) / 1000)
 	} else if !ok {
 		q.ErrorType, q.Error = "500", "boom"
@@ -87,9 +90,10 @@ func TestComputeFigures(t *testing.T) {
 	}
 	// The last request ends 4 s after the first start: the window grows
 	// from the 2 s duration to 4 s.
-	f, window := Compute(reqs, 2*time.Second)
-	if window != 4*time.Second {
-		t.Errorf("window %v, want 4s", window)
+	w := DrainedWindow(reqs, 2*time.Second)
+	f := Compute(reqs, w, loadreport.SLO{})
+	if w.Length() != 4*time.Second {
+		t.Errorf("window %v, want 4s", w.Length())
 	}
 	if f.Requests != 4 || f.Errors != 1 || f.ErrorTypes != "500:1" {
 		t.Errorf("counts %+v", f)
@@ -106,9 +110,11 @@ func TestComputeFigures(t *testing.T) {
 }
 
 func TestComputeOneRequest(t *testing.T) {
-	f, window := Compute([]Request{req(time.Unix(0, 0), 10, 500, 10, true)}, time.Second)
-	if window != time.Second || f.OutputTokPerSec != 10 {
-		t.Errorf("one request: window %v, %v tok/s; want 1s and 10", window, f.OutputTokPerSec)
+	reqs := []Request{req(time.Unix(0, 0), 10, 500, 10, true)}
+	w := DrainedWindow(reqs, time.Second)
+	f := Compute(reqs, w, loadreport.SLO{})
+	if w.Length() != time.Second || f.OutputTokPerSec != 10 {
+		t.Errorf("one request: window %v, %v tok/s; want 1s and 10", w.Length(), f.OutputTokPerSec)
 	}
 }
 
@@ -121,13 +127,13 @@ func TestStoreAppendLoadResume(t *testing.T) {
 	if _, err := Create(dir, Header{}); err == nil {
 		t.Error("a second run was created in the same folder")
 	}
-	sc := Scenario{Setting{1, 512}, 1, "small"}
+	sc := Scenario{Setting: Setting{1, 512}, Concurrency: 1, PromptSize: "small"}
 	reqs := []Request{{Scenario: sc.Name(), Attempt: "a1", OK: true, E2EMs: 5}}
 	if err := st.Append(Result{Scenario: sc, Name: sc.Name(), Attempt: "a1", Status: StatusOK}, reqs); err != nil {
 		t.Fatal(err)
 	}
 	// An interrupted scenario: requests without a result, and a torn line.
-	sc2 := Scenario{Setting{1, 512}, 2, "small"}
+	sc2 := Scenario{Setting: Setting{1, 512}, Concurrency: 2, PromptSize: "small"}
 	os.WriteFile(filepath.Join(dir, "x"), nil, 0o644)
 	f, _ := os.OpenFile(filepath.Join(dir, RequestsFile), os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"scenario":"` + sc2.Name() + `","attempt":"lost","ok":true}` + "\n" + `{"scenario":"torn`)
@@ -136,7 +142,7 @@ func TestStoreAppendLoadResume(t *testing.T) {
 	f.WriteString(`{"scenario":"torn`)
 	f.Close()
 
-	st2, h, err := Resume(dir)
+	st2, h, err := Resume(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +192,7 @@ func (e *fakeEngine) Health() (bool, string, int, string) {
 	defer e.mu.Unlock()
 	return e.exited, "exit status 2", e.memLines, ""
 }
-func (e *fakeEngine) PSBytes(context.Context) int64 { return 1 << 20 }
+func (e *fakeEngine) PS(context.Context) PSSize { return PSSize{Bytes: 1 << 20} }
 func (e *fakeEngine) Stop(context.Context) error {
 	e.mu.Lock()
 	e.stops++
@@ -194,7 +200,7 @@ func (e *fakeEngine) Stop(context.Context) error {
 	return nil
 }
 
-func (e *fakeEngine) load(ctx context.Context, sc Scenario, on func(Request)) error {
+func (e *fakeEngine) load(ctx context.Context, sc Scenario, _ func(Window), on func(Request)) error {
 	now := time.Now()
 	if sc.Name() == e.dieIn {
 		e.mu.Lock()
@@ -206,6 +212,11 @@ func (e *fakeEngine) load(ctx context.Context, sc Scenario, on func(Request)) er
 	}
 	if sc.Concurrency == 2 && sc.Parallel == 2 {
 		on(Request{Start: now, ErrorType: "500", Error: "model requires more system memory", E2EMs: 1})
+	}
+	if sc.Concurrency == 2 && sc.Parallel == 3 { // the engine's own log says memory ran out
+		e.mu.Lock()
+		e.memLines++
+		e.mu.Unlock()
 	}
 	on(Request{Start: now, OK: true, TTFTMs: 1, HasTTFT: true, E2EMs: 2, OutputTokens: 2, TokPerSec: 1000})
 	return nil
@@ -235,9 +246,11 @@ func TestRunnerRecordsOOMAndCrashAndGoesOn(t *testing.T) {
 	}
 	want := map[string]string{
 		"p4-ctx512-c1-small": StatusOOM, "p4-ctx512-c2-small": StatusOOM, // the engine could not load
-		"p2-ctx512-c1-small": StatusOK, "p2-ctx512-c2-small": StatusOOM, // an error response said memory
+		// An error response that speaks of memory is no evidence: the
+		// engine neither logged it nor exited, so the errors are counted.
+		"p2-ctx512-c1-small": StatusOK, "p2-ctx512-c2-small": StatusOK,
 		"p1-ctx512-c1-small": StatusCrash, "p1-ctx512-c2-small": StatusSkipped, // exited, no memory said
-		"p3-ctx512-c1-small": StatusOK, "p3-ctx512-c2-small": StatusOK, // the matrix went on
+		"p3-ctx512-c1-small": StatusOK, "p3-ctx512-c2-small": StatusOOM, // the engine's log said memory; the matrix went on
 	}
 	for name, st := range want {
 		if got[name] != st {
@@ -257,12 +270,12 @@ func TestRunnerInterruptedRecordsNothingOfTheScenario(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	eng := &fakeEngine{}
-	load := func(ctx context.Context, sc Scenario, on func(Request)) error {
+	load := func(ctx context.Context, sc Scenario, onWindow func(Window), on func(Request)) error {
 		if sc.Concurrency == 2 {
 			cancel()
 			<-ctx.Done()
 		}
-		return eng.load(ctx, sc, on)
+		return eng.load(ctx, sc, onWindow, on)
 	}
 	r := &Runner{Settings: s, Engine: eng, Store: st, Load: load, Log: &strings.Builder{}, MemInterval: 10 * time.Millisecond}
 	if err := r.Run(ctx); !errors.Is(err, context.Canceled) {
@@ -286,5 +299,33 @@ func TestProgressETA(t *testing.T) {
 	p.End()
 	if !strings.Contains(b.String(), "1/4") {
 		t.Errorf("progress line %q", b.String())
+	}
+}
+
+func TestResumeRetriesFailedOnlyWhenAsked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	st, err := Create(dir, Header{Settings: settings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := Scenario{Setting: Setting{1, 512}, Concurrency: 1, PromptSize: "small"}
+	oom := Scenario{Setting: Setting{2, 512}, Concurrency: 1, PromptSize: "small"}
+	for _, r := range []Result{{Scenario: ok, Name: ok.Name(), Status: StatusOK}, {Scenario: oom, Name: oom.Name(), Status: StatusOOM}} {
+		if err := st.Append(r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	search := Capacity{Name: "p4-ctx512-capacity-small", Status: StatusCrash}
+	if err := st.AppendCapacity(search); err != nil {
+		t.Fatal(err)
+	}
+	for _, retry := range []bool{false, true} {
+		st, _, err := Resume(dir, retry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Done(ok.Name()) || st.Done(oom.Name()) != !retry || st.Done(search.Name) != !retry {
+			t.Errorf("retry %v: done ok %v, oom %v, crashed search %v", retry, st.Done(ok.Name()), st.Done(oom.Name()), st.Done(search.Name))
+		}
 	}
 }

@@ -6,9 +6,11 @@ package matrix
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/tokentrace/tokentrace/internal/backend"
+	"github.com/tokentrace/tokentrace/internal/loadreport"
 )
 
 // Setting is one engine configuration: the engine restarts between settings.
@@ -19,17 +21,35 @@ type Setting struct {
 
 func (s Setting) String() string { return fmt.Sprintf("p%d-ctx%d", s.Parallel, s.NumCtx) }
 
-// Scenario is one cell of the matrix.
+// Scenario is one cell of the matrix: a closed loop of Concurrency users,
+// or, when Rate > 0, an open loop of Rate requests per second (Poisson).
 type Scenario struct {
 	Setting
-	Concurrency int    `json:"concurrency"`
-	PromptSize  string `json:"prompt_size"`
+	Concurrency int     `json:"concurrency"`
+	Rate        float64 `json:"rate_rps,omitempty"`
+	PromptSize  string  `json:"prompt_size"`
+	// Search, when set, makes the scenario a capacity search of its
+	// setting and prompt size (SearchConcurrency or SearchRate) instead of
+	// one load.
+	Search string `json:"search,omitempty"`
 }
 
 // Name is the scenario's name, sent to the proxy with each request and the
 // key of --resume.
 func (s Scenario) Name() string {
-	return fmt.Sprintf("%s-c%d-%s", s.Setting, s.Concurrency, s.PromptSize)
+	return fmt.Sprintf("%s-%s-%s", s.Setting, s.Load(), s.PromptSize)
+}
+
+// Load names the scenario's load: "c4" (closed loop of 4 users) or
+// "r2.5" (2.5 requests per second).
+func (s Scenario) Load() string {
+	if s.Search != "" {
+		return "capacity"
+	}
+	if s.Rate > 0 {
+		return "r" + strconv.FormatFloat(s.Rate, 'g', -1, 64)
+	}
+	return "c" + strconv.Itoa(s.Concurrency)
 }
 
 // Scenario outcomes.
@@ -41,37 +61,10 @@ const (
 	StatusSkipped = "skipped" // an earlier scenario of the setting failed the engine
 )
 
-// Request is the raw record of one measured request (requests.jsonl): the
-// figures of docs/METRICS.md in milliseconds.
-type Request struct {
-	Scenario string    `json:"scenario"`
-	Attempt  string    `json:"attempt"`
-	Start    time.Time `json:"start"`
-	OK       bool      `json:"ok"`
-	Status   int       `json:"status,omitempty"`
-	// ErrorType is docs/METRICS.md's error.type; Error its message.
-	ErrorType string `json:"error_type,omitempty"`
-	Error     string `json:"error,omitempty"`
-	// TTFTMs is valid when HasTTFT (output arrived).
-	TTFTMs  float64 `json:"ttft_ms"`
-	HasTTFT bool    `json:"has_ttft"`
-	E2EMs   float64 `json:"e2e_ms"`
-	// TPOTMs and TokPerSec (1/TPOT) are valid when OutputTokens ≥ 2.
-	TPOTMs          float64 `json:"tpot_ms,omitempty"`
-	TokPerSec       float64 `json:"tok_per_s,omitempty"`
-	InputTokens     int     `json:"input_tokens"`
-	OutputTokens    int     `json:"output_tokens"`
-	TokensEstimated bool    `json:"tokens_estimated,omitempty"`
-	// ServerTokPerSec is Ollama's eval_count/eval_duration; QueueWaitMs its
-	// queue wait; both 0 when the server sent no timings.
-	ServerTokPerSec float64 `json:"server_tok_per_s,omitempty"`
-	QueueWaitMs     float64 `json:"queue_wait_ms,omitempty"`
-}
-
-// EndMs is the request's end, in ms since the Unix epoch.
-func (r Request) End() time.Time {
-	return r.Start.Add(time.Duration(r.E2EMs * float64(time.Millisecond)))
-}
+// Request is the raw record of one measured request (a line of
+// requests.jsonl): tokentrace's one per-request record, which
+// loadreport.Collector aggregates.
+type Request = loadreport.Record
 
 // SettingFacts is what the supervisor learnt while starting the engine for a
 // setting; every scenario of the setting carries it.
@@ -96,6 +89,7 @@ type SettingFacts struct {
 	// before the first scenario; PSSizeBytes what /api/ps says of the model.
 	IdleMemBytes uint64 `json:"idle_mem_bytes"`
 	PSSizeBytes  int64  `json:"ps_size_bytes"`
+	PSVRAMBytes  int64  `json:"ps_size_vram_bytes,omitempty"`
 }
 
 // Result is one scenario's line in results.jsonl and results.csv.
@@ -106,14 +100,25 @@ type Result struct {
 	Status  string    `json:"status"`
 	Note    string    `json:"note,omitempty"`
 	Started time.Time `json:"started"`
-	// WindowS is the measurement window (the duration, after warm-up).
+	// WindowS is the measurement window's length; Window the window
+	// itself (absent in runs written before it was stored: their window is
+	// DrainedWindow).
 	WindowS float64 `json:"window_s"`
+	Window
 	Figures
 	SettingFacts
-	PeakMemBytes uint64 `json:"peak_mem_bytes"`
-	MeanMemBytes uint64 `json:"mean_mem_bytes"`
-	MemSamples   int    `json:"mem_samples"`
-	PSPeakBytes  int64  `json:"ps_peak_bytes"`
+	// PeakMemBytes and MeanMemBytes are the engine's process tree over
+	// the measured window; WarmupPeakMemBytes over the warm-up before it.
+	PeakMemBytes       uint64 `json:"peak_mem_bytes"`
+	MeanMemBytes       uint64 `json:"mean_mem_bytes"`
+	WarmupPeakMemBytes uint64 `json:"warmup_peak_mem_bytes,omitempty"`
+	MemSamples         int    `json:"mem_samples"`
+	PSPeakBytes        int64  `json:"ps_peak_bytes"`
+	// PSPeakVRAMBytes is /api/ps's size_vram (the part on the GPU);
+	// PeakVRAMBytes the process tree's GPU memory from nvidia-smi, over the
+	// window; both 0 without a GPU.
+	PSPeakVRAMBytes int64  `json:"ps_peak_vram_bytes,omitempty"`
+	PeakVRAMBytes   uint64 `json:"peak_vram_bytes,omitempty"`
 }
 
 // Figures summarise a scenario's requests (see Compute).
@@ -123,11 +128,19 @@ type Figures struct {
 	ErrorTypes string  `json:"error_types,omitempty"` // "type:count;…"
 	TTFTP50Ms  float64 `json:"ttft_p50_ms"`
 	TTFTP90Ms  float64 `json:"ttft_p90_ms"`
+	TTFTP95Ms  float64 `json:"ttft_p95_ms"`
 	TTFTP99Ms  float64 `json:"ttft_p99_ms"`
 	TTFTMeanMs float64 `json:"ttft_mean_ms"`
 	E2EP50Ms   float64 `json:"latency_p50_ms"`
 	E2EP90Ms   float64 `json:"latency_p90_ms"`
+	E2EP95Ms   float64 `json:"latency_p95_ms"`
 	E2EP99Ms   float64 `json:"latency_p99_ms"`
+	TPOTP50Ms  float64 `json:"tpot_p50_ms"`
+	TPOTP95Ms  float64 `json:"tpot_p95_ms"`
+	TPOTP99Ms  float64 `json:"tpot_p99_ms"`
+	ITLP50Ms   float64 `json:"itl_p50_ms"`
+	ITLP95Ms   float64 `json:"itl_p95_ms"`
+	ITLP99Ms   float64 `json:"itl_p99_ms"`
 	// TokPerSecMean is the mean per-request decode speed (1/TPOT).
 	TokPerSecMean float64 `json:"tok_per_s_mean"`
 	TokPerSecP50  float64 `json:"tok_per_s_p50"`
@@ -135,9 +148,22 @@ type Figures struct {
 	ServerTokPerSecMean float64 `json:"server_tok_per_s_mean"`
 	QueueWaitP50Ms      float64 `json:"queue_wait_p50_ms"`
 	// OutputTokPerSec is the system's output throughput; ReqPerSec its
-	// request throughput.
+	// request throughput; GoodputRPS the requests per second that met
+	// every limit of the SLO (0 without one).
 	OutputTokPerSec float64 `json:"output_tok_per_s"`
 	ReqPerSec       float64 `json:"req_per_s"`
-	OutputTokens    int     `json:"output_tokens"`
-	TokensEstimated bool    `json:"tokens_estimated,omitempty"`
+	GoodputRPS      float64 `json:"goodput_rps,omitempty"`
+	// GoodRatio is the share of successful measured requests that met
+	// every limit.
+	GoodRatio    float64 `json:"good_ratio,omitempty"`
+	OutputTokens int     `json:"output_tokens"`
+	// MeanOutputTokens is the mean answer length of successful requests:
+	// the same work at every setting shows as the same mean.
+	MeanOutputTokens float64 `json:"mean_output_tokens"`
+	TokensEstimated  bool    `json:"tokens_estimated,omitempty"`
+	// Late counts open-loop arrivals a concurrency cap sent after their
+	// scheduled time; LateP95Ms how late. Latencies count from the
+	// scheduled time.
+	Late      int     `json:"late_requests,omitempty"`
+	LateP95Ms float64 `json:"late_p95_ms,omitempty"`
 }

@@ -28,9 +28,9 @@ type Engine interface {
 	// Health tells whether the engine has exited (and how), and how many
 	// of its log lines spoke of memory so far (and the last one).
 	Health() (exited bool, how string, memLines int, lastMem string)
-	// PSBytes is what the engine says its loaded models take (/api/ps);
-	// 0 when it cannot tell.
-	PSBytes(ctx context.Context) int64
+	// PS is what the engine says its loaded models take (/api/ps), in all
+	// and on the GPU; zero when it cannot tell.
+	PS(ctx context.Context) PSSize
 	// Stop stops the engine; idempotent.
 	Stop(ctx context.Context) error
 }
@@ -45,9 +45,11 @@ type SettingError struct {
 func (e *SettingError) Error() string { return e.Err.Error() }
 func (e *SettingError) Unwrap() error { return e.Err }
 
-// LoadFunc drives one scenario for the warm-up and the duration and reports
-// every measured (non-warm-up) request.
-type LoadFunc func(ctx context.Context, sc Scenario, onRequest func(Request)) error
+// LoadFunc drives one scenario: the warm-up and then, without a pause, the
+// measured window, as one continuous load. It calls onWindow once when the
+// window is known (before the first measured request ends) and onRequest
+// with every measured (non-warm-up) request.
+type LoadFunc func(ctx context.Context, sc Scenario, onWindow func(Window), onRequest func(Request)) error
 
 // Runner runs a matrix.
 type Runner struct {
@@ -60,11 +62,12 @@ type Runner struct {
 	Log      io.Writer
 	// MemInterval is the memory sampling interval; 250 ms when 0.
 	MemInterval time.Duration
+	// NvidiaSMI, when set, is the nvidia-smi that samples the engine's GPU
+	// memory (per process tree) beside its RAM.
+	NvidiaSMI string
 }
 
 var (
-	// memoryError matches error responses that say memory ran out.
-	memoryError = regexp.MustCompile(`(?i)memory|\boom\b|alloc`)
 	// memoryExit matches how an engine exited when memory killed it (the
 	// kernel's OOM killer sends SIGKILL).
 	memoryExit = regexp.MustCompile(`(?i)killed|memory`)
@@ -125,7 +128,13 @@ func (r *Runner) runSetting(ctx context.Context, s Setting, scenarios []Scenario
 	if errors.As(err, &se) {
 		fmt.Fprintf(r.Log, "setting %s: %s: %v\n", s, se.Status, se.Err)
 		for _, sc := range scenarios {
-			if err := r.record(sc, se.Status, "engine start: "+oneLine(se.Err.Error()), facts, time.Now(), nil, memsample.Result{}, 0); err != nil {
+			note := "engine start: " + oneLine(se.Err.Error())
+			if sc.Search != "" {
+				err = r.recordSearchFailure(sc, se.Status, note)
+			} else {
+				err = r.record(sc, se.Status, note, facts)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -139,13 +148,23 @@ func (r *Runner) runSetting(ctx context.Context, s Setting, scenarios []Scenario
 		fmt.Fprintf(r.Log, "engine says: %s\n", facts.RunnerLog.Summary())
 	}
 	for k, sc := range scenarios {
-		died, err := r.runScenario(ctx, sc, facts)
+		run := r.runScenario
+		if sc.Search != "" {
+			run = r.runSearch
+		}
+		died, err := run(ctx, sc, facts)
 		if err != nil {
 			return err
 		}
 		if died != "" {
 			for _, rest := range scenarios[k+1:] {
-				if err := r.record(rest, StatusSkipped, "engine died in "+sc.Name()+": "+died, facts, time.Now(), nil, memsample.Result{}, 0); err != nil {
+				note := "engine died in " + sc.Name() + ": " + died
+				if rest.Search != "" {
+					err = r.recordSearchFailure(rest, StatusSkipped, note)
+				} else {
+					err = r.record(rest, StatusSkipped, note, facts)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -155,19 +174,33 @@ func (r *Runner) runSetting(ctx context.Context, s Setting, scenarios []Scenario
 	return nil
 }
 
-// runScenario runs one scenario; died says how the engine died in it.
+// runScenario runs one scenario and records it; died says how the engine
+// died in it.
 func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFacts) (died string, err error) {
 	if r.Progress != nil {
 		r.Progress.Start(sc.Name())
 	}
+	res, reqs, died, err := r.measure(ctx, sc, facts)
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.write(res, reqs); err != nil {
+		return "", err
+	}
+	return died, nil
+}
+
+// measure runs one scenario: its result (figures not yet computed) and
+// requests; died says how the engine died in it.
+func (r *Runner) measure(ctx context.Context, sc Scenario, facts SettingFacts) (res Result, reqs []Request, died string, err error) {
 	_, _, memBefore, _ := r.Engine.Health()
 	var sampler *memsample.Sampler
 	if pid := r.Engine.Pid(); pid > 0 {
-		sampler = memsample.Start(pid, r.MemInterval)
+		sampler = memsample.StartGPU(pid, r.MemInterval, r.NvidiaSMI)
 	}
 	loadCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var psPeak int64
+	var psPeak PSSize
 	wg.Add(1)
 	go func() { // watch the engine: a dead engine ends the scenario
 		defer wg.Done()
@@ -179,7 +212,8 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 				return
 			}
 			if n%4 == 0 {
-				psPeak = max(psPeak, r.Engine.PSBytes(loadCtx))
+				ps := r.Engine.PS(loadCtx)
+				psPeak.Bytes, psPeak.VRAMBytes = max(psPeak.Bytes, ps.Bytes), max(psPeak.VRAMBytes, ps.VRAMBytes)
 			}
 			select {
 			case <-loadCtx.Done():
@@ -190,9 +224,19 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 	}()
 	started := time.Now()
 	var mu sync.Mutex
-	var reqs []Request
+	var window Window
+	var warmupMem memsample.Result
+	var warmupTimer *time.Timer
+	restarted := make(chan struct{})
 	attempt := newAttempt()
-	loadErr := r.Load(loadCtx, sc, func(q Request) {
+	loadErr := r.Load(loadCtx, sc, func(w Window) {
+		mu.Lock()
+		window = w
+		mu.Unlock()
+		if sampler != nil { // the warm-up's memory is its own period
+			warmupTimer = time.AfterFunc(time.Until(w.Start), func() { warmupMem = sampler.Restart(); close(restarted) })
+		}
+	}, func(q Request) {
 		q.Scenario, q.Attempt = sc.Name(), attempt
 		mu.Lock()
 		reqs = append(reqs, q)
@@ -200,13 +244,16 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 	})
 	cancel()
 	wg.Wait()
+	if warmupTimer != nil && !warmupTimer.Stop() {
+		<-restarted // it fired: wait until the warm-up's period is in warmupMem
+	}
 	var mem memsample.Result
 	if sampler != nil {
 		mem, _ = sampler.Stop()
 	}
 	exited, how, memAfter, lastMem := r.Engine.Health()
 	if ctx.Err() != nil && !exited {
-		return "", ctx.Err()
+		return res, nil, "", ctx.Err()
 	}
 	status, note := StatusOK, ""
 	switch {
@@ -216,27 +263,31 @@ func (r *Runner) runScenario(ctx context.Context, sc Scenario, facts SettingFact
 		status, note = StatusCrash, "engine exited: "+how
 	case memAfter > memBefore:
 		status, note = StatusOOM, "engine log: "+lastMem
-	default:
-		for _, q := range reqs {
-			if !q.OK && memoryError.MatchString(q.Error) {
-				status, note = StatusOOM, "error response: "+q.Error
-				break
-			}
-		}
 	}
+	// An error response that speaks of memory is not evidence by itself
+	// (a client's text, a proxy's): OOM comes from the engine, its exit or
+	// its log; such errors stay counted in the scenario's figures.
 	switch {
 	case loadErr != nil && status == StatusOK:
 		status, note = StatusFailed, "load: "+loadErr.Error()
-	case len(reqs) == 0 && status == StatusOK:
-		status, note = StatusFailed, "no request was measured"
+	case measured(reqs) == 0 && status == StatusOK:
+		status, note = StatusFailed, "no request was measured: none started inside the window"
+		if len(reqs) > 0 {
+			note += fmt.Sprintf(" (%d warm-up requests were still running; answers take longer than --warmup and --duration)", len(reqs))
+		}
 	}
-	if err := r.record(sc, status, oneLine(note), facts, started, reqs, mem, psPeak); err != nil {
-		return "", err
+	res = r.result(sc, status, oneLine(note), facts, started, mem, psPeak)
+	res.WarmupPeakMemBytes = warmupMem.PeakBytes
+	if !window.Start.IsZero() {
+		if window.End.IsZero() || window.End.After(time.Now()) {
+			window.End = time.Now() // the load ended early
+		}
+		res.Window = window
 	}
 	if exited {
-		return how, nil
+		died = how
 	}
-	return "", nil
+	return res, reqs, died, nil
 }
 
 func memoryWords(s string) bool { return memoryExit.MatchString(s) }
@@ -248,25 +299,39 @@ func memNote(last string) string {
 	return "; log: " + last
 }
 
-func (r *Runner) record(sc Scenario, status, note string, facts SettingFacts, started time.Time,
-	reqs []Request, mem memsample.Result, psPeak int64) error {
-	res := Result{Scenario: sc, Name: sc.Name(), Attempt: newAttempt(), Status: status, Note: note,
+// record writes a scenario that measured nothing.
+func (r *Runner) record(sc Scenario, status, note string, facts SettingFacts) error {
+	_, err := r.write(r.result(sc, status, note, facts, time.Now(), memsample.Result{}, PSSize{}), nil)
+	return err
+}
+
+func (r *Runner) result(sc Scenario, status, note string, facts SettingFacts, started time.Time,
+	mem memsample.Result, psPeak PSSize) Result {
+	return Result{Scenario: sc, Name: sc.Name(), Attempt: newAttempt(), Status: status, Note: note,
 		Started: started.UTC(), SettingFacts: facts,
-		PeakMemBytes: mem.PeakBytes, MeanMemBytes: mem.MeanBytes, MemSamples: mem.Samples, PSPeakBytes: psPeak}
+		PeakMemBytes: mem.PeakBytes, MeanMemBytes: mem.MeanBytes, MemSamples: mem.Samples, PSPeakBytes: psPeak.Bytes,
+		PSPeakVRAMBytes: psPeak.VRAMBytes, PeakVRAMBytes: mem.PeakVRAMBytes}
+}
+
+// write computes the figures of a scenario's requests over its window
+// and appends both to the store.
+func (r *Runner) write(res Result, reqs []Request) (Result, error) {
 	if len(reqs) > 0 {
 		res.Attempt = reqs[0].Attempt
 	}
-	var window time.Duration
-	res.Figures, window = Compute(reqs, r.Settings.Duration.D())
-	res.WindowS = window.Seconds()
+	if res.Window.Start.IsZero() {
+		res.Window = DrainedWindow(reqs, r.Settings.Duration.D())
+	}
+	res.Figures = Compute(reqs, res.Window, r.Settings.SLO.PerRequest())
+	res.WindowS = res.Window.Length().Seconds()
 	if err := r.Store.Append(res, reqs); err != nil {
-		return err
+		return res, err
 	}
 	if r.Progress != nil {
 		r.Progress.Finish(res)
 	}
-	fmt.Fprintf(r.Log, "%s: %s %s\n", sc.Name(), status, summaryLine(res))
-	return nil
+	fmt.Fprintf(r.Log, "%s: %s %s\n", res.Name, res.Status, summaryLine(res))
+	return res, nil
 }
 
 func summaryLine(r Result) string {
@@ -299,4 +364,15 @@ func HumanBytes(b uint64) string {
 	default:
 		return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 	}
+}
+
+// measured counts the requests started inside the window.
+func measured(reqs []Request) int {
+	n := 0
+	for _, q := range reqs {
+		if !q.Warmup {
+			n++
+		}
+	}
+	return n
 }

@@ -64,19 +64,29 @@ func CheckWritable(dir string) error {
 }
 
 // Resume opens an existing run folder; Done tells which scenarios it has.
-func Resume(dir string) (*Store, Header, error) {
+// With retryFailed, scenarios and searches recorded as oom, crash, failed
+// or skipped are not done: they run again, and their new result replaces
+// the old one.
+func Resume(dir string, retryFailed bool) (*Store, Header, error) {
 	h, results, _, err := Load(dir)
 	if err != nil {
 		return nil, Header{}, err
 	}
-	for _, name := range []string{RequestsFile, ResultsFile, ResultsCSV} {
+	for _, name := range []string{RequestsFile, ResultsFile, ResultsCSV, ProbesFile, CapacityFile, CapacityCSV} {
 		if err := repairTail(filepath.Join(dir, name)); err != nil {
 			return nil, Header{}, fmt.Errorf("resume %s: %w", dir, err)
 		}
 	}
 	s := &Store{dir: dir, done: map[string]bool{}}
 	for _, r := range results {
-		s.done[r.Name] = true
+		s.done[r.Name] = !retryFailed || r.Status == StatusOK
+	}
+	caps, _, err := LoadCapacity(dir)
+	if err != nil {
+		return nil, Header{}, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	for _, c := range caps {
+		s.done[c.Name] = !retryFailed || c.Status == StatusOK
 	}
 	return s, h, nil
 }

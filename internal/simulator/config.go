@@ -55,6 +55,14 @@ type Config struct {
 	// that never samples the end of sequence (random weights).
 	NaturalStop bool
 
+	// ThinkingTokens makes the first ThinkingTokens tokens of every reply
+	// reasoning, sent before the answer as the API sends a thinking model's
+	// (Ollama's message.thinking and "thinking", OpenAI chat's
+	// delta.reasoning, Responses' reasoning summary deltas, Messages'
+	// thinking block). They count in eval_count and the usage, as Ollama
+	// counts them. 0 (the default) sends none.
+	ThinkingTokens int
+
 	// KeepAlive is how long the model stays loaded once no request uses it
 	// (OLLAMA_KEEP_ALIVE), in real time (not scaled); 5 minutes when 0,
 	// forever when negative. A request's keep_alive replaces it, as in
@@ -110,6 +118,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("simulator: ContextLength %d is too small (at least 16)", c.ContextLength)
 	case c.TimeScale < 0:
 		return fmt.Errorf("simulator: TimeScale %g is negative", c.TimeScale)
+	case c.ThinkingTokens < 0:
+		return fmt.Errorf("simulator: ThinkingTokens %d is negative", c.ThinkingTokens)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("simulator: MemoryLimit %d is negative", c.MemoryLimit)
 	case c.WeightsScale < 0 || c.WeightsScale > 1:

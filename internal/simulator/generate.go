@@ -28,6 +28,7 @@ type generation struct {
 type finalInfo struct {
 	model        string
 	text         string // the whole reply (non-streaming bodies)
+	thinking     string // its reasoning, when the wire keeps it apart
 	reason       string
 	promptTokens int
 	evalCount    int
@@ -39,8 +40,8 @@ type finalInfo struct {
 }
 
 // finish sends the last chunk of a stream, or the whole body.
-func (s *Server) finish(rs *responder, g generation, d *doneInfo, prompt []uint32, out []int, text string, load time.Duration) {
-	f := finalInfo{model: g.model, text: text, reason: d.reason, promptTokens: d.promptTokens,
+func (s *Server) finish(rs *responder, g generation, d *doneInfo, prompt []uint32, out []int, text, thinking string, load time.Duration) {
+	f := finalInfo{model: g.model, text: text, thinking: thinking, reason: d.reason, promptTokens: d.promptTokens,
 		evalCount: d.evalCount, load: load, promptEval: d.promptEval}
 	if g.withContext {
 		f.context = make([]int, 0, len(prompt)+len(out))
@@ -68,6 +69,12 @@ type wireFormat interface {
 	final(f finalInfo) []chunk
 	whole(f finalInfo) []byte
 	fail(rs *responder, status int, msg string)
+}
+
+// thinkingWire is a wire that can send reasoning: Config.ThinkingTokens
+// of every reply go out through thinkingToken instead of token.
+type thinkingWire interface {
+	thinkingToken(model, text string) []byte
 }
 
 // chatTemplate renders messages as Qwen's ChatML template does, adding the
@@ -128,7 +135,7 @@ func (s *Server) generate(rs *responder, r *http.Request, g generation) {
 		s.failRun(rs, g, err)
 		return
 	}
-	var text strings.Builder
+	var text, thinking strings.Builder
 	var out []int
 	for {
 		select {
@@ -145,18 +152,30 @@ func (s *Server) generate(rs *responder, r *http.Request, g generation) {
 				}
 				return
 			case ev.done != nil:
-				s.finish(rs, g, ev.done, ids, out, text.String(), loaded.Sub(g.start))
+				s.finish(rs, g, ev.done, ids, out, text.String(), thinking.String(), loaded.Sub(g.start))
 				return
 			default:
 				out = append(out, int(tokenID(ev.text, s.prof.VocabSize)))
+				tw, reasoning := g.wire.(thinkingWire)
+				reasoning = reasoning && len(out) <= s.cfg.ThinkingTokens
 				if !g.stream {
-					text.WriteString(ev.text)
+					if reasoning {
+						thinking.WriteString(ev.text)
+					} else {
+						text.WriteString(ev.text)
+					}
 					continue
 				}
 				if len(out) == 1 {
 					rs.w.Header().Set("Content-Type", g.wire.contentType(true))
 				}
-				if err := rs.send(false, chunk{data: g.wire.token(g.model, ev.text), tokens: 1}); err != nil {
+				var data []byte
+				if reasoning {
+					data = tw.thinkingToken(g.model, ev.text)
+				} else {
+					data = g.wire.token(g.model, ev.text) // wires keep state: call only one
+				}
+				if err := rs.send(false, chunk{data: data, tokens: 1}); err != nil {
 					s.eng.cancel(j)
 					return
 				}

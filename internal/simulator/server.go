@@ -115,6 +115,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleOpenAIChat(rs, r)
 	case path == "/v1/completions" && post:
 		s.handleOpenAICompletion(rs, r)
+	case path == "/v1/responses" && post:
+		s.handleResponses(rs, r)
+	case path == "/v1/messages" && post:
+		s.handleMessages(rs, r)
 	case path == "/v1/models" && r.Method == http.MethodGet:
 		s.handleOpenAIModels(rs)
 	case strings.HasPrefix(path, "/v1/models/") && r.Method == http.MethodGet:

@@ -50,3 +50,29 @@ func TestQuantile(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestHistogramIsWithinAThousandth(t *testing.T) {
+	h := NewHistogram(1e-6)
+	var xs []float64
+	for i := 1; i <= 20000; i++ {
+		x := float64(i%997+1) * 1.37e-4 // 0.137 ms … 137 ms, in seconds
+		xs = append(xs, x)
+		h.Add(x)
+	}
+	got, want := h.Summary(), Summarize(xs)
+	if got.Count != want.Count || got.Min != want.Min || got.Max != want.Max || math.Abs(got.Mean-want.Mean) > 1e-12 {
+		t.Errorf("exact parts: got %+v, want %+v", got, want)
+	}
+	for _, p := range []struct {
+		name      string
+		got, want float64
+	}{{"p50", got.P50, want.P50}, {"p90", got.P90, want.P90}, {"p95", got.P95, want.P95}, {"p99", got.P99, want.P99}} {
+		// 0.1% from the histogram, plus one sample's step between ranks.
+		if math.Abs(p.got-p.want) > 1e-3*p.want+1.37e-4 {
+			t.Errorf("%s: %v, exact %v", p.name, p.got, p.want)
+		}
+	}
+	if (&Histogram{}).n != 0 || NewHistogram(1).Summary() != (Summary{}) {
+		t.Error("an empty histogram's summary is not zero")
+	}
+}

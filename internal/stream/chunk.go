@@ -5,23 +5,6 @@ import (
 	"encoding/json"
 )
 
-// API is the wire protocol of a response.
-type API int
-
-const (
-	// APIOllama is Ollama's native API (/api/*).
-	APIOllama API = iota
-	// APIOpenAI is the OpenAI-compatible API (/v1/*).
-	APIOpenAI
-)
-
-func (a API) String() string {
-	if a == APIOpenAI {
-		return "openai"
-	}
-	return "ollama"
-}
-
 // OllamaTimings are the counts and durations of Ollama's final chunk.
 type OllamaTimings struct {
 	TotalDuration      int64 `json:"total_duration"` // nanoseconds, as Ollama sends them
@@ -54,6 +37,7 @@ func (o OllamaTimings) DecodeSpeed() float64 {
 // chunkInfo is what one chunk says.
 type chunkInfo struct {
 	output       bool   // carries generated text, reasoning or a tool call
+	content      bool   // carries the visible answer: output that is not reasoning only
 	text         string // the generated and reasoning text it carries
 	final        bool   // a final marker: Ollama done:true, OpenAI [DONE] or a finish_reason
 	done         bool   // the stream's own end: Ollama done:true or [DONE]
@@ -64,11 +48,17 @@ type chunkInfo struct {
 	finishReason string
 	inputTokens  int
 	outputTokens int
-	hasUsage     bool
+	hasUsage     bool // both counts above are the server's
 	ollama       *OllamaTimings
-}
 
-var doneMarker = []byte("[DONE]")
+	// The event APIs give the counts apart: Messages the input tokens at
+	// its start and the output tokens at its end.
+	hasInput, hasOutput bool
+	reasoningTokens     int // of the output tokens, those spent reasoning
+	hasReasoningTokens  bool
+	cachedTokens        int // of the input tokens, those read from a cache
+	hasCachedTokens     bool
+}
 
 // inspect reads one chunk of the given API. It reads the chunk as
 // encoding/json reads it into the struct of the fields used (the reference in

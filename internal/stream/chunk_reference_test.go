@@ -44,8 +44,14 @@ type refWireChunk struct {
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
+		PromptTokens            int `json:"prompt_tokens"`
+		CompletionTokens        int `json:"completion_tokens"`
+		CompletionTokensDetails *struct {
+			ReasoningTokens *int `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+		PromptTokensDetails *struct {
+			CachedTokens *int `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
 	} `json:"usage"`
 
 	Error json.RawMessage `json:"error"`
@@ -72,11 +78,13 @@ func inspectReference(api API, payload []byte) chunkInfo {
 	// Ollama
 	if w.Message != nil {
 		ci.text = w.Message.Content + w.Message.Thinking
+		ci.content = w.Message.Content != "" || hasToolCalls(w.Message.ToolCalls)
 		ci.output = ci.text != "" || hasToolCalls(w.Message.ToolCalls)
 	}
 	if w.Response != "" || w.Thinking != "" {
 		ci.text += w.Response + w.Thinking
 		ci.output = true
+		ci.content = ci.content || w.Response != ""
 	}
 	if w.Done {
 		ci.final, ci.done = true, true
@@ -100,14 +108,16 @@ func inspectReference(api API, payload []byte) chunkInfo {
 			text := c.Delta.Content + c.Delta.ReasoningContent + c.Delta.Reasoning
 			ci.text += text
 			ci.output = ci.output || text != "" || hasToolCalls(c.Delta.ToolCalls)
+			ci.content = ci.content || c.Delta.Content != "" || hasToolCalls(c.Delta.ToolCalls)
 		case c.Message != nil:
 			text := c.Message.Content + c.Message.ReasoningContent
 			ci.text += text
 			ci.output = ci.output || text != "" || hasToolCalls(c.Message.ToolCalls)
+			ci.content = ci.content || c.Message.Content != "" || hasToolCalls(c.Message.ToolCalls)
 		}
 		if c.Text != "" {
 			ci.text += c.Text
-			ci.output = true
+			ci.output, ci.content = true, true
 		}
 		if c.FinishReason != nil && *c.FinishReason != "" {
 			ci.final = true
@@ -116,6 +126,12 @@ func inspectReference(api API, payload []byte) chunkInfo {
 	}
 	if w.Usage != nil {
 		ci.inputTokens, ci.outputTokens, ci.hasUsage = w.Usage.PromptTokens, w.Usage.CompletionTokens, true
+		if d := w.Usage.CompletionTokensDetails; d != nil && d.ReasoningTokens != nil {
+			ci.reasoningTokens, ci.hasReasoningTokens = *d.ReasoningTokens, true
+		}
+		if d := w.Usage.PromptTokensDetails; d != nil && d.CachedTokens != nil {
+			ci.cachedTokens, ci.hasCachedTokens = *d.CachedTokens, true
+		}
 	}
 	return ci
 }

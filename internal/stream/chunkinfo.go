@@ -2,15 +2,43 @@ package stream
 
 import "bytes"
 
-// inspect reads one chunk. Strings equal to model or finish are returned as
-// those strings, so a Meter passing its current ones allocates nothing for
-// them; ci.text is built only when wantText.
+// inspect reads one chunk of the given API: its end marker, else what the
+// API's read finds. Strings equal to model or finish are returned as those
+// strings, so a Meter passing its current ones allocates nothing for them;
+// ci.text is built only when wantText.
 func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, wantText bool) chunkInfo {
-	var ci chunkInfo
-	if api == APIOpenAI && bytes.Equal(bytes.TrimSpace(payload), doneMarker) {
-		ci.final, ci.done = true, true
-		return ci
+	w := api.Wire()
+	if w.endMarker != nil && bytes.Equal(bytes.TrimSpace(payload), w.endMarker) {
+		return chunkInfo{final: true, done: true}
 	}
+	// A switch, not a function in the table: an indirect call would make
+	// every caller's scanner escape to the heap.
+	switch w.reader {
+	case readResponses:
+		return sc.inspectResponses(payload, model, finish, wantText)
+	case readMessages:
+		return sc.inspectMessages(payload, model, finish, wantText)
+	default:
+		return sc.inspectUnion(payload, model, finish, wantText)
+	}
+}
+
+// chunkReader names the code that reads one API's chunks.
+type chunkReader uint8
+
+const (
+	// readUnion reads Ollama's and the OpenAI-compatible chunks alike.
+	readUnion chunkReader = iota
+	// readResponses reads the Responses API's events.
+	readResponses
+	// readMessages reads the Messages API's events.
+	readMessages
+)
+
+// inspectUnion reads a chunk of Ollama's or the OpenAI-compatible API: one
+// scanner reads the fields of both.
+func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantText bool) chunkInfo {
+	var ci chunkInfo
 	sc.scan(payload)
 	if sc.bad {
 		ci.malformed = true
@@ -28,12 +56,14 @@ func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, w
 	if m := &f.message; m.set {
 		t.add(m.content)
 		t.add(m.thinking)
-		ci.output = t.n > 0 || hasToolCalls(m.toolCalls)
+		ci.content = len(m.content.raw) > 0 || hasToolCalls(m.toolCalls)
+		ci.output = t.n > 0 || ci.content
 	}
 	if len(f.response.raw) > 0 || len(f.thinking.raw) > 0 {
 		t.add(f.response)
 		t.add(f.thinking)
 		ci.output = true
+		ci.content = ci.content || len(f.response.raw) > 0
 	}
 	var finishReason jstr
 	if f.done {
@@ -60,15 +90,19 @@ func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, w
 			t.add(c.delta.content)
 			t.add(c.delta.reasoningContent)
 			t.add(c.delta.reasoning)
-			ci.output = ci.output || t.n > n || hasToolCalls(c.delta.toolCalls)
+			content := len(c.delta.content.raw) > 0 || hasToolCalls(c.delta.toolCalls)
+			ci.content = ci.content || content
+			ci.output = ci.output || t.n > n || content
 		case c.message.set:
 			t.add(c.message.content)
 			t.add(c.message.reasoningContent)
-			ci.output = ci.output || t.n > n || hasToolCalls(c.message.toolCalls)
+			content := len(c.message.content.raw) > 0 || hasToolCalls(c.message.toolCalls)
+			ci.content = ci.content || content
+			ci.output = ci.output || t.n > n || content
 		}
 		if len(c.text.raw) > 0 {
 			t.add(c.text)
-			ci.output = true
+			ci.output, ci.content = true, true
 		}
 		if len(c.finishReason.raw) > 0 {
 			ci.final = true
@@ -78,6 +112,12 @@ func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, w
 	ci.finishReason = sc.intern(finishReason, finish)
 	if f.usageSet {
 		ci.inputTokens, ci.outputTokens, ci.hasUsage = int(f.promptTokens), int(f.completionTokens), true
+		if f.compDetails && f.hasReasoningTokens {
+			ci.reasoningTokens, ci.hasReasoningTokens = int(f.reasoningTokens), true
+		}
+		if f.promptDetails && f.hasCachedTokens {
+			ci.cachedTokens, ci.hasCachedTokens = int(f.cachedTokens), true
+		}
 	}
 	if wantText {
 		ci.text = t.string(sc)

@@ -30,6 +30,9 @@ type ChunkEvent struct {
 	At    time.Time     // when the bytes that completed it arrived
 	Gap   time.Duration // since the previous output chunk; 0 for the first
 	Text  string        // generated and reasoning text it carries
+	// Reasoning: the chunk carries reasoning only, not yet the visible
+	// answer (docs/METRICS.md, "first content").
+	Reasoning bool
 }
 
 // Config sets up a Meter.
@@ -118,15 +121,19 @@ func (mt *Meter) chunk(payload []byte) {
 		m.Model = ci.model
 	}
 	if ci.output {
-		ev := ChunkEvent{Index: m.OutputChunks, At: mt.now, Text: ci.text}
+		ev := ChunkEvent{Index: m.OutputChunks, At: mt.now, Text: ci.text, Reasoning: !ci.content}
 		if m.OutputChunks == 0 {
 			m.FirstToken = mt.now
+			m.reasoningFirst = !ci.content
 		} else {
 			ev.Gap = mt.now.Sub(m.LastToken)
 			m.Gaps = append(m.Gaps, ev.Gap)
 		}
 		m.LastToken = mt.now
 		m.OutputChunks++
+		if ci.content && m.FirstContent.IsZero() {
+			m.FirstContent = mt.now
+		}
 		if mt.cfg.OnChunk != nil {
 			mt.cfg.OnChunk(ev)
 		}
@@ -136,6 +143,18 @@ func (mt *Meter) chunk(payload []byte) {
 	}
 	if ci.hasUsage {
 		m.InputTokens, m.OutputTokens, m.serverCounts = ci.inputTokens, ci.outputTokens, true
+	}
+	if ci.hasInput {
+		m.InputTokens = ci.inputTokens
+	}
+	if ci.hasOutput {
+		m.OutputTokens, m.serverCounts = ci.outputTokens, true
+	}
+	if ci.hasReasoningTokens {
+		m.ReasoningTokens, m.ReasoningTokensReported = ci.reasoningTokens, true
+	}
+	if ci.hasCachedTokens {
+		m.CachedInputTokens, m.CachedInputTokensReported = ci.cachedTokens, true
 	}
 	if ci.ollama != nil {
 		m.Ollama = ci.ollama
@@ -206,8 +225,11 @@ type Measurement struct {
 	Start      time.Time // t_start
 	FirstByte  time.Time // t_first_byte; zero when no body byte arrived
 	FirstToken time.Time // t_first_token; zero when no output arrived
-	LastToken  time.Time // t_last_token
-	End        time.Time // t_end
+	// FirstContent is t_first_content: the first chunk of the visible answer
+	// (not reasoning only); zero when none arrived.
+	FirstContent time.Time
+	LastToken    time.Time // t_last_token
+	End          time.Time // t_end
 
 	OutputChunks int             // output-carrying chunks
 	Gaps         []time.Duration // every t_k − t_(k−1), k ≥ 2
@@ -216,6 +238,16 @@ type Measurement struct {
 	OutputTokens    int
 	TokensEstimated bool // the server gave no counts: OutputTokens counts chunks
 	serverCounts    bool
+	// ReasoningTokens are the output tokens the server says were spent
+	// reasoning (Responses' output_tokens_details.reasoning_tokens), when
+	// ReasoningTokensReported.
+	ReasoningTokens         int
+	ReasoningTokensReported bool
+	// CachedInputTokens are the input tokens the server says it read from a
+	// prompt cache, when CachedInputTokensReported.
+	CachedInputTokens         int
+	CachedInputTokensReported bool
+	reasoningFirst            bool // the first output chunk was reasoning only
 
 	FinishReason string
 	Model        string         // the response's model
@@ -242,6 +274,16 @@ func (m *Measurement) TTFT() (time.Duration, bool) {
 		return 0, false
 	}
 	return m.FirstToken.Sub(m.Start), true
+}
+
+// ThinkingTime is t_first_content − t_first_token: how long the model
+// reasoned before its visible answer began. False unless the first output
+// was reasoning and a visible answer followed.
+func (m *Measurement) ThinkingTime() (time.Duration, bool) {
+	if !m.reasoningFirst || m.FirstContent.IsZero() {
+		return 0, false
+	}
+	return m.FirstContent.Sub(m.FirstToken), true
 }
 
 // E2E is t_end − t_start.

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -11,40 +13,6 @@ const (
 	OpTextCompletion = "text_completion"
 	OpEmbeddings     = "embeddings"
 )
-
-// Endpoint is an inference endpoint recognised from its path.
-type Endpoint struct {
-	API       API
-	Operation string
-	// StreamsByDefault: Ollama's chat and generate stream unless told not to;
-	// OpenAI's endpoints stream only when asked.
-	StreamsByDefault bool
-}
-
-var endpoints = map[string]Endpoint{
-	"/api/chat":            {APIOllama, OpChat, true},
-	"/api/generate":        {APIOllama, OpTextCompletion, true},
-	"/api/embed":           {APIOllama, OpEmbeddings, false},
-	"/api/embeddings":      {APIOllama, OpEmbeddings, false},
-	"/v1/chat/completions": {APIOpenAI, OpChat, false},
-	"/v1/completions":      {APIOpenAI, OpTextCompletion, false},
-	"/v1/embeddings":       {APIOpenAI, OpEmbeddings, false},
-}
-
-// EndpointOf recognises an inference endpoint; false for any other path
-// (model lists, pulls, versions), which are forwarded but not measured.
-func EndpointOf(path string) (Endpoint, bool) {
-	e, ok := endpoints[strings.TrimSuffix(path, "/")]
-	return e, ok
-}
-
-// APIOf tells the API family of any path: /v1/ is OpenAI's, the rest Ollama's.
-func APIOf(path string) API {
-	if strings.HasPrefix(path, "/v1/") {
-		return APIOpenAI
-	}
-	return APIOllama
-}
 
 // Request is what a request body says about the inference it asks for.
 type Request struct {
@@ -62,6 +30,7 @@ func ParseRequest(e Endpoint, body []byte) (Request, error) {
 		Stream              *bool  `json:"stream"`
 		MaxTokens           int    `json:"max_tokens"`
 		MaxCompletionTokens int    `json:"max_completion_tokens"`
+		MaxOutputTokens     int    `json:"max_output_tokens"`
 		Options             struct {
 			NumPredict int `json:"num_predict"`
 		} `json:"options"`
@@ -76,6 +45,8 @@ func ParseRequest(e Endpoint, body []byte) (Request, error) {
 	switch {
 	case w.MaxCompletionTokens > 0:
 		r.MaxTokens = w.MaxCompletionTokens
+	case w.MaxOutputTokens > 0:
+		r.MaxTokens = w.MaxOutputTokens
 	case w.MaxTokens > 0:
 		r.MaxTokens = w.MaxTokens
 	case w.Options.NumPredict > 0:
@@ -83,3 +54,51 @@ func ParseRequest(e Endpoint, body []byte) (Request, error) {
 	}
 	return r, nil
 }
+
+// Message is one chat message of a GenRequest.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// GenRequest is an inference request to build in any API: what the load
+// tester sends. Every request it builds streams.
+type GenRequest struct {
+	Model    string
+	Messages []Message
+	// MaxTokens caps the output in the API's own field; 0 leaves it to the
+	// server (the Messages API requires one: 4096 then).
+	MaxTokens int
+	// Temperature, when set, is sent in every API.
+	Temperature *float64
+	// Seed, when set, is sent where the API has one (Ollama's options,
+	// OpenAI's chat and completions); Responses and Messages have none.
+	Seed *int64
+}
+
+// Text is the messages' contents joined by blank lines, the prompt of
+// endpoints that take plain text.
+func (r GenRequest) Text() string {
+	parts := make([]string, len(r.Messages))
+	for i, m := range r.Messages {
+		parts[i] = m.Content
+	}
+	return strings.Join(parts, "\n\n")
+}
+
+// CanBuild reports whether Body can build a request of this endpoint.
+func (e Endpoint) CanBuild() bool { return e.body != nil }
+
+// Body is the JSON body of r for this endpoint.
+func (e Endpoint) Body(r GenRequest) ([]byte, error) {
+	if e.body == nil {
+		return nil, fmt.Errorf("build %s request: %w", e.Path, errNoBuilder)
+	}
+	b, err := json.Marshal(e.body(r))
+	if err != nil {
+		return nil, fmt.Errorf("encode %s request: %w", e.Path, err)
+	}
+	return b, nil
+}
+
+var errNoBuilder = errors.New("the load tester does not send this endpoint")

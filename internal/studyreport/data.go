@@ -7,7 +7,6 @@ package studyreport
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/tokentrace/tokentrace/internal/matrix"
 )
@@ -24,6 +23,9 @@ type Data struct {
 	Settings []matrix.Setting // in matrix order
 	Conc     []int
 	Sizes    []string
+	// Capacity and Probes are a capacity search's answers and probes.
+	Capacity []matrix.Capacity
+	Probes   []matrix.Probe
 }
 
 // FromRun recomputes each scenario's figures from its requests.
@@ -36,15 +38,18 @@ func FromRun(h matrix.Header, results []matrix.Result, reqs []matrix.Request) *D
 	for _, r := range results {
 		c := &Cell{Result: r}
 		if r.Status == matrix.StatusOK {
-			var window time.Duration
-			c.Figures, window = matrix.Compute(byAttempt[r.Attempt], h.Settings.Duration.D())
-			c.WindowS = window.Seconds()
+			w := r.Window
+			if w.Start.IsZero() {
+				w = matrix.DrainedWindow(byAttempt[r.Attempt], h.Settings.Duration.D())
+			}
+			c.Figures = matrix.Compute(byAttempt[r.Attempt], w, h.Settings.SLO.PerRequest())
+			c.WindowS = w.Length().Seconds()
 		}
 		d.Cells[r.Name] = c
 		if !slices.Contains(d.Settings, r.Setting) {
 			d.Settings = append(d.Settings, r.Setting)
 		}
-		if !slices.Contains(d.Conc, r.Concurrency) {
+		if r.Rate == 0 && !slices.Contains(d.Conc, r.Concurrency) {
 			d.Conc = append(d.Conc, r.Concurrency)
 		}
 		if !slices.Contains(d.Sizes, r.PromptSize) {
@@ -105,14 +110,21 @@ func (d *Data) multiCtx() bool {
 // SettingMemory is the memory of one setting: the peak over its scenarios,
 // the idle figure after load, and what /api/ps says.
 type SettingMemory struct {
-	Setting  matrix.Setting
-	Peak     uint64
-	Idle     uint64
-	PS       int64
-	Status   string // "ok", or the status that kept it from running
-	Verified string
-	Ready    float64
-	Load     float64
+	Setting matrix.Setting
+	Peak    uint64
+	Idle    uint64
+	PS      int64
+	// PeakVRAM is the process tree's GPU memory (nvidia-smi); PSVRAM what
+	// /api/ps says is on the GPU (size_vram).
+	PeakVRAM uint64
+	PSVRAM   int64
+	// WarmupPeak is the RAM peak over the warm-ups, kept apart from the
+	// measured windows' peak.
+	WarmupPeak uint64
+	Status     string // "ok", or the status that kept it from running
+	Verified   string
+	Ready      float64
+	Load       float64
 }
 
 // Memory returns each setting's memory.
@@ -127,6 +139,9 @@ func (d *Data) Memory() []SettingMemory {
 			}
 			m.Peak = max(m.Peak, c.PeakMemBytes)
 			m.PS = max(m.PS, c.PSPeakBytes, c.PSSizeBytes)
+			m.PeakVRAM = max(m.PeakVRAM, c.PeakVRAMBytes)
+			m.WarmupPeak = max(m.WarmupPeak, c.WarmupPeakMemBytes)
+			m.PSVRAM = max(m.PSVRAM, c.PSPeakVRAMBytes, c.PSVRAMBytes)
 			if c.IdleMemBytes > 0 {
 				m.Idle = c.IdleMemBytes
 			}

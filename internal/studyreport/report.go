@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tokentrace/tokentrace/internal/backend"
 	"github.com/tokentrace/tokentrace/internal/matrix"
 )
 
@@ -132,8 +131,12 @@ func (d *Data) WriteMarkdown(w io.Writer, charts []string) {
 	}
 	p("Figures follow docs/METRICS.md: TTFT and latency are p50 over successful requests, tok/s is the mean per-request decode speed (1/TPOT), throughput is the output tokens of all requests per second of the window.\n\n")
 
+	d.writeCapacity(w)
 	p("## Executive summary\n\n%s\n", d.Summary())
-	d.writeBySize(w, "## TTFT at the highest concurrency (p50, ms)", d.Conc[len(d.Conc)-1:], func(c *Cell) float64 { return c.TTFTP50Ms })
+	d.writeAnswerLengths(w)
+	if len(d.Conc) > 0 {
+		d.writeBySize(w, "## TTFT at the highest concurrency (p50, ms)", d.Conc[len(d.Conc)-1:], func(c *Cell) float64 { return c.TTFTP50Ms })
+	}
 	if slices.Contains(d.Conc, 1) {
 		p("## Single-request performance (concurrency 1)\n\n")
 		p("| prompt size | %s |\n|---|%s\n", d.headers(" TTFT ms / tok/s"), strings.Repeat("---:|", len(d.Settings)))
@@ -222,27 +225,42 @@ func (d *Data) writeBySize(w io.Writer, title string, concs []int, value func(*C
 
 func (d *Data) writeMemory(w io.Writer) {
 	fmt.Fprintf(w, "## Memory by parallel setting\n\n")
-	fmt.Fprintf(w, "Peak is the engine's whole process tree (resident memory, sampled every 250 ms) over the setting's scenarios; "+
-		"idle is after load and warm-up; /api/ps is the engine's own estimate. The delta per slot is the peak's growth "+
-		"per added slot from the lowest parallel setting; the KV-cache estimate is 2 × layers × KV heads × head dimension × context × 2 bytes.\n\n")
-	fmt.Fprintf(w, "| setting | status | idle | peak | /api/ps | measured delta per slot | KV-cache estimate per slot | ready | cold load | parallelism verified |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	kvType := d.Header.KVCacheType
+	if kvType == "" {
+		kvType = "f16"
+	}
+	fmt.Fprintf(w, "RAM peak is the engine's whole process tree (resident memory, sampled every 250 ms) over the measured windows of the setting's scenarios; "+
+		"idle is after load and warm-up; /api/ps is the engine's own estimate (size, and size_vram on the GPU); VRAM peak is the process tree's GPU memory from nvidia-smi. "+
+		"The delta per slot is the RAM peak's growth (VRAM's, where there is a GPU) "+
+		"per added slot from the lowest parallel setting; the KV-cache estimate is 2 × layers × KV heads × head dimension × context × the bytes of a %s element.\n\n", kvType)
+	if len(d.Header.Machine.GPUs) == 0 {
+		fmt.Fprintf(w, "No NVIDIA GPU was seen (nvidia-smi): VRAM is –.\n\n")
+	}
+	fmt.Fprintf(w, "| setting | status | idle RAM | peak RAM | peak VRAM | /api/ps | /api/ps VRAM | measured delta per slot | KV-cache estimate per slot | ready | cold load | parallelism verified | warm-up peak RAM |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	mem := d.Memory()
 	for _, m := range mem {
 		delta := "–"
+		peakOf := func(m SettingMemory) uint64 {
+			if m.PeakVRAM > 0 {
+				return m.PeakVRAM
+			}
+			return m.Peak
+		}
 		for _, base := range mem {
-			if base.Setting.NumCtx == m.Setting.NumCtx && base.Setting.Parallel < m.Setting.Parallel && base.Peak > 0 && m.Peak > 0 {
-				per := (float64(m.Peak) - float64(base.Peak)) / float64(m.Setting.Parallel-base.Setting.Parallel)
+			if base.Setting.NumCtx == m.Setting.NumCtx && base.Setting.Parallel < m.Setting.Parallel && peakOf(base) > 0 && peakOf(m) > 0 {
+				per := (float64(peakOf(m)) - float64(peakOf(base))) / float64(m.Setting.Parallel-base.Setting.Parallel)
 				delta = fmt.Sprintf("%.1f MiB", per/(1<<20))
 				break
 			}
 		}
 		kv := "–"
-		if est, ok := backend.KVCacheBytesPerSlot(d.Header.Model.ModelInfo, m.Setting.NumCtx); ok {
+		if est, ok := matrix.KVBytesPerSlot(d.Header.Model.ModelInfo, m.Setting.NumCtx, d.Header.EngineEnv); ok {
 			kv = fmt.Sprintf("%.1f MiB", float64(est)/(1<<20))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s |\n", d.Label(m.Setting), m.Status,
-			mib(m.Idle), mib(m.Peak), mib(uint64(max(m.PS, 0))), delta, kv, m.Ready, m.Load, m.Verified)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s | %s |\n", d.Label(m.Setting), m.Status,
+			mib(m.Idle), mib(m.Peak), mib(m.PeakVRAM), mib(uint64(max(m.PS, 0))), mib(uint64(max(m.PSVRAM, 0))), delta, kv, m.Ready, m.Load, m.Verified,
+			mib(m.WarmupPeak))
 	}
 	fmt.Fprintln(w)
 }
@@ -277,17 +295,26 @@ func (d *Data) writeOutcomes(w io.Writer) {
 
 func (d *Data) writeRaw(w io.Writer) {
 	fmt.Fprintf(w, "## Raw data per configuration\n\n")
-	fmt.Fprintf(w, "| scenario | status | requests | errors | TTFT p50 ms | latency p50 ms | tok/s mean | throughput tok/s | peak memory |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| scenario | status | requests | errors | TTFT p50 ms | latency p50 ms | tok/s mean | throughput tok/s | TTFT p95 ms | latency p95 ms | TPOT p95 ms | mean output tokens | late arrivals | peak memory |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	row := func(c *Cell) {
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %s |\n", c.Name, c.Status, c.Requests, c.Errors,
+			c.TTFTP50Ms, c.E2EP50Ms, c.TokPerSecMean, c.OutputTokPerSec, c.TTFTP95Ms, c.E2EP95Ms, c.TPOTP95Ms, c.MeanOutputTokens, c.Late,
+			mib(c.PeakMemBytes))
+	}
 	for _, s := range d.Settings {
 		for _, conc := range d.Conc {
 			for _, size := range d.Sizes {
-				c := d.Cell(s, conc, size)
-				if c == nil {
-					continue
+				if c := d.Cell(s, conc, size); c != nil {
+					row(c)
 				}
-				fmt.Fprintf(w, "| %s | %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %s |\n", c.Name, c.Status, c.Requests, c.Errors,
-					c.TTFTP50Ms, c.E2EP50Ms, c.TokPerSecMean, c.OutputTokPerSec, mib(c.PeakMemBytes))
+			}
+		}
+		for _, rate := range d.Header.Settings.Rates { // open-loop scenarios
+			for _, size := range d.Sizes {
+				if c := d.Cells[matrix.Scenario{Setting: s, Rate: rate, PromptSize: size}.Name()]; c != nil {
+					row(c)
+				}
 			}
 		}
 	}

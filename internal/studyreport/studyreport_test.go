@@ -76,7 +76,7 @@ func TestReportFromRun(t *testing.T) {
 	for _, want := range []string{
 		"| TTFT p50 (ms) | 900 | 100 | -89% | p=4 |",
 		// (6000 − 5000) MiB over 3 added slots; the model's KV cache is 224 MiB per 4096-token slot.
-		"| p=4 | ok | 5800.0 MiB | 6000.0 MiB | – | 333.3 MiB | 224.0 MiB |",
+		"| p=4 | ok | 5800.0 MiB | 6000.0 MiB | – | – | – | 333.3 MiB | 224.0 MiB |",
 		"| p1-ctx4096-c4-small | ok | 1 | 0 | 900.00 | 500.00 | 80.00 | 100.00 |",
 		"![ttft_vs_concurrency](ttft_vs_concurrency.png)",
 	} {
@@ -101,5 +101,50 @@ func TestReportOfEmptyRunFails(t *testing.T) {
 	}
 	if _, err := Write(dir); err == nil {
 		t.Error("a report of a run without results")
+	}
+}
+
+func TestAnswerLengthsAndCapacitySection(t *testing.T) {
+	dir := run(t) // p=1 answered 100 tokens, p=4 200: not the same work
+	st, _, err := matrix.Resume(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []matrix.Capacity{
+		{Name: "a", Setting: matrix.Setting{Parallel: 1, NumCtx: 4096}, PromptSize: "small", Search: matrix.SearchConcurrency,
+			SLO: "ttft_p95=2s", MaxConcurrency: 1, GoodputRPS: 0.5, TTFTP95Ms: 300, PeakMemBytes: 5000 << 20, Probes: 2, Status: matrix.StatusOK},
+		{Name: "b", Setting: matrix.Setting{Parallel: 4, NumCtx: 4096}, PromptSize: "small", Search: matrix.SearchConcurrency,
+			SLO: "ttft_p95=2s", MaxConcurrency: 6, GoodputRPS: 2.5, TTFTP95Ms: 1800, PeakMemBytes: 6000 << 20, Probes: 5, Status: matrix.StatusOK},
+	} {
+		if err := st.AppendCapacity(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged := 0
+	for _, a := range d.AnswerLengths() {
+		if a.Flagged() {
+			flagged++
+		}
+	}
+	if flagged != 2 {
+		t.Errorf("%d settings flagged, want both (100 against 200 tokens): %+v", flagged, d.AnswerLengths())
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, ReportFile))
+	for _, want := range []string{
+		"## Capacity under the SLO",
+		"With small prompts, p=4 serves the most within ttft_p95=2s: 6 users (goodput 2.50 requests/s, TTFT p95 1800 ms) at 6000 MiB peak memory.",
+		"differs: not the same work",
+		"![capacity](capacity.png)",
+	} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ChartCapacity)); err != nil {
+		t.Error(err)
 	}
 }

@@ -23,9 +23,17 @@ func Write(dir string) (*Data, error) {
 		return nil, fmt.Errorf("no scenario results in %s yet", dir)
 	}
 	d := FromRun(h, results, reqs)
+	if d.Capacity, d.Probes, err = matrix.LoadCapacity(dir); err != nil {
+		return d, err
+	}
 	charts, err := d.WriteCharts(dir)
 	if err != nil {
 		return d, err
+	}
+	if len(d.Capacity) > 0 {
+		if err := d.capacityChart(dir); err != nil {
+			return d, fmt.Errorf("chart %s: %w", ChartCapacity, err)
+		}
 	}
 	var b bytes.Buffer
 	d.WriteMarkdown(&b, charts)

@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"fmt"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -10,7 +12,7 @@ import (
 
 // TraceConfigFromEnv reads the standard OpenTelemetry variables through
 // getenv (pass os.Getenv from main): OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER,
-// OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, _INSECURE, _HEADERS,
+// OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL, OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, _INSECURE, _HEADERS,
 // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER[_ARG],
 // OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
 // OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT and OTEL_SPAN_EVENT_COUNT_LIMIT.
@@ -30,6 +32,13 @@ func TraceConfigFromEnv(getenv func(string) string, serviceName string) (TraceCo
 	}
 	if exp := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exp != "" && exp != "otlp" && exp != "none" {
 		return c, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: only otlp and none are supported", exp)
+	}
+	c.FromEnv = true
+	if k, v := first("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"); v != "" {
+		if v != ProtocolGRPC && v != ProtocolHTTP {
+			return c, fmt.Errorf("%s=%q: want grpc or http/protobuf", k, v)
+		}
+		c.Protocol = v
 	}
 	if _, v := first("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
 		c.Endpoint = v
@@ -100,29 +109,45 @@ func TraceConfigFromEnv(getenv func(string) string, serviceName string) (TraceCo
 	return c, c.Validate()
 }
 
+// samplerFromEnv reads OTEL_TRACES_SAMPLER[_ARG] with the meanings the
+// OpenTelemetry specification gives them: traceidratio samples by trace id
+// whatever the parent decided; only the parentbased_ forms follow the parent.
 func samplerFromEnv(getenv func(string) string, c *TraceConfig) error {
 	s := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))
 	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
-	var ratio float64
-	switch s {
-	case "", "always_on", "parentbased_always_on":
-		return nil
-	case "always_off", "parentbased_always_off":
-		ratio = 0
-	case "traceidratio", "parentbased_traceidratio":
-		ratio = 1
+	ratio := func() (sdktrace.Sampler, error) {
+		r := 1.0
 		if arg != "" {
-			r, err := strconv.ParseFloat(arg, 64)
-			if err != nil || r < 0 || r > 1 {
-				return fmt.Errorf("OTEL_TRACES_SAMPLER_ARG=%q: not a ratio in 0..1", arg)
+			var err error
+			if r, err = strconv.ParseFloat(arg, 64); err != nil || r < 0 || r > 1 {
+				return nil, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG=%q: not a ratio in 0..1", arg)
 			}
-			ratio = r
+		}
+		return sdktrace.TraceIDRatioBased(r), nil
+	}
+	var err error
+	switch s {
+	case "":
+		return nil
+	case "always_on":
+		c.Sampler = sdktrace.AlwaysSample()
+	case "always_off":
+		c.Sampler = sdktrace.NeverSample()
+	case "traceidratio":
+		c.Sampler, err = ratio()
+	case "parentbased_always_on":
+		c.Sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
+	case "parentbased_always_off":
+		c.Sampler = sdktrace.ParentBased(sdktrace.NeverSample())
+	case "parentbased_traceidratio":
+		var root sdktrace.Sampler
+		if root, err = ratio(); err == nil {
+			c.Sampler = sdktrace.ParentBased(root)
 		}
 	default:
 		return fmt.Errorf("OTEL_TRACES_SAMPLER=%q: not supported (always_on, always_off, traceidratio and their parentbased_ forms are)", s)
 	}
-	c.SampleRatio = &ratio
-	return nil
+	return err
 }
 
 // keyValues reads the "k1=v1,k2=v2" lists of OTEL_*_HEADERS and

@@ -28,12 +28,18 @@ var (
 
 // Project-specific instrument names (not gen_ai.*).
 const (
+	// MetricTPOT has no GenAI client convention (only the model server's
+	// gen_ai.server.time_per_output_token), so it is tokentrace's own.
+	MetricTPOT               = "tokentrace.client.time_per_output_token"
 	MetricActiveRequests     = "tokentrace.server.active_requests"
 	MetricQueueWait          = "tokentrace.ollama.queue_wait"
 	MetricLoadDuration       = "tokentrace.ollama.load_duration"
 	MetricPromptEvalDuration = "tokentrace.ollama.prompt_eval_duration"
+	MetricThinkingTime       = "tokentrace.client.thinking_time"
 	MetricSpansDropped       = "tokentrace.telemetry.spans.dropped"
 	MetricSpansExported      = "tokentrace.telemetry.spans.exported"
+	MetricUpstreamUp         = "tokentrace.upstream.up"
+	MetricUpstreamInFlight   = "tokentrace.upstream.active_requests"
 )
 
 // ScopeName is the instrumentation scope of tokentrace's tracers and meters.
@@ -41,30 +47,35 @@ const ScopeName = "github.com/tokentrace/tokentrace"
 
 // Instruments are the metrics of docs/METRICS.md, made once per meter provider.
 type Instruments struct {
-	TTFT           metric.Float64Histogram // gen_ai.server.time_to_first_token
-	TPOT           metric.Float64Histogram // gen_ai.server.time_per_output_token
-	Duration       metric.Float64Histogram // gen_ai.server.request.duration
+	TTFT           metric.Float64Histogram // gen_ai.client.operation.time_to_first_chunk
+	TPOT           metric.Float64Histogram // tokentrace.client.time_per_output_token
+	Duration       metric.Float64Histogram // gen_ai.client.operation.duration
 	ChunkGap       metric.Float64Histogram // gen_ai.client.operation.time_per_output_chunk (ITL)
 	TokenUsage     metric.Int64Histogram   // gen_ai.client.token.usage
 	Active         metric.Int64UpDownCounter
 	QueueWait      metric.Float64Histogram
 	LoadDuration   metric.Float64Histogram
 	PromptEvalTime metric.Float64Histogram
+	ThinkingTime   metric.Float64Histogram // first content − first token, after reasoning
 }
 
 // NewInstruments makes the instruments on mp's tokentrace meter.
 func NewInstruments(mp metric.MeterProvider) (*Instruments, error) {
 	m := mp.Meter(ScopeName)
 	var in Instruments
-	ttft, err := genaiconv.NewServerTimeToFirstToken(m, metric.WithExplicitBucketBoundaries(TTFTBuckets...))
+	// The proxy sees the model server from outside, as its client, so its
+	// figures are the GenAI client metrics (docs/METRICS.md says why).
+	ttft, err := genaiconv.NewClientOperationTimeToFirstChunk(m, metric.WithExplicitBucketBoundaries(TTFTBuckets...))
 	if err != nil {
 		return nil, fmt.Errorf("make TTFT histogram: %w", err)
 	}
-	tpot, err := genaiconv.NewServerTimePerOutputToken(m, metric.WithExplicitBucketBoundaries(TPOTBuckets...))
+	tpot, err := m.Float64Histogram(MetricTPOT, metric.WithUnit("s"),
+		metric.WithDescription("Time per output token after the first, of successful streamed responses, as the client sees it: (t_last_token - t_first_token) / (output tokens - 1)."),
+		metric.WithExplicitBucketBoundaries(TPOTBuckets...))
 	if err != nil {
 		return nil, fmt.Errorf("make TPOT histogram: %w", err)
 	}
-	dur, err := genaiconv.NewServerRequestDuration(m, metric.WithExplicitBucketBoundaries(DurationBuckets...))
+	dur, err := genaiconv.NewClientOperationDuration(m, metric.WithExplicitBucketBoundaries(DurationBuckets...))
 	if err != nil {
 		return nil, fmt.Errorf("make request duration histogram: %w", err)
 	}
@@ -76,11 +87,16 @@ func NewInstruments(mp metric.MeterProvider) (*Instruments, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make token usage histogram: %w", err)
 	}
-	in.TTFT, in.TPOT, in.Duration, in.ChunkGap, in.TokenUsage = ttft.Inst(), tpot.Inst(), dur.Inst(), gap.Inst(), usage.Inst()
+	in.TTFT, in.TPOT, in.Duration, in.ChunkGap, in.TokenUsage = ttft.Inst(), tpot, dur.Inst(), gap.Inst(), usage.Inst()
 
 	if in.Active, err = m.Int64UpDownCounter(MetricActiveRequests, metric.WithUnit("{request}"),
 		metric.WithDescription("Inference requests in flight through the proxy.")); err != nil {
 		return nil, fmt.Errorf("make in-flight counter: %w", err)
+	}
+	if in.ThinkingTime, err = m.Float64Histogram(MetricThinkingTime, metric.WithUnit("s"),
+		metric.WithDescription("Thinking time: first visible output minus first output, for requests that reasoned first."),
+		metric.WithExplicitBucketBoundaries(TTFTBuckets...)); err != nil {
+		return nil, fmt.Errorf("make thinking time histogram: %w", err)
 	}
 	phases := []struct {
 		dst  *metric.Float64Histogram

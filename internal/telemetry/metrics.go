@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -22,10 +23,20 @@ type Metrics struct {
 }
 
 // NewMetrics builds a meter provider whose readings the returned Handler
-// serves. res may be nil. Exemplars are kept for measurements made inside
+// serves, beside the process and Go runtime collectors. res (nil for the
+// SDK's default) should be the tracer provider's, so both name the same
+// service; Prometheus shows it as target_info. Exemplars are kept for measurements made inside
 // a sampled span (the SDK's trace-based filter).
 func NewMetrics(res *resource.Resource) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
+	// The process's own health, as every Go service exposes it:
+	// process_resident_memory_bytes, process_open_fds, go_goroutines, …
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("register process metrics: %w", err)
+	}
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("register Go runtime metrics: %w", err)
+	}
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return nil, fmt.Errorf("create Prometheus exporter: %w", err)

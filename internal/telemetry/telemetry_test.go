@@ -13,6 +13,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 )
 
@@ -74,7 +75,9 @@ func TestTraceConfigFromEnv(t *testing.T) {
 		check   func(TraceConfig) bool
 		wantErr string
 	}{
-		{"defaults", nil, func(c TraceConfig) bool { return c.ServiceName == "svc" && !c.Disabled && c.SampleRatio == nil }, ""},
+		{"defaults", nil, func(c TraceConfig) bool {
+			return c.ServiceName == "svc" && !c.Disabled && c.Sampler == nil && c.FromEnv && c.Protocol == ""
+		}, ""},
 		{"endpoint and headers", map[string]string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=a%20b,x=y",
 			"OTEL_EXPORTER_OTLP_INSECURE": "true", "OTEL_SERVICE_NAME": "named",
@@ -84,8 +87,9 @@ func TestTraceConfigFromEnv(t *testing.T) {
 		{"traces endpoint wins", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "a:1", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "b:2"},
 			func(c TraceConfig) bool { return c.Endpoint == "b:2" }, ""},
 		{"disabled", map[string]string{"OTEL_TRACES_EXPORTER": "none"}, func(c TraceConfig) bool { return c.Disabled }, ""},
-		{"ratio", map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
-			func(c TraceConfig) bool { return c.SampleRatio != nil && *c.SampleRatio == 0.25 }, ""},
+		{"http protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+			func(c TraceConfig) bool { return c.Protocol == ProtocolHTTP }, ""},
+		{"bad protocol", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, nil, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
 		{"bsp", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "10", "OTEL_BSP_SCHEDULE_DELAY": "250", "OTEL_BSP_EXPORT_TIMEOUT": "3000"},
 			func(c TraceConfig) bool {
 				return c.Batch.QueueSize == 10 && c.Batch.BatchTimeout == 250*time.Millisecond && c.Batch.ExportTimeout == 3*time.Second
@@ -112,6 +116,103 @@ func TestTraceConfigFromEnv(t *testing.T) {
 				t.Fatalf("config %+v is not what the environment says", c)
 			}
 		})
+	}
+}
+
+// TestSamplerKeepsTheSpecMeanings: each OTEL_TRACES_SAMPLER value makes
+// the SDK sampler the specification names (traceidratio ignores the parent).
+func TestSamplerKeepsTheSpecMeanings(t *testing.T) {
+	for value, want := range map[string]sdktrace.Sampler{
+		"always_on":                sdktrace.AlwaysSample(),
+		"always_off":               sdktrace.NeverSample(),
+		"traceidratio":             sdktrace.TraceIDRatioBased(0.25),
+		"parentbased_always_on":    sdktrace.ParentBased(sdktrace.AlwaysSample()),
+		"parentbased_always_off":   sdktrace.ParentBased(sdktrace.NeverSample()),
+		"parentbased_traceidratio": sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.25)),
+	} {
+		env := map[string]string{"OTEL_TRACES_SAMPLER": value, "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+		c, err := TraceConfigFromEnv(func(k string) string { return env[k] }, "svc")
+		if err != nil {
+			t.Fatalf("%s: %v", value, err)
+		}
+		if c.Sampler == nil || c.Sampler.Description() != want.Description() {
+			t.Errorf("OTEL_TRACES_SAMPLER=%s made %v, want %s", value, c.Sampler, want.Description())
+		}
+	}
+	// A sampled parent does not force traceidratio's decision.
+	c, _ := TraceConfigFromEnv(func(k string) string {
+		return map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}[k]
+	}, "svc")
+	tr, err := NewTracing(context.Background(), TraceConfig{ServiceName: "t", Disabled: true, Sampler: c.Sampler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled}))
+	if _, s := tr.Provider.Tracer("t").Start(parent, "x"); s.SpanContext().IsSampled() {
+		t.Error("traceidratio 0 sampled a span because its parent was sampled")
+	}
+	_ = tr.Shutdown(context.Background())
+}
+
+// TestOTLPOverHTTPProtobuf: with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+// the spans arrive as an OTLP/HTTP POST to /v1/traces of the endpoint.
+func TestOTLPOverHTTPProtobuf(t *testing.T) {
+	got := make(chan string, 10)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got <- r.Method + " " + r.URL.Path + " " + r.Header.Get("Content-Type")
+	}))
+	t.Cleanup(collector.Close)
+	env := map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL}
+	for k, v := range env {
+		t.Setenv(k, v) // the exporter reads its own settings, as the SDK defines them
+	}
+	c, err := TraceConfigFromEnv(func(k string) string { return env[k] }, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTracing(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := tr.Provider.Tracer("t").Start(context.Background(), "x")
+	s.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-got:
+		if req != "POST /v1/traces application/x-protobuf" {
+			t.Errorf("collector got %q", req)
+		}
+	default:
+		t.Fatal("no export reached the OTLP/HTTP collector")
+	}
+}
+
+// TestMetricsCarryTheResourceAndProcessSeries: /metrics names the service
+// (target_info) and has the process and Go runtime series.
+func TestMetricsCarryTheResourceAndProcessSeries(t *testing.T) {
+	tr, err := NewTracing(context.Background(), TraceConfig{ServiceName: "tokentrace-test", Disabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	ms, err := NewMetrics(tr.Resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Provider.Shutdown(context.Background())
+	rec := httptest.NewRecorder()
+	ms.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`target_info{`, `service_name="tokentrace-test"`, "process_resident_memory_bytes ",
+		"process_open_fds ", "go_goroutines "} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 
@@ -155,7 +256,7 @@ func TestInstrumentBucketsReachSeedLatencies(t *testing.T) {
 	if err := rd.Collect(ctx, &rm); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"gen_ai.server.time_to_first_token": 120, "gen_ai.server.request.duration": 300}
+	want := map[string]float64{"gen_ai.client.operation.time_to_first_chunk": 120, "gen_ai.client.operation.duration": 300}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			top, ok := want[m.Name]
@@ -200,7 +301,7 @@ func TestMetricsHandlerServesOpenMetricsExemplars(t *testing.T) {
 	resp.Body.Close()
 	text := string(body)
 	tid := span.SpanContext().TraceID().String()
-	if !strings.Contains(text, "gen_ai_server_time_to_first_token_seconds_bucket") || !strings.Contains(text, `trace_id="`+tid+`"`) {
+	if !strings.Contains(text, "gen_ai_client_operation_time_to_first_chunk_seconds_bucket") || !strings.Contains(text, `trace_id="`+tid+`"`) {
 		t.Fatalf("no TTFT exemplar with trace id %s in:\n%s", tid, text)
 	}
 	if err := ms.Provider.Shutdown(context.Background()); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -26,7 +27,15 @@ type TraceConfig struct {
 	// Disabled turns export off (OTEL_SDK_DISABLED=true or
 	// OTEL_TRACES_EXPORTER=none): spans are still made, never sent.
 	Disabled bool
-	// Endpoint is the collector's OTLP/gRPC address, "host:port" or a URL
+	// FromEnv lets the OTLP exporter read its own settings from the
+	// OTEL_EXPORTER_OTLP_* variables (endpoint, headers, TLS, timeout,
+	// compression), as the SDK defines them; Endpoint, Insecure and Headers
+	// are then only what TraceConfigFromEnv saw. TraceConfigFromEnv sets it.
+	FromEnv bool
+	// Protocol is the OTLP transport: ProtocolGRPC (default, port 4317) or
+	// ProtocolHTTP (http/protobuf, port 4318).
+	Protocol string
+	// Endpoint is the collector's OTLP address, "host:port" or a URL
 	// ("http://host:4317" implies Insecure). Empty: the SDK's default.
 	Endpoint string
 	// Insecure sends without TLS.
@@ -37,9 +46,9 @@ type TraceConfig struct {
 	ServiceName string
 	// ResourceAttributes are added to the resource (OTEL_RESOURCE_ATTRIBUTES).
 	ResourceAttributes map[string]string
-	// SampleRatio is the share of new traces sampled, 0..1; an incoming
-	// sampled parent is always followed. Default 1.
-	SampleRatio *float64
+	// Sampler decides which traces are recorded; nil means the
+	// specification's default, parentbased_always_on.
+	Sampler sdktrace.Sampler
 	// Batch sizes the non-blocking batch processor.
 	Batch BatchConfig
 	// MaxEvents bounds the events one span keeps (per-token events);
@@ -50,13 +59,19 @@ type TraceConfig struct {
 // DefaultMaxEvents is the default of TraceConfig.MaxEvents.
 const DefaultMaxEvents = 1100
 
+// OTLP transports (OTEL_EXPORTER_OTLP_PROTOCOL values).
+const (
+	ProtocolGRPC = "grpc"
+	ProtocolHTTP = "http/protobuf"
+)
+
 // Validate names the first bad field.
 func (c TraceConfig) Validate() error {
 	if c.ServiceName == "" {
 		return fmt.Errorf("trace config: ServiceName is empty")
 	}
-	if c.SampleRatio != nil && (*c.SampleRatio < 0 || *c.SampleRatio > 1) {
-		return fmt.Errorf("trace config: SampleRatio %v is outside 0..1", *c.SampleRatio)
+	if c.Protocol != "" && c.Protocol != ProtocolGRPC && c.Protocol != ProtocolHTTP {
+		return fmt.Errorf("trace config: Protocol %q: want %s or %s", c.Protocol, ProtocolGRPC, ProtocolHTTP)
 	}
 	if c.MaxEvents < 0 {
 		return fmt.Errorf("trace config: MaxEvents %d is negative", c.MaxEvents)
@@ -68,6 +83,9 @@ func (c TraceConfig) Validate() error {
 type Tracing struct {
 	Provider  *sdktrace.TracerProvider
 	Processor *BatchProcessor // nil when export is disabled
+	// Resource describes the process (service.name and the rest); give it
+	// to NewMetrics so metrics and traces name the same service.
+	Resource *resource.Resource
 }
 
 // Shutdown flushes the spans still queued and stops export, bounded by ctx.
@@ -88,9 +106,9 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 	if err != nil {
 		return nil, err
 	}
-	ratio := 1.0
-	if cfg.SampleRatio != nil {
-		ratio = *cfg.SampleRatio
+	sampler := cfg.Sampler
+	if sampler == nil {
+		sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
 	}
 	maxEvents := cfg.MaxEvents
 	if maxEvents == 0 {
@@ -98,7 +116,7 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 	}
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithSampler(sampler),
 		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{
 			AttributeValueLengthLimit:   -1,
 			AttributeCountLimit:         128,
@@ -108,11 +126,11 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 			AttributePerLinkCountLimit:  128,
 		}),
 	}
-	t := &Tracing{}
+	t := &Tracing{Resource: res}
 	if !cfg.Disabled {
-		exp, err := otlptracegrpc.New(ctx, exporterOptions(cfg)...)
+		exp, err := newExporter(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
+			return nil, err
 		}
 		t.Processor = NewBatchProcessor(exp, cfg.Batch)
 		opts = append(opts, sdktrace.WithSpanProcessor(t.Processor))
@@ -121,24 +139,52 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 	return t, nil
 }
 
-func exporterOptions(cfg TraceConfig) []otlptracegrpc.Option {
-	var opts []otlptracegrpc.Option
-	switch {
-	case strings.Contains(cfg.Endpoint, "://"):
-		opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
-	case cfg.Endpoint != "":
-		opts = append(opts, otlptracegrpc.WithEndpoint(cfg.Endpoint))
+// newExporter makes the OTLP span exporter of cfg.Protocol. The batch
+// processor bounds each export; retrying inside the exporter would only hold
+// the queue longer while the collector is away, so retries are off.
+func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, error) {
+	if cfg.Protocol == ProtocolHTTP {
+		opts := []otlptracehttp.Option{otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})}
+		if !cfg.FromEnv {
+			switch {
+			case strings.Contains(cfg.Endpoint, "://"):
+				opts = append(opts, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+			case cfg.Endpoint != "":
+				opts = append(opts, otlptracehttp.WithEndpoint(cfg.Endpoint))
+			}
+			if cfg.Insecure {
+				opts = append(opts, otlptracehttp.WithInsecure())
+			}
+			if len(cfg.Headers) > 0 {
+				opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
+			}
+		}
+		exp, err := otlptracehttp.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("create OTLP/HTTP span exporter: %w", err)
+		}
+		return exp, nil
 	}
-	if cfg.Insecure {
-		opts = append(opts, otlptracegrpc.WithInsecure())
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false})}
+	if !cfg.FromEnv {
+		switch {
+		case strings.Contains(cfg.Endpoint, "://"):
+			opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+		case cfg.Endpoint != "":
+			opts = append(opts, otlptracegrpc.WithEndpoint(cfg.Endpoint))
+		}
+		if cfg.Insecure {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		if len(cfg.Headers) > 0 {
+			opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
+		}
 	}
-	if len(cfg.Headers) > 0 {
-		opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
+	exp, err := otlptracegrpc.New(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
 	}
-	// The batch processor bounds each export; retrying inside it would only
-	// hold the queue longer while the collector is away.
-	opts = append(opts, otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
-	return opts
+	return exp, nil
 }
 
 func newResource(cfg TraceConfig) (*resource.Resource, error) {

@@ -1,0 +1,170 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+)
+
+type flightKey struct{}
+
+// flight is what every forwarded request carries: how to end it early.
+type flight struct {
+	cancel context.CancelCauseFunc
+}
+
+func flightFrom(ctx context.Context) *flight {
+	f, _ := ctx.Value(flightKey{}).(*flight)
+	return f
+}
+
+// tapResponse is the forwarder's ModifyResponse: it bounds the wait for
+// each body byte of every response, and for an inference starts measuring
+// the response and taps its body.
+func (g *Gateway) tapResponse(resp *http.Response) error {
+	ctx := resp.Request.Context()
+	if f := flightFrom(ctx); f != nil && g.cfg.StreamIdleTimeout > 0 {
+		resp.Body = &idleBody{rc: resp.Body, limit: g.cfg.StreamIdleTimeout, cancel: f.cancel}
+	}
+	ex := exchangeFrom(ctx)
+	if ex == nil {
+		return nil
+	}
+	ex.meter.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
+	ex.status = resp.StatusCode
+	tap := &bodyTap{rc: resp.Body, ex: ex, feed: ex.meter.Write}
+	if enc := contentEncoding(resp.Header); enc != "" {
+		d, err := newDecoder(enc, ex.meter.Write)
+		if err != nil {
+			ex.unmeasured = err.Error()
+			tap.feed = nil
+		} else {
+			tap.dec, tap.feed = d, d.feed
+		}
+	}
+	ex.tap = tap
+	resp.Body = tap
+	return nil
+}
+
+// contentEncoding is the response's Content-Encoding, lower case, "" for
+// none or identity.
+func contentEncoding(h http.Header) string {
+	enc := strings.ToLower(strings.TrimSpace(strings.Join(h.Values("Content-Encoding"), ",")))
+	if enc == "identity" {
+		return ""
+	}
+	return enc
+}
+
+// bodyTap feeds every body byte (decoded, when the body is compressed) to
+// the exchange's Meter as the forwarder reads it, and notes how reading
+// ended. The forwarder gets the bytes exactly as the upstream sent them.
+type bodyTap struct {
+	rc   io.ReadCloser
+	ex   *exchange
+	feed func([]byte) (int, error) // nil: the body is not measured
+	dec  *decoder                  // set when the body is compressed
+}
+
+func (t *bodyTap) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if n > 0 && t.feed != nil {
+		_, _ = t.feed(p[:n])
+	}
+	if err != nil {
+		if err == io.EOF {
+			t.ex.sawEOF = true
+			t.stop(true)
+		} else if t.ex.readErr == nil {
+			t.ex.readErr = err
+		}
+	}
+	return n, err
+}
+
+func (t *bodyTap) Close() error {
+	t.stop(false)
+	return t.rc.Close()
+}
+
+// stop ends decoding (waiting for the decoder's last output when the body
+// ended cleanly) and notes a decoding failure as unmeasured.
+func (t *bodyTap) stop(clean bool) {
+	if t.dec == nil {
+		return
+	}
+	if err := t.dec.close(clean); err != nil && t.ex.unmeasured == "" {
+		t.ex.unmeasured = err.Error()
+	}
+	t.dec = nil
+}
+
+// errStreamIdle is how a body read ends when the upstream sent nothing for
+// too long; it is a timeout (error.type=timeout).
+type errStreamIdle struct{ limit time.Duration }
+
+func (e errStreamIdle) Error() string {
+	return fmt.Sprintf("no byte from the upstream for %v (stream idle timeout)", e.limit)
+}
+func (e errStreamIdle) Timeout() bool { return true }
+func (e errStreamIdle) Unwrap() error { return context.DeadlineExceeded }
+
+// idleBody cuts a response body when a read waits longer than limit for
+// the upstream: it cancels the request (closing the upstream connection)
+// and ends the read with errStreamIdle. Time the forwarder spends writing
+// to a slow client is not counted.
+type idleBody struct {
+	rc     io.ReadCloser
+	limit  time.Duration
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	fired  atomic.Bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if b.fired.Load() {
+		return 0, errStreamIdle{b.limit}
+	}
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.limit, b.fire)
+	} else {
+		b.timer.Reset(b.limit)
+	}
+	n, err := b.rc.Read(p)
+	b.timer.Stop()
+	if err != nil && err != io.EOF && b.fired.Load() {
+		err = errStreamIdle{b.limit}
+	}
+	return n, err
+}
+
+func (b *idleBody) fire() {
+	b.fired.Store(true)
+	b.cancel(errStreamIdle{b.limit})
+}
+
+func (b *idleBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	return b.rc.Close()
+}
+
+// upstreamChosen is the pool's callback: the exchange learns its upstream.
+func (g *Gateway) upstreamChosen(out *http.Request, u *upstream) {
+	ex := exchangeFrom(out.Context())
+	if ex == nil {
+		return
+	}
+	ex.upstream, ex.provider = u, u.provider
+	if ex.recording {
+		ex.span.SetAttributes(semconv.ServerAddressKey.String(u.host), semconv.ServerPortKey.Int(u.port))
+	}
+}
