@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -23,6 +24,10 @@ var encodings = map[string]func(io.Writer) vegeta.Encoder{
 func readResults(env *environment, files []string, fn func(*vegeta.Result) error) error {
 	if len(files) == 0 {
 		files = []string{"stdin"}
+	}
+	files, err := expandDirs(files)
+	if err != nil {
+		return err
 	}
 	var decs []vegeta.Decoder
 	for _, name := range files {
@@ -60,6 +65,33 @@ func readResults(env *environment, files []string, fn func(*vegeta.Result) error
 		}
 	}
 	return nil
+}
+
+// expandDirs replaces a folder by the files in it, in name order (the results of a distributed attack's pods on
+// a shared volume), so that a shell-less container can read them all.
+func expandDirs(names []string) ([]string, error) {
+	var out []string
+	for _, name := range names {
+		st, err := os.Stat(name)
+		if err != nil || !st.IsDir() {
+			out = append(out, name) // stdin, a file, or an error os.Open reports
+			continue
+		}
+		entries, err := os.ReadDir(name)
+		if err != nil {
+			return nil, fmt.Errorf("read results folder: %w", err)
+		}
+		n := len(out)
+		for _, e := range entries {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+				out = append(out, filepath.Join(name, e.Name()))
+			}
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("read results folder %s: no files in it", name)
+		}
+	}
+	return out, nil
 }
 
 // createOutput opens -output: "stdout" or "-" for stdout, else a file.

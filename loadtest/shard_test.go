@@ -17,8 +17,18 @@ import (
 // maxTokens long.
 func simulatorURL(t *testing.T) (url, model string) {
 	t.Helper()
+	return pacedSimulatorURL(t, 0)
+}
+
+// pacedSimulatorURL is simulatorURL with, when step > 0, one decode step of step per token whatever the number
+// of streams: the server, not the clients' CPU, sets the pace.
+func pacedSimulatorURL(t *testing.T, step time.Duration) (url, model string) {
+	t.Helper()
 	p := simulator.Profiles["tiny"]
 	p.LoadTime = 0
+	if step > 0 {
+		p.StepBase, p.StepPerSeq = step, 0
+	}
 	sim, err := simulator.New(simulator.Config{CustomProfile: &p, Parallel: 8, MaxQueue: 64})
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +95,12 @@ func TestShardsMergeIntoTheWhole(t *testing.T) {
 		if row.Key != "pod-"+itoa(i) || row.Figures.Requests != want {
 			t.Errorf("row %d: %s with %d requests, want pod-%d with %d", i, row.Key, row.Figures.Requests, i, want)
 		}
+	}
+
+	// A folder stands for the files in it (a shared volume read by a shell-less container).
+	code, out, stderr = runCmd(t, nil, "report", "-type", "csv", dir)
+	if code != 0 || !strings.Contains(out, "requests,31\n") || !strings.Contains(out, "shards,3\n") {
+		t.Errorf("report of the folder (exit %d, %s):\n%s", code, stderr, out)
 	}
 
 	// Without shard 2, the report says so.

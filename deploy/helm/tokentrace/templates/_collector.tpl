@@ -72,6 +72,10 @@ exporters:
       insecure: true
     target_info:
       enabled: false
+    # The scrape's pod, node and namespace labels reach Prometheus (the HPA's metrics adapter needs pod and
+    # namespace).
+    resource_to_telemetry_conversion:
+      enabled: true
 service:
   telemetry:
     metrics:
