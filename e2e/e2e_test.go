@@ -279,8 +279,8 @@ func TestStackEndToEnd(t *testing.T) {
 			return rulesHealthy(promURL, []string{"tokentrace-serving", "tokentrace-slo", "tokentrace-slo-alerts", "tokentrace-pipeline"})
 		})
 		for _, expr := range []string{
-			`gen_ai_request_model:gen_ai_server_time_to_first_token_seconds:quantile_rate5m{quantile="0.95"}`,
-			`gen_ai_request_model:gen_ai_server_time_per_output_token_seconds:quantile_rate5m{quantile="0.99"}`,
+			`gen_ai_request_model:gen_ai_client_operation_time_to_first_chunk_seconds:quantile_rate5m{quantile="0.95"}`,
+			`gen_ai_request_model:tokentrace_client_time_per_output_token_seconds:quantile_rate5m{quantile="0.99"}`,
 			`gen_ai_request_model:gen_ai_client_token_usage_output:rate5m`,
 			`gen_ai_request_model:tokentrace_request_errors:ratio_rate5m`,
 			`slo:tokentrace_request_errors:ratio_rate1h`,

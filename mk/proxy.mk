@@ -68,7 +68,8 @@ bench: bench-balance
 # and an upstream (the simulator) that restarts, for 30 minutes; it samples
 # the proxy's RSS, goroutines and open descriptors every 10 s and fails when
 # any grows by more than 10% after the first 5 minutes. Not part of make
-# test. Shorten it with SOAK_FLAGS='-duration 6m -warmup 2m'.
+# test. Shorten it with SOAK_FLAGS='-duration 6m -warmup 2m -restart-every 90s'
+# (the warm-up must include the first restart).
 SOAK_FLAGS ?=
 
 .PHONY: soak-proxy

@@ -3,7 +3,7 @@
 # summary; test-supervisor-ollama runs the matrix against the real Ollama.
 # See docs/supervisor.md.
 
-.PHONY: demo test-supervisor-ollama
+.PHONY: demo demo-capacity test-supervisor-ollama
 
 # About a minute and a half: 2 parallel settings × 2 concurrencies × 2 prompt
 # sizes, 5 s each after a 1 s warm-up, answers capped at 96 tokens, a new
@@ -18,6 +18,20 @@ demo:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(DEMO_BIN) ./supervisor
 	$(DEMO_BIN) run $(DEMO_FLAGS) --out out/demo-$$(date +%Y%m%d-%H%M%S)
+
+# The capacity question on the simulator: for parallel 1, 2 and 4, the most
+# users served within TTFT p95 500 ms and TPOT p95 60 ms (64-token answers),
+# found by doubling and bisecting the concurrency, 5 s probes after 2 s of
+# warm-up; capacity.csv, probes.jsonl and the report's "Capacity under the
+# SLO" section. About 3 minutes on 2 cores (4 on a busy machine).
+DEMO_CAPACITY_FLAGS := --backend sim --num-parallel 1,2,4 --search concurrency --max-concurrency 16 \
+	--slo ttft_p95=500ms,tpot_p95=60ms --prompt-sizes small --num-ctx 4096 --duration 5s --warmup 2s \
+	--max-tokens 64 --vary-prompts
+
+demo-capacity:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(DEMO_BIN) ./supervisor
+	$(DEMO_BIN) run $(DEMO_CAPACITY_FLAGS) --out out/capacity-$$(date +%Y%m%d-%H%M%S)
 
 # Real llama.cpp timing: serial, after the unit tests, never beside other work.
 test-supervisor-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)

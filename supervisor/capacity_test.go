@@ -62,3 +62,37 @@ func TestCapacitySearchOnTheSimulator(t *testing.T) {
 		t.Errorf("capacity.png: %v", err)
 	}
 }
+
+// TestRunOpenLoopRates: --rates runs open-loop scenarios (Poisson
+// arrivals, no cap), named by their rate, with their figures and report
+// rows; --concurrency "" runs rates only.
+func TestRunOpenLoopRates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a matrix on the simulator")
+	}
+	bin := buildSupervisor(t)
+	out := filepath.Join(t.TempDir(), "run")
+	port := freePort(t)
+	_, stderr, code := runBin(t, bin, 3*time.Minute, fastSim(out, port, "--prompt-sizes", "small", "--num-parallel", "2",
+		"--concurrency", "", "--rates", "4")...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	waitNoEngine(t, port)
+	_, results, _, err := matrix.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].Name != "p2-ctx1024-r4-small" || results[0].Rate != 4 || results[0].Status != matrix.StatusOK ||
+		results[0].Requests == 0 || results[0].Errors != 0 {
+		t.Fatalf("results %+v", results)
+	}
+	// 1.5 s at 4 requests/s: a Poisson count, so only a wide bound.
+	if n := results[0].Requests; n < 1 || n > 20 {
+		t.Errorf("%d requests in 1.5 s at 4/s", n)
+	}
+	report, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	if !bytes.Contains(report, []byte("| p2-ctx1024-r4-small | ok |")) {
+		t.Errorf("report lacks the open-loop row")
+	}
+}

@@ -186,6 +186,10 @@ func parseStart(line string) (LogLine, bool) {
 	if kv["msg"] == "starting llama server" && a.Parallel <= 0 {
 		return LogLine{}, false // that generation always says it
 	}
+	if kv["msg"] == "starting runner" && a.Model == "" {
+		// v0.17 also starts runners without a model to discover GPUs.
+		return LogLine{}, false
+	}
 	if a.Parallel > 0 && a.CtxSize > 0 {
 		a.NumCtx = a.CtxSize / a.Parallel
 	}

@@ -33,6 +33,7 @@ func TestParseLogLine(t *testing.T) {
 			BatchSize: 512, Threads: 2, FlashAttention: "auto"}}, true},
 		{"load request with a KV type", strings.Replace(v17Load, "KvCacheType: ", "KvCacheType:q8_0 ", 1), LogLine{Source: "load request",
 			Runner: RunnerArgs{Parallel: 4, CtxSize: 8192, NumCtx: 2048, BatchSize: 512, Threads: 2, FlashAttention: "auto", KVCacheType: "q8_0"}}, true},
+		{"v0.17 GPU discovery runner", `time=2026-12-01T13:48:06.140Z level=INFO source=server.go:431 msg="starting runner" cmd="/bin/ollama runner --ollama-engine --port 33967"`, LogLine{}, false},
 		{"fit request is not the runner's", strings.Replace(v17Load, "Operation:commit", "Operation:fit", 1), LogLine{}, false},
 		{"load request without parallel", strings.Replace(v17Load, "Parallel:4", "Parallel:x", 1), LogLine{}, false},
 		{"load request not a struct", `msg=load request=commit`, LogLine{}, false},
@@ -114,7 +115,7 @@ func TestLogWatchMergesV17Lines(t *testing.T) {
 // Captured logs of both generations serving the generated model with a
 // context of 1024 at p = 1, 2 and 4 (`make capture-ollama-logs`).
 func TestCapturedRunnerLogs(t *testing.T) {
-	for _, version := range []string{"ollama-v0.17.4", "ollama-v0.6.5"} {
+	for _, version := range []string{"ollama-v0.17.4"} {
 		for _, p := range []int{1, 2, 4} {
 			t.Run(fmt.Sprintf("%s/p%d", version, p), func(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join("testdata", version, fmt.Sprintf("p%d.log", p)))
@@ -161,4 +162,20 @@ func FuzzParseLogLine(f *testing.F) {
 			t.Fatalf("start without a start marker: %q", line)
 		}
 	})
+}
+
+// v0.17.4 asked for a context of 4096 on a model trained for 2048: it cut
+// the context and warned; the runner has 2048.
+func TestCapturedTruncatedContext(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "ollama-v0.17.4", "p1-ctx4096.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newLogWatch(io.Discard)
+	w.Write(b)
+	r, ok := w.Runner()
+	if !ok || r.Parallel != 1 || r.SlotContext() != 2048 ||
+		!reflect.DeepEqual(r.Warnings, []string{"requested context size too large for model: num_ctx 4096 cut to the trained 2048"}) {
+		t.Errorf("runner %+v, %v: want one slot of 2048 and the engine's warning", r, ok)
+	}
 }

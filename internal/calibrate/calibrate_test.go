@@ -66,7 +66,7 @@ func (e *simEngine) Stop(context.Context) error {
 func (e *simEngine) Restartable() bool                   { return true }
 func (e *simEngine) Pid() int                            { return 0 }
 func (e *simEngine) Health() (bool, string, int, string) { return false, "", 0, "" }
-func (e *simEngine) PSBytes(context.Context) int64       { return 0 }
+func (e *simEngine) PS(context.Context) matrix.PSSize    { return matrix.PSSize{} }
 
 // A whole calibration against the simulator: what it runs and records is
 // checked, not how close the fit comes (that depends on the machine's load).

@@ -147,3 +147,19 @@ func LabelValuesVariables(dashboardJSON []byte) ([]LabelValuesVariable, error) {
 	}
 	return out, nil
 }
+
+// grafanaRegexChars are the characters Grafana's regex format escapes (kbn.regexEscape).
+var grafanaRegexChars = regexp.MustCompile(`[\\^$*+?.()|\[\]{}/]`)
+
+// GrafanaRegexFormat is Grafana's ${var:regex} formatting of a variable's selected values: each value with
+// the characters \ ^ $ * + ? . ( ) | [ ] { } / escaped by a backslash, several values as (a|b).
+func GrafanaRegexFormat(values []string) string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = grafanaRegexChars.ReplaceAllString(v, `\$0`)
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return "(" + strings.Join(out, "|") + ")"
+}

@@ -9,21 +9,6 @@ import (
 	"text/scanner"
 )
 
-// grafanaRegexFormat is Grafana's ${var:regex} formatting of the selected values: each value with the
-// characters \ ^ $ * + ? . ( ) | [ ] { } / escaped by a backslash (kbn.regexEscape), several values as
-// (a|b).
-func grafanaRegexFormat(values []string) string {
-	esc := regexp.MustCompile(`[\\^$*+?.()|\[\]{}/]`)
-	out := make([]string, len(values))
-	for i, v := range values {
-		out[i] = esc.ReplaceAllString(v, `\$0`)
-	}
-	if len(out) == 1 {
-		return out[0]
-	}
-	return "(" + strings.Join(out, "|") + ")"
-}
-
 // traceQLStrings returns the string literals of a TraceQL query as Tempo's lexer reads them
 // (pkg/traceql/lexer.go: Go's text/scanner, each String or RawString token through strconv.Unquote), or
 // the first error either reports.
@@ -75,7 +60,7 @@ func TestTraceSearchModelFilter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			value := ".*" // the variable's allValue
 			if tt.selected != nil {
-				value = grafanaRegexFormat(tt.selected)
+				value = GrafanaRegexFormat(tt.selected)
 			}
 			q, err := Expand(strings.ReplaceAll(TraceSearchQuery(), "${model:regex}", value), map[string]string{varMinDuration: "250ms"})
 			if err != nil {
@@ -110,7 +95,7 @@ func TestTraceSearchModelFilter(t *testing.T) {
 // TestDoubleQuotedRegexIsRejected shows the lexer check bites: the old form, "${model:regex}", fails for
 // a model name with a ".".
 func TestDoubleQuotedRegexIsRejected(t *testing.T) {
-	q := `{ span.gen_ai.request.model =~ "` + grafanaRegexFormat([]string{"qwen2.5:7b-instruct"}) + `" }`
+	q := `{ span.gen_ai.request.model =~ "` + GrafanaRegexFormat([]string{"qwen2.5:7b-instruct"}) + `" }`
 	if _, err := traceQLStrings(q); err == nil {
 		t.Fatalf("%s accepted; Tempo rejects \\. in a double-quoted string", q)
 	}

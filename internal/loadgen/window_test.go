@@ -35,8 +35,8 @@ func TestWarmupRequestsCarryTheirOwnScenario(t *testing.T) {
 
 func TestGreedyRequestsAskForTheSameAnswer(t *testing.T) {
 	for _, tc := range []struct{ api, want string }{
-		{"ollama", `"options":{"temperature":0,"seed":42}`},
-		{"openai", `"temperature":0,"seed":42`},
+		{"ollama", `"options":{"seed":42,"temperature":0}`},
+		{"openai", `"seed":42,"temperature":0`},
 	} {
 		t.Run(tc.api, func(t *testing.T) {
 			fake := &fakeLLM{api: tc.api, chunks: 2}

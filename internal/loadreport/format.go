@@ -103,6 +103,10 @@ func writeText(w io.Writer, r Report) error {
 	if r.SLO.Set() {
 		p("Goodput\t[%s: good, requests/s]\t%d, %s", r.SLO, r.GoodRequests, num(r.Goodput))
 	}
+	if r.Late > 0 {
+		p("Late arrivals\t[sent after their schedule, p50, p95 late]\t%d, %s ms, %s ms (their latencies count from the schedule)",
+			r.Late, num(r.LateBy.P50*1e3), num(r.LateBy.P95*1e3))
+	}
 	if r.Unmeasured > 0 {
 		p("Unmeasured\t[results without tokentrace figures]\t%d", r.Unmeasured)
 	}

@@ -271,7 +271,10 @@ func (r *Runner) measure(ctx context.Context, sc Scenario, facts SettingFacts) (
 	case loadErr != nil && status == StatusOK:
 		status, note = StatusFailed, "load: "+loadErr.Error()
 	case measured(reqs) == 0 && status == StatusOK:
-		status, note = StatusFailed, "no request was measured"
+		status, note = StatusFailed, "no request was measured: none started inside the window"
+		if len(reqs) > 0 {
+			note += fmt.Sprintf(" (%d warm-up requests were still running; answers take longer than --warmup and --duration)", len(reqs))
+		}
 	}
 	res = r.result(sc, status, oneLine(note), facts, started, mem, psPeak)
 	res.WarmupPeakMemBytes = warmupMem.PeakBytes

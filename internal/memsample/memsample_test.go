@@ -151,3 +151,20 @@ func TestGPUMemoryOfTheTree(t *testing.T) {
 		t.Error("no error without nvidia-smi")
 	}
 }
+
+func FuzzNvidiaSMIOutput(f *testing.F) {
+	f.Add([]byte("NVIDIA A100-SXM4-40GB, 535.104.05, 40960\n"))
+	f.Add([]byte("1234, 2048\n[N/A], [N/A]\n"))
+	f.Add([]byte("\"a,b\", 1, 2\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		gpus, err := parseGPUs(out)
+		for _, g := range gpus {
+			if err == nil && g.MemoryBytes%(1<<20) != 0 {
+				t.Errorf("memory %d is not whole MiB", g.MemoryBytes)
+			}
+		}
+		if total, err := parseComputeApps(out, map[int]bool{1234: true}); err == nil && total%(1<<20) != 0 {
+			t.Errorf("total %d is not whole MiB", total)
+		}
+	})
+}

@@ -127,8 +127,10 @@ func TestEventAPIsOnOllama(t *testing.T) {
 				t.Errorf("meter: %s %q, in %d out %d (estimated %v) finish %q in %d chunks; Ollama said in %d out %d finish %q",
 					m.ErrorType, m.Error, m.InputTokens, m.OutputTokens, m.TokensEstimated, m.FinishReason, m.OutputChunks, in, out, finish)
 			}
-			if tc.streamed && m.OutputChunks != out {
-				t.Errorf("%d output chunks for %d tokens: Ollama streams one token per event", m.OutputChunks, out)
+			// Ollama sends no delta for a token whose text is empty (the
+			// generated model samples such tokens), so chunks ≤ tokens.
+			if tc.streamed && (m.OutputChunks > out || m.OutputChunks == 0) {
+				t.Errorf("%d output chunks for %d tokens", m.OutputChunks, out)
 			}
 			before := len(rec.Ended())
 			via, err := ollamatest.Post(ctx, client, proxy.URL, tc.path, tc.body)
@@ -174,7 +176,7 @@ func TestEventAPIsOnOllama(t *testing.T) {
 					return err
 				}
 				n++
-				if !f.OK() || f.TokensEstimated || f.OutputTokens == 0 || f.OutputTokens > limit || f.InputTokens == 0 || f.OutputChunks != f.OutputTokens {
+				if !f.OK() || f.TokensEstimated || f.OutputTokens == 0 || f.OutputTokens > limit || f.InputTokens == 0 || f.OutputChunks > f.OutputTokens {
 					t.Errorf("record %+v", f)
 				}
 				return nil

@@ -40,7 +40,7 @@ var ttftP99 = flag.Duration("ttft-p99", 0, "hold the proxy's TTFT error to this 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	requests  = 20
+	requests  = 40
 	maxTokens = 8
 	thinking  = 3 // reasoning tokens before every answer
 )

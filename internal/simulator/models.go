@@ -47,12 +47,14 @@ func (s *Server) handlePs(rs *responder) {
 		Details   modelDetails `json:"details"`
 		ExpiresAt time.Time    `json:"expires_at"`
 		SizeVRAM  int64        `json:"size_vram"`
+		// ContextLength is each slot's context (since v0.7).
+		ContextLength int `json:"context_length"`
 	}
 	models := []processModel{}
 	s.loadMu.Lock()
 	if s.loaded {
 		m := processModel{Name: s.prof.Model, Model: s.prof.Model, Size: s.mem.Total(), Digest: s.prof.Digest,
-			Details: s.details(), ExpiresAt: s.expiresAtLocked()}
+			Details: s.details(), ExpiresAt: s.expiresAtLocked(), ContextLength: s.cfg.ContextLength}
 		if s.prof.OnGPU {
 			m.SizeVRAM = m.Size
 		}

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The shapes of Ollama v0.6.5's api package, field order included.
+// The shapes of Ollama v0.17.4's api package, field order included.
 
 type ollamaMetrics struct {
 	TotalDuration      time.Duration `json:"total_duration,omitempty"`
@@ -24,8 +24,8 @@ type chatResponse struct {
 	Model      string    `json:"model"`
 	CreatedAt  time.Time `json:"created_at"`
 	Message    message   `json:"message"`
-	DoneReason string    `json:"done_reason,omitempty"`
 	Done       bool      `json:"done"`
+	DoneReason string    `json:"done_reason,omitempty"`
 	ollamaMetrics
 }
 

@@ -14,13 +14,13 @@ import (
 	"github.com/tokentrace/tokentrace/internal/ollamatest"
 )
 
-// TestEventWiresMatchOllama extends TestWireMatchesOllama to /v1/responses
+// TestWireMatchesOllamaEvents extends TestWireMatchesOllama to /v1/responses
 // and /v1/messages: the same requests to a real Ollama and to the
 // simulator give the same status, Content-Type, sequence of event names
 // and shape of every kind of event (keys in order, value types); error
 // bodies match byte for byte but for their random ids. Run by
 // `make test-simulator-ollama`.
-func TestEventWiresMatchOllama(t *testing.T) {
+func TestWireMatchesOllamaEvents(t *testing.T) {
 	real := ollamatest.Start(t, ollamatest.Options{Parallel: 1})
 	sim, err := New(Config{Profile: "tiny", Model: real.Model})
 	if err != nil {

@@ -44,8 +44,14 @@ type refWireChunk struct {
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
+		PromptTokens            int `json:"prompt_tokens"`
+		CompletionTokens        int `json:"completion_tokens"`
+		CompletionTokensDetails *struct {
+			ReasoningTokens *int `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+		PromptTokensDetails *struct {
+			CachedTokens *int `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
 	} `json:"usage"`
 
 	Error json.RawMessage `json:"error"`
@@ -120,6 +126,12 @@ func inspectReference(api API, payload []byte) chunkInfo {
 	}
 	if w.Usage != nil {
 		ci.inputTokens, ci.outputTokens, ci.hasUsage = w.Usage.PromptTokens, w.Usage.CompletionTokens, true
+		if d := w.Usage.CompletionTokensDetails; d != nil && d.ReasoningTokens != nil {
+			ci.reasoningTokens, ci.hasReasoningTokens = *d.ReasoningTokens, true
+		}
+		if d := w.Usage.PromptTokensDetails; d != nil && d.CachedTokens != nil {
+			ci.cachedTokens, ci.hasCachedTokens = *d.CachedTokens, true
+		}
 	}
 	return ci
 }

@@ -34,10 +34,14 @@ const (
 	fPromptTokens
 	fCompletionTokens
 	fError
+	fCompletionTokensDetails
+	fPromptTokensDetails
+	fReasoningTokens
+	fCachedTokens
 )
 
-// maxFieldName is the longest name above, "prompt_eval_duration".
-const maxFieldName = 20
+// maxFieldName is the longest name above, "completion_tokens_details".
+const maxFieldName = 25
 
 // fieldOf names a key as encoding/json matches it to a struct field: an
 // exact match first, else a case-insensitive one under Unicode simple
@@ -146,6 +150,14 @@ func exactField(key []byte) field {
 		return fCompletionTokens
 	case "error":
 		return fError
+	case "completion_tokens_details":
+		return fCompletionTokensDetails
+	case "prompt_tokens_details":
+		return fPromptTokensDetails
+	case "reasoning_tokens":
+		return fReasoningTokens
+	case "cached_tokens":
+		return fCachedTokens
 	}
 	return fUnknown
 }

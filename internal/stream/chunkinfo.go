@@ -112,6 +112,12 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 	ci.finishReason = sc.intern(finishReason, finish)
 	if f.usageSet {
 		ci.inputTokens, ci.outputTokens, ci.hasUsage = int(f.promptTokens), int(f.completionTokens), true
+		if f.compDetails && f.hasReasoningTokens {
+			ci.reasoningTokens, ci.hasReasoningTokens = int(f.reasoningTokens), true
+		}
+		if f.promptDetails && f.hasCachedTokens {
+			ci.cachedTokens, ci.hasCachedTokens = int(f.cachedTokens), true
+		}
 	}
 	if wantText {
 		ci.text = t.string(sc)

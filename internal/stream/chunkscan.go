@@ -36,8 +36,13 @@ type chunkFields struct {
 	hasPromptEvalCount, hasEvalCount        bool
 	usageSet                                bool
 	promptTokens, completionTokens          int64
-	errRaw                                  []byte
-	choices                                 int // the choices slice's length
+	// usage.completion_tokens_details.reasoning_tokens and
+	// usage.prompt_tokens_details.cached_tokens (*struct of *int each).
+	compDetails, promptDetails          bool
+	reasoningTokens, cachedTokens       int64
+	hasReasoningTokens, hasCachedTokens bool
+	errRaw                              []byte
+	choices                             int // the choices slice's length
 }
 
 // chunkScanner reads chunks without allocating, decoding only what inspect
@@ -251,6 +256,7 @@ func (sc *chunkScanner) usage() {
 	}
 	if !f.usageSet {
 		f.usageSet, f.promptTokens, f.completionTokens = true, 0, 0
+		f.compDetails, f.promptDetails = false, false
 	}
 	if !sc.beginObject() {
 		return
@@ -265,7 +271,39 @@ func (sc *chunkScanner) usage() {
 			sc.intInto(&f.promptTokens, strconv.IntSize)
 		case fCompletionTokens:
 			sc.intInto(&f.completionTokens, strconv.IntSize)
+		case fCompletionTokensDetails:
+			sc.tokenDetails(&f.compDetails, fReasoningTokens, &f.reasoningTokens, &f.hasReasoningTokens)
+		case fPromptTokensDetails:
+			sc.tokenDetails(&f.promptDetails, fCachedTokens, &f.cachedTokens, &f.hasCachedTokens)
 		default:
+			sc.skipValue()
+		}
+		if !sc.more('}') {
+			return
+		}
+	}
+}
+
+// tokenDetails reads a value for a *struct{ N *int } field whose one member
+// is want.
+func (sc *chunkScanner) tokenDetails(set *bool, want field, n *int64, has *bool) {
+	if !sc.object(set) {
+		return
+	}
+	if !*set {
+		*set, *n, *has = true, 0, false
+	}
+	if !sc.beginObject() {
+		return
+	}
+	for {
+		k := sc.key()
+		if sc.bad {
+			return
+		}
+		if sc.fieldOf(k) == want {
+			sc.intPtrInto(n, has)
+		} else {
 			sc.skipValue()
 		}
 		if !sc.more('}') {

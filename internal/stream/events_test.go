@@ -53,6 +53,10 @@ func TestInspectEvents(t *testing.T) {
 		{name: "responses not json", api: APIResponses, payload: `event: x`, bad: true},
 		{name: "responses trailing bytes", api: APIResponses, payload: `{"type":"x"}}`, bad: true},
 
+		// OpenAI chat's usage details, as OpenAI writes them.
+		{name: "openai usage details", api: APIOpenAI, payload: `{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":30,"completion_tokens_details":{"reasoning_tokens":12},"prompt_tokens_details":{"cached_tokens":4}}}`,
+			in: 9, out: 30, reasoning: 12, cached: 4},
+
 		// Messages, as Ollama v0.17.4 and Anthropic write them.
 		{name: "messages start", api: APIAnthropic, payload: `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":9,"output_tokens":0}}}`, in: 9, hasIn: true},
 		{name: "messages block start", api: APIAnthropic, payload: `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`},

@@ -17,6 +17,16 @@ var benchChunks = []struct {
 	{"openai", APIOpenAI, `{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1767225600,"model":"qwen2.5:7b-instruct","system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":" tok42"},"finish_reason":null}]}`},
 }
 
+// benchChunk is the payload of the named bench chunk.
+func benchChunk(name string) string {
+	for _, bc := range benchChunks {
+		if bc.name == name {
+			return bc.payload
+		}
+	}
+	panic("no bench chunk " + name)
+}
+
 // BenchmarkInspect is the cost of reading one typical chunk: "inspect" as
 // the package's tests call it (every string copied out), "meter" as a Meter
 // calls it (scanner reused, the model known, no text wanted).
@@ -79,10 +89,10 @@ func BenchmarkMeterChunkAPI(b *testing.B) {
 		api      API
 		chunk    string
 	}{
-		{"ollama", "application/x-ndjson", APIOllama, benchChunks[0].payload + "\n"},
-		{"openai", "text/event-stream", APIOpenAI, "data: " + benchChunks[len(benchChunks)-1].payload + "\n\n"},
-		{"responses", "text/event-stream", APIResponses, "event: response.output_text.delta\ndata: " + benchChunks[2].payload + "\n\n"},
-		{"anthropic", "text/event-stream", APIAnthropic, "event: content_block_delta\ndata: " + benchChunks[3].payload + "\n\n"},
+		{"ollama", "application/x-ndjson", APIOllama, benchChunk("ollama") + "\n"},
+		{"openai", "text/event-stream", APIOpenAI, "data: " + benchChunk("openai") + "\n\n"},
+		{"responses", "text/event-stream", APIResponses, "event: response.output_text.delta\ndata: " + benchChunk("responses") + "\n\n"},
+		{"anthropic", "text/event-stream", APIAnthropic, "event: content_block_delta\ndata: " + benchChunk("anthropic") + "\n\n"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			m := NewMeter(Config{API: bc.api, Start: t0, Clock: func() time.Time { return t0 }, OnChunk: func(ChunkEvent) {}, NoChunkText: true})

@@ -37,8 +37,10 @@ func TestMeterChunkAllocations(t *testing.T) {
 		ct    string
 		chunk string
 	}{
-		{"ollama", APIOllama, "application/x-ndjson", benchChunks[0].payload + "\n"},
-		{"openai", APIOpenAI, "text/event-stream", sse(benchChunks[2].payload)},
+		{"ollama", APIOllama, "application/x-ndjson", benchChunk("ollama") + "\n"},
+		{"openai", APIOpenAI, "text/event-stream", sse(benchChunk("openai"))},
+		{"responses", APIResponses, "text/event-stream", "event: response.output_text.delta\n" + sse(benchChunk("responses"))},
+		{"anthropic", APIAnthropic, "text/event-stream", "event: content_block_delta\n" + sse(benchChunk("anthropic"))},
 	} {
 		for _, noText := range []bool{false, true} {
 			m := NewMeter(Config{API: tt.api, Start: t0, Clock: func() time.Time { return t0 }, OnChunk: func(ChunkEvent) {}, NoChunkText: noText})

@@ -118,10 +118,13 @@ type SettingMemory struct {
 	// /api/ps says is on the GPU (size_vram).
 	PeakVRAM uint64
 	PSVRAM   int64
-	Status   string // "ok", or the status that kept it from running
-	Verified string
-	Ready    float64
-	Load     float64
+	// WarmupPeak is the RAM peak over the warm-ups, kept apart from the
+	// measured windows' peak.
+	WarmupPeak uint64
+	Status     string // "ok", or the status that kept it from running
+	Verified   string
+	Ready      float64
+	Load       float64
 }
 
 // Memory returns each setting's memory.
@@ -137,6 +140,7 @@ func (d *Data) Memory() []SettingMemory {
 			m.Peak = max(m.Peak, c.PeakMemBytes)
 			m.PS = max(m.PS, c.PSPeakBytes, c.PSSizeBytes)
 			m.PeakVRAM = max(m.PeakVRAM, c.PeakVRAMBytes)
+			m.WarmupPeak = max(m.WarmupPeak, c.WarmupPeakMemBytes)
 			m.PSVRAM = max(m.PSVRAM, c.PSPeakVRAMBytes, c.PSVRAMBytes)
 			if c.IdleMemBytes > 0 {
 				m.Idle = c.IdleMemBytes

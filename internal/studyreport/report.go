@@ -236,8 +236,8 @@ func (d *Data) writeMemory(w io.Writer) {
 	if len(d.Header.Machine.GPUs) == 0 {
 		fmt.Fprintf(w, "No NVIDIA GPU was seen (nvidia-smi): VRAM is –.\n\n")
 	}
-	fmt.Fprintf(w, "| setting | status | idle RAM | peak RAM | peak VRAM | /api/ps | /api/ps VRAM | measured delta per slot | KV-cache estimate per slot | ready | cold load | parallelism verified |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(w, "| setting | status | idle RAM | peak RAM | peak VRAM | /api/ps | /api/ps VRAM | measured delta per slot | KV-cache estimate per slot | ready | cold load | parallelism verified | warm-up peak RAM |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	mem := d.Memory()
 	for _, m := range mem {
 		delta := "–"
@@ -258,8 +258,9 @@ func (d *Data) writeMemory(w io.Writer) {
 		if est, ok := matrix.KVBytesPerSlot(d.Header.Model.ModelInfo, m.Setting.NumCtx, d.Header.EngineEnv); ok {
 			kv = fmt.Sprintf("%.1f MiB", float64(est)/(1<<20))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s |\n", d.Label(m.Setting), m.Status,
-			mib(m.Idle), mib(m.Peak), mib(m.PeakVRAM), mib(uint64(max(m.PS, 0))), mib(uint64(max(m.PSVRAM, 0))), delta, kv, m.Ready, m.Load, m.Verified)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s | %s |\n", d.Label(m.Setting), m.Status,
+			mib(m.Idle), mib(m.Peak), mib(m.PeakVRAM), mib(uint64(max(m.PS, 0))), mib(uint64(max(m.PSVRAM, 0))), delta, kv, m.Ready, m.Load, m.Verified,
+			mib(m.WarmupPeak))
 	}
 	fmt.Fprintln(w)
 }
@@ -294,17 +295,26 @@ func (d *Data) writeOutcomes(w io.Writer) {
 
 func (d *Data) writeRaw(w io.Writer) {
 	fmt.Fprintf(w, "## Raw data per configuration\n\n")
-	fmt.Fprintf(w, "| scenario | status | requests | errors | TTFT p50 ms | latency p50 ms | tok/s mean | throughput tok/s | peak memory |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| scenario | status | requests | errors | TTFT p50 ms | latency p50 ms | tok/s mean | throughput tok/s | TTFT p95 ms | latency p95 ms | TPOT p95 ms | mean output tokens | late arrivals | peak memory |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	row := func(c *Cell) {
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %s |\n", c.Name, c.Status, c.Requests, c.Errors,
+			c.TTFTP50Ms, c.E2EP50Ms, c.TokPerSecMean, c.OutputTokPerSec, c.TTFTP95Ms, c.E2EP95Ms, c.TPOTP95Ms, c.MeanOutputTokens, c.Late,
+			mib(c.PeakMemBytes))
+	}
 	for _, s := range d.Settings {
 		for _, conc := range d.Conc {
 			for _, size := range d.Sizes {
-				c := d.Cell(s, conc, size)
-				if c == nil {
-					continue
+				if c := d.Cell(s, conc, size); c != nil {
+					row(c)
 				}
-				fmt.Fprintf(w, "| %s | %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %s |\n", c.Name, c.Status, c.Requests, c.Errors,
-					c.TTFTP50Ms, c.E2EP50Ms, c.TokPerSecMean, c.OutputTokPerSec, mib(c.PeakMemBytes))
+			}
+		}
+		for _, rate := range d.Header.Settings.Rates { // open-loop scenarios
+			for _, size := range d.Sizes {
+				if c := d.Cells[matrix.Scenario{Setting: s, Rate: rate, PromptSize: size}.Name()]; c != nil {
+					row(c)
+				}
 			}
 		}
 	}

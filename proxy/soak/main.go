@@ -75,6 +75,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-duration %v: must be at least -warmup (%v) + 2 minutes, for a baseline and a final minute", o.duration, o.warmup)
 	case o.maxGrowth <= 0:
 		return o, errors.New("-max-growth must be positive")
+	case o.restartEvery > 0 && o.warmup < o.restartEvery+o.restartDown:
+		// The first restart's burst (every stream cut, clients retrying,
+		// connections remade) sets the heap's high-water mark once; a
+		// baseline taken before it reads that as growth.
+		return o, fmt.Errorf("-warmup %v: must include the first upstream restart (-restart-every %v + -restart-down %v)", o.warmup, o.restartEvery, o.restartDown)
 	}
 	return o, nil
 }

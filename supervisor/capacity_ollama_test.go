@@ -1,0 +1,66 @@
+//go:build ollama
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokentrace/tokentrace/internal/matrix"
+)
+
+// TestRealOllamaCapacity runs the capacity search on the real Ollama with
+// the generated model at parallel 1, 2 and 4: each setting's capacity under
+// a TTFT p95 limit of 100 ms (about an answer of 24 tokens on an idle
+// machine: what a queued user would wait), with every probe recorded and
+// the report's section written. The figures depend on the machine; they are logged, and
+// docs/supervisor.md has a run's.
+func TestRealOllamaCapacity(t *testing.T) {
+	cmd, out, port := ollamaRun(t, "--num-parallel", "1,2,4", "--num-ctx", "8192", "--max-tokens", "24",
+		"--search", "concurrency", "--max-concurrency", "8", "--slo", "ttft_p95=100ms,tpot_p95=100ms",
+		"--duration", "8s", "--warmup", "3s")
+	done := make(chan struct{})
+	var output []byte
+	var err error
+	go func() { output, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(12 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("supervisor run did not end within 12 minutes:\n%s", output)
+	}
+	t.Logf("supervisor output:\n%s", output)
+	if err != nil {
+		t.Fatalf("supervisor run: %v", err)
+	}
+	waitNoEngine(t, port)
+	caps, probes, err := matrix.LoadCapacity(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) != 3 || len(probes) < 3 {
+		t.Fatalf("%d capacity rows and %d probes, want 3 and at least one per setting", len(caps), len(probes))
+	}
+	for _, c := range caps {
+		t.Logf("p=%d: capacity %s, goodput %.2f req/s, TTFT p95 %.0f ms, TPOT p95 %.1f ms, mean output tokens %.1f, peak memory %d MiB, %d probes",
+			c.Parallel, c.Describe(), c.GoodputRPS, c.TTFTP95Ms, c.TPOTP95Ms, c.MeanOutputTokens, c.PeakMemBytes>>20, c.Probes)
+		if c.Status != matrix.StatusOK || c.Probes < 1 {
+			t.Errorf("p=%d: %s %s after %d probes", c.Parallel, c.Status, c.Note, c.Probes)
+		}
+	}
+	_, results, _, err := matrix.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.Verified != "yes" {
+			t.Errorf("%s: parallelism not verified: %s", r.Name, r.Verified)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "capacity.png")); err != nil {
+		t.Error(err)
+	}
+}
