@@ -42,7 +42,8 @@ bench-loadtest: $(VEGETA_BIN)
 .PHONY: test-loadtest-shards
 test-loadtest-shards: $(VEGETA_BIN)
 	for try in 1 2 3; do \
-		TOKENTRACE_VEGETA_BIN=$(VEGETA_BIN) $(GO) test -tags shards -count=1 -p 1 -timeout 5m -run 'TestShardsBeside' ./loadtest/ && break; \
+		TOKENTRACE_VEGETA_BIN=$(VEGETA_BIN) $(GO) test -tags shards -count=1 -p 1 -v -timeout 5m -run 'TestShardsBeside' ./loadtest/ \
+			| grep -E '^(--- |ok|FAIL)|_test.go:' && break; \
 		[ $$try -lt 3 ] || exit 1; echo "shard check failed (run $$try of 3); running it again"; done
 
 TEST_STAGES += test-loadtest-shards
