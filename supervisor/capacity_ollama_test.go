@@ -13,14 +13,15 @@ import (
 
 // TestRealOllamaCapacity runs the capacity search on the real Ollama with
 // the generated model at parallel 1, 2 and 4: each setting's capacity under
-// a TTFT p95 limit of 100 ms (about an answer of 24 tokens on an idle
-// machine: what a queued user would wait), with every probe recorded and
-// the report's section written. The figures depend on the machine; they are logged, and
+// TTFT p95 ≤ 1 s and TPOT p95 ≤ 500 ms with 16-token answers, with every
+// probe recorded and the report's section written. (An idle machine serves
+// this tiny model at hundreds of tokens per second, so every setting may
+// reach the bound of 8 users; a busy one shows the queueing.) The figures depend on the machine; they are logged, and
 // docs/supervisor.md has a run's.
 func TestRealOllamaCapacity(t *testing.T) {
-	cmd, out, port := ollamaRun(t, "--num-parallel", "1,2,4", "--num-ctx", "8192", "--max-tokens", "24",
-		"--search", "concurrency", "--max-concurrency", "8", "--slo", "ttft_p95=100ms,tpot_p95=100ms",
-		"--duration", "8s", "--warmup", "3s")
+	cmd, out, port := ollamaRun(t, "--num-parallel", "1,2,4", "--num-ctx", "8192", "--max-tokens", "16",
+		"--search", "concurrency", "--max-concurrency", "8", "--slo", "ttft_p95=1s,tpot_p95=500ms",
+		"--duration", "10s", "--warmup", "4s")
 	done := make(chan struct{})
 	var output []byte
 	var err error

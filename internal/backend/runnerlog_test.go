@@ -115,7 +115,7 @@ func TestLogWatchMergesV17Lines(t *testing.T) {
 // Captured logs of both generations serving the generated model with a
 // context of 1024 at p = 1, 2 and 4 (`make capture-ollama-logs`).
 func TestCapturedRunnerLogs(t *testing.T) {
-	for _, version := range []string{"ollama-v0.17.4"} {
+	for _, version := range []string{"ollama-v0.17.4", "ollama-v0.6.5"} {
 		for _, p := range []int{1, 2, 4} {
 			t.Run(fmt.Sprintf("%s/p%d", version, p), func(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join("testdata", version, fmt.Sprintf("p%d.log", p)))

@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,8 +128,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Facts[p] = facts
 		client.CloseIdleConnections() // connections to the engine before its restart
 		fmt.Fprintf(cfg.Log, "  loaded in %.2fs (engine: %.2fs), verified: %s\n", facts.ColdLoadS, facts.ServerLoadS, facts.Verified)
-		if facts.ServerLoadS > 0 {
-			samples.Loads = append(samples.Loads, facts.ServerLoadS)
+		// v0.17's load-only answer carries no load_duration: then the load
+		// as the supervisor timed it.
+		if load := cmp.Or(facts.ServerLoadS, facts.ColdLoadS); load > 0 {
+			samples.Loads = append(samples.Loads, load)
 		}
 		if facts.IdleMemBytes > 0 {
 			samples.Memory = append(samples.Memory, Point{float64(p * cfg.NumCtx), float64(facts.IdleMemBytes)})

@@ -27,7 +27,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| step per sequence | %s | slope of the same line |\n", ms(prof.StepPerSeq))
 	fmt.Fprintf(w, "| prefill per token | %s | TTFT by prompt tokens at concurrency 1: slope (R² %.3f, %d points%s) |\n", ms(prof.PrefillPerToken), p.PrefillLine.R2, p.PrefillLine.N, clamped(p.PrefillLine))
 	fmt.Fprintf(w, "| request overhead | %s | that line's intercept less one step of one sequence |\n", ms(prof.RequestOverhead))
-	fmt.Fprintf(w, "| load time | %s | the engine's load_duration, mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
+	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
 	fmt.Fprintf(w, "| prompt token ratio | %.3f | the engine's prompt tokens per simulator token, same prompts |\n\n", prof.PromptTokenRatio)
 	fmt.Fprintf(w, "## What the engine said it ran\n\n| parallel | verified | engine log |\n|---:|---|---|\n")

@@ -77,15 +77,18 @@ func constantDue(per time.Duration, n uint64) time.Duration { return time.Durati
 func (p *PoissonPacer) Rate(time.Duration) float64 { return p.rate }
 
 // windowPacer wraps the attack's pacer with the warm-up and the request
-// limit. It records warmupHits, the hits counted as warm-up: results whose
-// sequence number is below it are dropped.
+// limit. A request is warm-up when it is one of the first WarmupRequests
+// or was sent before the warm-up time ended (see isWarmup); the limit
+// counts the others.
 type windowPacer struct {
 	inner          vegeta.Pacer
 	warmup         time.Duration
 	warmupRequests uint64
 	requests       uint64 // measured requests; 0 for no limit
 
-	warmupHits atomic.Int64 // -1 until the warm-up has ended
+	began     time.Time    // the attack's start; set before it begins
+	warmSent  atomic.Int64 // requests sent before the warm-up time ended
+	warmFixed bool         // the warm-up is a count, or none
 
 	// scheduled is when hit number n was due, since the start, in an open
 	// loop; nil in a closed loop, where a request is due when the one
@@ -94,7 +97,8 @@ type windowPacer struct {
 }
 
 func newWindowPacer(inner vegeta.Pacer, o *Options) *windowPacer {
-	w := &windowPacer{inner: inner, warmup: o.Warmup, warmupRequests: o.WarmupRequests, requests: o.Requests}
+	w := &windowPacer{inner: inner, warmup: o.Warmup, warmupRequests: o.WarmupRequests, requests: o.Requests,
+		warmFixed: o.WarmupRequests > 0 || o.Warmup <= 0}
 	switch p := inner.(type) {
 	case *PoissonPacer:
 		w.scheduled = p.due
@@ -103,34 +107,45 @@ func newWindowPacer(inner vegeta.Pacer, o *Options) *windowPacer {
 			w.scheduled = func(n uint64) (time.Duration, bool) { return constantDue(p.Per, n), true }
 		}
 	}
-	switch {
-	case o.WarmupRequests > 0:
-		w.warmupHits.Store(int64(o.WarmupRequests))
-	case o.Warmup <= 0:
-		w.warmupHits.Store(0)
-	default:
-		w.warmupHits.Store(-1)
-	}
 	return w
 }
 
 func (w *windowPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	wh := w.warmupHits.Load()
-	if wh < 0 && elapsed >= w.warmup {
-		wh = int64(hits)
-		w.warmupHits.Store(wh)
-	}
-	if wh >= 0 && w.requests > 0 && hits >= uint64(wh)+w.requests {
-		return 0, true
+	if w.requests > 0 && (w.warmFixed || elapsed >= w.warmup) {
+		// After the warm-up every hit released is sent after it, so it is
+		// measured: the warm-up's count is final.
+		warm := w.warmupRequests
+		if !w.warmFixed {
+			warm = uint64(w.warmSent.Load())
+		}
+		if hits >= warm+w.requests {
+			return 0, true
+		}
 	}
 	return w.inner.Pace(elapsed, hits)
 }
 
 func (w *windowPacer) Rate(elapsed time.Duration) float64 { return w.inner.Rate(elapsed) }
 
-// warmup reports whether the hit with sequence number seq is warm-up. A hit
-// seen before the warm-up has ended was sent during it.
-func (w *windowPacer) isWarmup(seq uint64) bool {
-	wh := w.warmupHits.Load()
-	return wh < 0 || seq < uint64(wh)
+// isWarmup reports whether the hit with sequence number seq, sent at
+// sent, is warm-up: one of the first WarmupRequests, or sent before the
+// warm-up time ended. The time a request was sent decides, not when the
+// pacer released it: in a closed loop the release of the next hit waits
+// for a free user, which may be long after the warm-up.
+func (w *windowPacer) isWarmup(seq uint64, sent time.Time) bool {
+	switch {
+	case w.warmupRequests > 0:
+		return seq < w.warmupRequests
+	case w.warmup <= 0:
+		return false
+	}
+	return sent.Before(w.began.Add(w.warmup))
+}
+
+// sent notes a request sent at t, so that the request limit counts only
+// measured ones.
+func (w *windowPacer) sent(seq uint64, t time.Time) {
+	if !w.warmFixed && w.isWarmup(seq, t) {
+		w.warmSent.Add(1)
+	}
 }

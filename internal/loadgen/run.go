@@ -98,6 +98,7 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 	// vegeta's attack begins within microseconds of this; the open loop's
 	// schedule and the window count from it.
 	tr.began = time.Now()
+	wp.began = tr.began
 	results := atk.Attack(tg.Targeter(), wp, du, opts.Name)
 	if opts.OnWindow != nil {
 		start := tr.began.Add(opts.Warmup)
@@ -118,7 +119,11 @@ func Run(ctx context.Context, opts Options, fn func(*vegeta.Result) error) error
 		if fnErr != nil || (!ok && strings.Contains(r.Error, errStopped.Error())) {
 			continue
 		}
-		if wp.isWarmup(r.Seq) {
+		sent := r.Timestamp
+		if ok && !f.Start.IsZero() {
+			sent = f.Start
+		}
+		if wp.isWarmup(r.Seq, sent) {
 			if opts.OnWarmupResult != nil {
 				attach(r, f, ok, opts.API)
 				opts.OnWarmupResult(r)

@@ -101,8 +101,12 @@ func (t *tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, span := t.tracer.Start(ctx, t.spanName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(t.attrs...))
 	req = req.Clone(ctx)
 	t.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
-	if t.scenario != "" && t.window != nil && t.window.isWarmup(seq) {
-		req.Header.Set(ScenarioHeader, t.scenario+WarmupSuffix)
+	if t.window != nil {
+		now := time.Now()
+		t.window.sent(seq, now)
+		if t.scenario != "" && t.window.isWarmup(seq, now) {
+			req.Header.Set(ScenarioHeader, t.scenario+WarmupSuffix)
+		}
 	}
 	tb := &tapBody{seq: seq, table: t.table, span: span, traceID: span.SpanContext().TraceID().String(),
 		release: func() { stopAbort(); cancel() }, late: t.lateBy(seq, time.Now())}

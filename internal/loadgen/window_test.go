@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 func TestWarmupRequestsCarryTheirOwnScenario(t *testing.T) {
@@ -73,5 +75,37 @@ func TestCappedOpenLoopCountsLateArrivals(t *testing.T) {
 	o.Rate, o.Requests = 0, 2
 	if _, fs := collect(t, context.Background(), o); fs[0].Late != 0 || fs[1].Late != 0 {
 		t.Errorf("closed loop: late %s, %s", fs[0].Late, fs[1].Late)
+	}
+}
+
+// TestWarmupIsByTheTimeARequestIsSent: in a closed loop of one user whose
+// answers take ~300 ms, the pacer releases the second request at once but
+// it is sent only when the first answer ends, after a 100 ms warm-up: it
+// is measured, not warm-up.
+func TestWarmupIsByTheTimeARequestIsSent(t *testing.T) {
+	srv := newFakeLLM(t, &fakeLLM{api: "ollama", chunks: 10, interval: 30 * time.Millisecond})
+	o := testOptions(srv.URL, "ollama")
+	o.Concurrency, o.Warmup, o.Duration = 1, 100*time.Millisecond, 500*time.Millisecond
+	var winStart time.Time
+	o.OnWindow = func(s, _ time.Time) { winStart = s }
+	var warm []time.Time
+	o.OnWarmupResult = func(r *vegeta.Result) {
+		f, err := Decode(r)
+		if err != nil {
+			t.Error(err)
+		}
+		warm = append(warm, f.Start)
+	}
+	_, fs := collect(t, context.Background(), o)
+	if len(warm) != 1 || len(fs) == 0 {
+		t.Fatalf("%d warm-up and %d measured requests, want 1 and at least 1", len(warm), len(fs))
+	}
+	for _, f := range fs {
+		if f.Start.Before(winStart) {
+			t.Errorf("a measured request was sent %s before the window", winStart.Sub(f.Start))
+		}
+	}
+	if !warm[0].Before(winStart) {
+		t.Errorf("the warm-up request was sent after the window opened")
 	}
 }

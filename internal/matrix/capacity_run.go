@@ -128,6 +128,13 @@ func (r *Runner) runSearch(ctx context.Context, search Scenario, facts SettingFa
 			p.Why = res.Status + ": " + res.Note
 		default:
 			p.Met, p.Why = slo.Met(res.Figures)
+			// An open loop holds only while the engine keeps up: when the
+			// requests served fall behind the arrivals, the queue grows
+			// and any latency limit fails given time.
+			if arrived, served := float64(res.Requests), res.ReqPerSec*res.WindowS; p.Met && search.Search == SearchRate &&
+				served < (1-KeepUpTolerance)*arrived-KeepUpSlack {
+				p.Met, p.Why = false, fmt.Sprintf("served %.0f of %.0f requests that arrived in the window: the queue grows", served, arrived)
+			}
 		}
 		probes = append(probes, p)
 		if err := r.Store.AppendProbe(p); err != nil {

@@ -136,3 +136,12 @@ func (s SLO) Met(f Figures) (ok bool, why string) {
 	}
 	return true, ""
 }
+
+// KeepUpTolerance is how far the requests served per second may fall
+// below the arrivals in an open-loop probe (the window's edges and
+// Poisson counts make them differ a little even when the engine keeps up).
+const KeepUpTolerance = 0.15
+
+// KeepUpSlack is the requests still in flight at the window's end that
+// an engine keeping up may owe.
+const KeepUpSlack = 2

@@ -68,7 +68,8 @@ type Config struct {
 	// forever when negative. A request's keep_alive replaces it, as in
 	// Ollama (keep_alive 0 unloads as soon as the model is idle).
 	KeepAlive time.Duration
-	// Version is what /api/version reports; "0.6.5" when empty.
+	// Version is what /api/version reports; "0.17.4" (the version whose wire
+	// formats it imitates) when empty.
 	Version string
 
 	// OnChunkSent, when set, is called after every chunk has been written
@@ -89,7 +90,7 @@ const (
 	DefaultParallel  = 4
 	DefaultMaxQueue  = 512
 	DefaultKeepAlive = 5 * time.Minute
-	DefaultVersion   = "0.6.5"
+	DefaultVersion   = "0.17.4"
 	// DefaultWeightsScale is the share of the weights Allocate holds.
 	DefaultWeightsScale = 1.0 / 16
 )

@@ -1,5 +1,5 @@
 // Package simulator is an Ollama server without a model: it speaks the wire
-// formats of Ollama v0.6.5 (/api/* NDJSON and the OpenAI-compatible /v1/*
+// formats of Ollama v0.17.4 (/api/* NDJSON and the OpenAI-compatible /v1/*
 // SSE) and schedules requests the way Ollama's runner does — N parallel
 // slots behind a bounded FIFO queue, prefill time proportional to the prompt
 // tokens a slot's prefix cache does not hold, decode steps that slow down as

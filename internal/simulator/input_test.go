@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// TestBadInput: the answers of Ollama v0.6.5 to bad requests.
+// TestBadInput: the answers of Ollama v0.17.4 to bad requests.
 func TestBadInput(t *testing.T) {
 	_, url := startServer(t, Config{Profile: "tiny"})
 	openAIErr := func(msg, typ string) string {
@@ -27,7 +27,7 @@ func TestBadInput(t *testing.T) {
 		{"empty body", "POST", "/api/generate", ``, 400, `{"error":"missing request body"}`, "application/json; charset=utf-8"},
 		{"not json", "POST", "/api/show", `hello`, 400, `{"error":"invalid character 'h' looking for beginning of value"}`, "application/json; charset=utf-8"},
 		{"chat unknown model", "POST", "/api/chat", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`,
-			404, `{"error":"model \"nope\" not found, try pulling it first"}`, "application/json; charset=utf-8"},
+			404, `{"error":"model 'nope' not found"}`, "application/json; charset=utf-8"},
 		{"generate unknown model", "POST", "/api/generate", `{"model":"nope","prompt":"hi"}`,
 			404, `{"error":"model 'nope' not found"}`, "application/json; charset=utf-8"},
 		{"chat without model", "POST", "/api/chat", `{"messages":[{"role":"user","content":"hi"}]}`,
@@ -38,11 +38,14 @@ func TestBadInput(t *testing.T) {
 		{"openai no messages", "POST", "/v1/chat/completions", `{"model":"tiny","messages":[]}`, 400,
 			openAIErr("[] is too short - 'messages'", "invalid_request_error"), "application/json; charset=utf-8"},
 		{"openai unknown model", "POST", "/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`,
-			404, openAIErr(`model \"nope\" not found, try pulling it first`, "api_error") + "\n", "application/json"},
+			404, openAIErr(`model 'nope' not found`, "api_error") + "\n", "application/json"},
 		{"completions unknown model", "POST", "/v1/completions", `{"model":"nope","prompt":"hi"}`,
 			404, openAIErr(`model 'nope' not found`, "api_error") + "\n", "application/json"},
 		{"unknown path", "GET", "/api/nope", ``, 404, "404 page not found", "text/plain"},
-		{"wrong method", "GET", "/api/chat", ``, 404, "404 page not found", "text/plain"},
+		{"wrong method", "GET", "/api/chat", ``, 405, "405 method not allowed", "text/plain"},
+		{"wrong method on a route not simulated", "GET", "/api/pull", ``, 405, "405 method not allowed", "text/plain"},
+		{"wrong method on a route with a parameter", "POST", "/v1/models/x", ``, 405, "405 method not allowed", "text/plain"},
+		{"route not simulated", "POST", "/api/pull", `{}`, 404, "404 page not found", "text/plain"},
 		{"unknown model info", "GET", "/v1/models/nope", ``, 404, openAIErr(`model 'nope' not found`, "api_error") + "\n", "application/json"},
 	}
 	for _, tc := range tests {

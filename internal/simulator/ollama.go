@@ -154,7 +154,7 @@ func (s *Server) handleOllamaChat(rs *responder, r *http.Request) {
 		return
 	}
 	if !s.knows(req.Model) {
-		rs.ollamaError(http.StatusNotFound, fmt.Sprintf("model %q not found, try pulling it first", req.Model))
+		rs.ollamaError(http.StatusNotFound, fmt.Sprintf("model '%s' not found", req.Model))
 		return
 	}
 	if len(req.Messages) == 0 { // a load or unload request

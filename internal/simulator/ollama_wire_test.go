@@ -17,7 +17,7 @@ import (
 	"github.com/tokentrace/tokentrace/internal/ollamatest"
 )
 
-// TestWireMatchesOllama sends the same requests to a real Ollama v0.6.5 and
+// TestWireMatchesOllama sends the same requests to a real Ollama v0.17.4 and
 // to the simulator and compares what comes back: status, Content-Type, the
 // framing, and the shape of every kind of chunk (keys in order, value
 // types); error bodies must be identical. Run by `make test-simulator-ollama`.
@@ -54,7 +54,7 @@ func TestWireMatchesOllama(t *testing.T) {
 		{"openai completion whole", "POST", "/v1/completions", `{"model":"` + m + `","prompt":"Tell me a story.","max_tokens":4,"temperature":0,"seed":1}`, false},
 		{"tags", "GET", "/api/tags", ``, false},
 		{"ps", "GET", "/api/ps", ``, false},
-		{"version", "GET", "/api/version", ``, false},
+		{"version", "GET", "/api/version", ``, true}, // the simulator claims the version it imitates
 		{"models", "GET", "/v1/models", ``, false},
 		{"truncated json", "POST", "/api/chat", `{"model":`, true},
 		{"empty body", "POST", "/api/generate", ``, true},

@@ -255,7 +255,7 @@ func (s *Server) handleOpenAIChat(rs *responder, r *http.Request) {
 		return
 	}
 	if !s.knows(req.Model) {
-		rs.openAIError(http.StatusNotFound, fmt.Sprintf("model %q not found, try pulling it first", req.Model))
+		rs.openAIError(http.StatusNotFound, fmt.Sprintf("model '%s' not found", req.Model))
 		return
 	}
 	wire := openAIChatWire{id: fmt.Sprintf("chatcmpl-%d", rand.IntN(999)),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,9 +123,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleOpenAIModels(rs)
 	case strings.HasPrefix(path, "/v1/models/") && r.Method == http.MethodGet:
 		s.handleOpenAIModel(rs, strings.TrimPrefix(path, "/v1/models/"))
+	case routeMethods(path) != nil && !slices.Contains(routeMethods(path), r.Method):
+		// v0.17's router sets HandleMethodNotAllowed: a route of Ollama's
+		// with another method gets gin's plain-text 405.
+		rs.whole(http.StatusMethodNotAllowed, "text/plain", []byte("405 method not allowed"), 0)
 	default:
 		rs.whole(http.StatusNotFound, "text/plain", []byte("404 page not found"), 0) // gin's own 404
 	}
+}
+
+// ollamaRoutes are Ollama v0.17.4's routes (server/routes.go) and their
+// methods, the simulated and the others alike.
+var ollamaRoutes = map[string][]string{
+	"/": {"GET", "HEAD"}, "/api/version": {"GET", "HEAD"}, "/api/status": {"GET"},
+	"/api/pull": {"POST"}, "/api/push": {"POST"}, "/api/tags": {"GET", "HEAD"}, "/api/show": {"POST"},
+	"/api/delete": {"DELETE"}, "/api/me": {"POST"}, "/api/signout": {"POST"}, "/api/create": {"POST"},
+	"/api/copy": {"POST"}, "/api/experimental/aliases": {"GET", "POST", "DELETE"}, "/api/ps": {"GET"},
+	"/api/generate": {"POST"}, "/api/chat": {"POST"}, "/api/embed": {"POST"}, "/api/embeddings": {"POST"},
+	"/v1/chat/completions": {"POST"}, "/v1/completions": {"POST"}, "/v1/embeddings": {"POST"},
+	"/v1/models": {"GET"}, "/v1/responses": {"POST"}, "/v1/images/generations": {"POST"},
+	"/v1/images/edits": {"POST"}, "/v1/messages": {"POST"},
+}
+
+// routeMethods returns the methods of the route a path belongs to; nil
+// when it is none of Ollama's.
+func routeMethods(path string) []string {
+	if m, ok := ollamaRoutes[path]; ok {
+		return m
+	}
+	for prefix, m := range map[string][]string{"/api/blobs/": {"POST", "HEAD"}, "/api/user/keys/": {"DELETE"}, "/v1/models/": {"GET"}} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok && rest != "" && !strings.Contains(rest, "/") {
+			return m
+		}
+	}
+	return nil
 }
 
 // knows reports whether name is the served model, matched as Ollama
