@@ -143,11 +143,12 @@ func TestChartAgainstAPIServer(t *testing.T) {
 			t.Errorf("an object with an %s was accepted", what)
 		}
 	}
-	privileged := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"root"},"spec":{"selector":{"matchLabels":{"a":"b"}},
-		"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"busybox","securityContext":{"privileged":true}}]}}}}`
-	objs, _ := Decode([]byte(privileged))
+	// No securityContext at all: root allowed, privilege escalation allowed, capabilities kept, no seccomp.
+	unhardened := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"root"},"spec":{"selector":{"matchLabels":{"a":"b"}},
+		"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}`
+	objs, _ := Decode([]byte(unhardened))
 	if o := a.Apply(ctx, objs[0], namespace, true); len(o.Warnings) == 0 || !strings.Contains(strings.Join(o.Warnings, " "), "PodSecurity") {
-		t.Errorf("a privileged Deployment drew no Pod Security warning (err %v, warnings %q)", o.Err, o.Warnings)
+		t.Errorf("a Deployment without securityContext drew no Pod Security warning (err %v, warnings %q)", o.Err, o.Warnings)
 	}
 }
 
