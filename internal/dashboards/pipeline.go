@@ -8,16 +8,16 @@ import (
 )
 
 // The collector's own metrics (service.telemetry, scraped by Prometheus as job otel-collector), as the
-// collector names them at level basic.
+// collector names them at level basic; Prometheus 3 stores its counters without a _total suffix.
 const (
-	metricRecvSpans        = "otelcol_receiver_accepted_spans_total"
-	metricRecvSpansRefused = "otelcol_receiver_refused_spans_total"
-	metricSentSpans        = "otelcol_exporter_sent_spans_total"
-	metricSentSpansFailed  = "otelcol_exporter_send_failed_spans_total"
-	metricRecvPoints       = "otelcol_receiver_accepted_metric_points_total"
-	metricRecvPointsRef    = "otelcol_receiver_refused_metric_points_total"
-	metricSentPoints       = "otelcol_exporter_sent_metric_points_total"
-	metricSentPointsFailed = "otelcol_exporter_send_failed_metric_points_total"
+	metricRecvSpans        = "otelcol_receiver_accepted_spans"
+	metricRecvSpansRefused = "otelcol_receiver_refused_spans"
+	metricSentSpans        = "otelcol_exporter_sent_spans"
+	metricSentSpansFailed  = "otelcol_exporter_send_failed_spans"
+	metricRecvPoints       = "otelcol_receiver_accepted_metric_points"
+	metricRecvPointsRef    = "otelcol_receiver_refused_metric_points"
+	metricSentPoints       = "otelcol_exporter_sent_metric_points"
+	metricSentPointsFailed = "otelcol_exporter_send_failed_metric_points"
 	metricQueueSize        = "otelcol_exporter_queue_size"
 	metricQueueCapacity    = "otelcol_exporter_queue_capacity"
 )
@@ -29,6 +29,11 @@ func pipelinePanels() []*timeseries.PanelBuilder {
 	rate := func(metric, by string) string {
 		return fmt.Sprintf(`sum by (%s) (rate(%s[$__rate_interval]))`, by, metric)
 	}
+	// The collector exports a failure counter only once something failed: until then
+	// each exporter shows 0, taken from its sent counter.
+	failed := func(metric, sent string) string {
+		return rate(metric, "exporter") + " or " + rate(sent, "exporter") + " * 0"
+	}
 	return []*timeseries.PanelBuilder{
 		pipelinePanel("Collector: spans in and out",
 			"Spans/s the collector's receivers accepted and refused (memory_limiter), and its exporters sent and failed to send (to Tempo, and to span_metrics).",
@@ -36,14 +41,14 @@ func pipelinePanels() []*timeseries.PanelBuilder {
 			promQuery("A", rate(metricRecvSpans, "receiver"), "{{receiver}} accepted"),
 			promQuery("B", rate(metricRecvSpansRefused, "receiver"), "{{receiver}} refused"),
 			promQuery("C", rate(metricSentSpans, "exporter"), "{{exporter}} sent"),
-			promQuery("D", rate(metricSentSpansFailed, "exporter"), "{{exporter}} failed")),
+			promQuery("D", failed(metricSentSpansFailed, metricSentSpans), "{{exporter}} failed")),
 		pipelinePanel("Collector: metric points in and out",
 			"Metric points/s scraped from the proxy (and made by span_metrics), refused, sent to Prometheus by remote write, and failed.",
 			"short",
 			promQuery("A", rate(metricRecvPoints, "receiver"), "{{receiver}} accepted"),
 			promQuery("B", rate(metricRecvPointsRef, "receiver"), "{{receiver}} refused"),
 			promQuery("C", rate(metricSentPoints, "exporter"), "{{exporter}} sent"),
-			promQuery("D", rate(metricSentPointsFailed, "exporter"), "{{exporter}} failed")),
+			promQuery("D", failed(metricSentPointsFailed, metricSentPoints), "{{exporter}} failed")),
 		pipelinePanel("Collector: export queue",
 			"Batches waiting in each exporter's sending queue, against its capacity: a queue that stays full means the store is down or slow, and refusals follow.",
 			"short",
