@@ -31,7 +31,8 @@ SDK_NPM_DIR := $(CACHE)/npm-sdk-$(shell sha256sum $(SDK_PACKAGE) | cut -c1-12)
 .PHONY: sdk-npm test-sdk
 sdk-npm: $(SDK_NPM_DIR)/node_modules
 
-$(SDK_NPM_DIR)/node_modules: $(SDK_PACKAGE)
+# Order-only: the folder is keyed by the file's hash, and a fresh clone's newer file must not reinstall.
+$(SDK_NPM_DIR)/node_modules: | $(SDK_PACKAGE)
 	@command -v npm >/dev/null || { echo "test-sdk needs Node.js 18 or later and npm"; exit 1; }
 	rm -rf $(SDK_NPM_DIR).build
 	mkdir -p $(SDK_NPM_DIR).build
