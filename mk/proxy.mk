@@ -22,9 +22,7 @@ bench: bench-proxy
 # messages.stream, against the simulator and a fake upstream with known
 # timing. npm installs the pinned package.json into a folder keyed by its
 # hash, in a scratch folder moved into place last; a second run installs
-# nothing. Serial, without the race detector: the proxy's TTFT is held to
-# 1 ms p99 against the upstreams' ground truth, so a missed run is run
-# again, three runs at most (see test-loadtest).
+# nothing. Serial, without the race detector.
 SDK_PACKAGE := internal/sdktest/package.json
 SDK_NPM_DIR := $(CACHE)/npm-sdk-$(shell sha256sum $(SDK_PACKAGE) | cut -c1-12)
 
@@ -42,9 +40,16 @@ $(SDK_NPM_DIR)/node_modules: | $(SDK_PACKAGE)
 	mv $(SDK_NPM_DIR).build $(SDK_NPM_DIR)
 
 SDK_TEST := TOKENTRACE_SDK_NODE_MODULES=$(SDK_NPM_DIR)/node_modules $(GO) test -tags sdk -count=1 -p 1 -timeout 5m ./internal/sdktest/
+# In make test: exact tokens and reasoning tokens, TTFT within the test's
+# loaded-machine bound. The 1 ms p99 gate is bench-sdk's, for a quiet machine.
 test-sdk: $(SDK_NPM_DIR)/node_modules
+	$(SDK_TEST)
+
+.PHONY: bench-sdk
+bench-sdk: $(SDK_NPM_DIR)/node_modules
 	for try in 1 2 3; do $(SDK_TEST) -args -ttft-p99=1ms && break; \
 		[ $$try -lt 3 ] || exit 1; echo "SDK TTFT check missed 1 ms p99 (run $$try of 3); running it again"; done
+bench: bench-sdk
 
 TEST_STAGES += test-sdk
 
