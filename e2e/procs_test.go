@@ -5,18 +5,16 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tokentrace/tokentrace/internal/freeport"
 	"github.com/tokentrace/tokentrace/internal/testproc"
 )
 
@@ -86,36 +84,17 @@ func tail(s string, n int) string {
 	return s
 }
 
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-// freePort returns a loopback TCP port nobody listens on right now. It is picked below Linux's
-// ephemeral range (32768 and up by default), so the outgoing connections of everything else running
-// on a busy machine cannot take it between this check and the program binding it.
+// freePort returns a loopback TCP port below the ephemeral range (see package freeport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		if portsGiven[port] { // handed out already, perhaps not bound yet
-			continue
-		}
-		l, err := net.Listen("tcp", hostPort(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		portsGiven[port] = true
-		return port
+	port, err := freeport.Port()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free loopback port in 20000-31999 after 100 tries")
-	return 0
+	return port
 }
 
-func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+func hostPort(port int) string { return freeport.Host(port) }
 
 // waitHTTP polls url until it answers 200, the process dies, or the timeout passes.
 func waitHTTP(t *testing.T, p *proc, url string, timeout time.Duration) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentrace/tokentrace/internal/freeport"
 	"github.com/tokentrace/tokentrace/internal/matrix"
 )
 
@@ -41,12 +42,11 @@ func fastSim(out string, port int, extra ...string) []string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Port()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func runBin(t *testing.T, bin string, limit time.Duration, args ...string) (stdout, stderr string, code int) {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokentrace/tokentrace/internal/freeport"
 )
 
 // Proxy is a running proxy process.
@@ -31,11 +33,11 @@ type Proxy struct {
 // flags, listening on free loopback ports; its log goes to logPath. It
 // returns once /healthz answers.
 func Start(ctx context.Context, bin, logPath string, upstreams []string, extra ...string) (*Proxy, error) {
-	listen, err := FreeAddr()
+	listen, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
-	admin, err := FreeAddr()
+	admin, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
@@ -163,16 +165,6 @@ func (p *Proxy) Sample(client *http.Client) (Health, error) {
 	return h, errors.New("the proxy's /metrics has no go_goroutines")
 }
 
-// FreeAddr returns a loopback host:port nobody listened on a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // Upstream serves a handler on a fixed loopback address and can be
 // stopped (every connection cut at once, as when a server dies) and
 // started again on the same address.
@@ -185,7 +177,7 @@ type Upstream struct {
 
 // NewUpstream serves h on a free loopback port.
 func NewUpstream(h http.Handler) (*Upstream, error) {
-	addr, err := FreeAddr()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}

@@ -5,9 +5,10 @@ package testproc
 
 import (
 	"bytes"
-	"net"
 	"sync"
 	"testing"
+
+	"github.com/tokentrace/tokentrace/internal/freeport"
 )
 
 // Buffer is a bytes.Buffer safe for concurrent writes (a process's output,
@@ -31,13 +32,13 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
-// FreeAddr returns a loopback host:port nobody listened on a moment ago.
+// FreeAddr returns a loopback host:port nobody listens on, below the
+// ephemeral range (see package freeport).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
-		t.Fatalf("find a free loopback port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }

@@ -1,7 +1,6 @@
 package testproc
 
 import (
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -24,16 +23,4 @@ func TestBufferConcurrentWrites(t *testing.T) {
 	if s := b.String(); strings.Count(s, "ab\n") != 800 || len(s) != 2400 {
 		t.Errorf("%d bytes, %d whole writes; want 2400 and 800", len(s), strings.Count(s, "ab\n"))
 	}
-}
-
-func TestFreeAddrCanBeListenedOn(t *testing.T) {
-	addr := FreeAddr(t)
-	if !strings.HasPrefix(addr, "127.0.0.1:") {
-		t.Fatalf("FreeAddr = %q, not loopback", addr)
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen on %s: %v", addr, err)
-	}
-	l.Close()
 }
