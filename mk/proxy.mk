@@ -1,19 +1,25 @@
 # proxy: the proxy's cost benchmark. See docs/proxy.md.
 #
-# bench-proxy runs, side by side against one fast fake upstream on loopback,
-# a direct connection, a bare httputil.ReverseProxy and the instrumented
-# gateway (with and without per-token events), each proxy in its own child
-# process, and prints the figures as Markdown tables (also kept in
-# $(BIN)/bench-proxy.md). Pass options with BENCH_PROXY_FLAGS, for example
-# BENCH_PROXY_FLAGS='-streams 512 -gap 20ms'. Run it on a quiet machine.
+# bench-proxy runs, side by side in one run against one fake SSE upstream on
+# loopback (first token after 50 ms), a direct connection, a bare
+# httputil.ReverseProxy, the instrumented gateway with its defaults (token
+# events on, spans exported over OTLP/gRPC to the project's collector, which
+# this target builds once into the cache and the benchmark starts) and nginx
+# when it is installed (apt-get install nginx; the column is left out
+# otherwise), at 32 streams unpaced, 256 and 1,000 streams with a token every
+# 20 ms. Each proxy is its own child process; its CPU time comes from /proc.
+# It prints Markdown tables (also kept in $(BIN)/bench-proxy.md); about
+# 5 minutes. Pass options with BENCH_PROXY_FLAGS, for example
+# BENCH_PROXY_FLAGS='-streams 256 -token-gap 20ms -rounds 5'. Run it on a
+# quiet machine.
 
 BENCH_PROXY_FLAGS ?=
 
 .PHONY: bench-proxy
-bench-proxy:
+bench-proxy: $(OTELCOL_BIN)
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/proxybench ./proxy/bench
-	$(BIN)/proxybench $(BENCH_PROXY_FLAGS) | tee $(BIN)/bench-proxy.md
+	$(BIN)/proxybench -otelcol $(OTELCOL_BIN) $(BENCH_PROXY_FLAGS) | tee $(BIN)/bench-proxy.md
 
 bench: bench-proxy
 

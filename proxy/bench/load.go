@@ -15,11 +15,11 @@ import (
 	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
-// fakeUpstream streams Ollama chat answers of ?tokens= chunks, gap apart,
-// the first at once. With ?hold=H every stream stops after H tokens until
-// release is closed.
+// fakeUpstream streams OpenAI chat completions over SSE: ?tokens= content
+// chunks, the first after ?first=, then one every ?gap= (0: back to back),
+// then a finish chunk, a usage chunk and [DONE]. With ?hold=H every stream
+// stops after H tokens until release is closed.
 type fakeUpstream struct {
-	gap     time.Duration
 	held    atomic.Int64
 	mu      sync.Mutex
 	release chan struct{}
@@ -31,97 +31,159 @@ func (u *fakeUpstream) releaser() chan struct{} {
 	return u.release
 }
 
-const chunkFmt = `{"model":"bench","created_at":"2026-01-01T00:00:00.000000Z","message":{"role":"assistant","content":" tok%d"},"done":false}` + "\n"
+const (
+	chunkHead   = `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[{"index":0,"delta":{"content":" tok`
+	chunkTail   = `"},"finish_reason":null}]}` + "\n\n"
+	finishChunk = `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n"
+	usageFmt    = `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}}` + "\n\n" +
+		"data: [DONE]\n\n"
+)
 
 func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
-	tokens, _ := strconv.Atoi(r.URL.Query().Get("tokens"))
-	hold, _ := strconv.Atoi(r.URL.Query().Get("hold"))
+	q := r.URL.Query()
+	tokens, _ := strconv.Atoi(q.Get("tokens"))
+	hold, _ := strconv.Atoi(q.Get("hold"))
+	first, _ := time.ParseDuration(q.Get("first"))
+	gap, _ := time.ParseDuration(q.Get("gap"))
 	release := u.releaser()
-	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(200)
 	f := w.(http.Flusher)
+	f.Flush()
+	ctx := r.Context()
+	if first > 0 && !sleep(ctx, first) {
+		return
+	}
+	buf := make([]byte, 0, 256)
 	for i := range tokens {
-		if i > 0 && u.gap > 0 {
-			time.Sleep(u.gap)
+		if i > 0 && gap > 0 && !sleep(ctx, gap) {
+			return
 		}
 		if hold > 0 && i == hold {
 			u.held.Add(1)
 			select {
 			case <-release:
-			case <-r.Context().Done():
+			case <-ctx.Done():
 				return
 			}
 		}
-		fmt.Fprintf(w, chunkFmt, i)
+		buf = append(buf[:0], chunkHead...)
+		buf = strconv.AppendInt(buf, int64(i), 10)
+		buf = append(buf, chunkTail...)
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
 		f.Flush()
 	}
-	fmt.Fprintf(w, `{"model":"bench","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":1000,"load_duration":1,"prompt_eval_count":8,"prompt_eval_duration":10,"eval_count":%d,"eval_duration":900}`+"\n", tokens)
+	_, _ = io.WriteString(w, finishChunk)
+	_, _ = fmt.Fprintf(w, usageFmt, tokens, tokens+8)
 	f.Flush()
+}
+
+// sleep waits d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// answer is what the fake upstream is asked to stream.
+type answer struct {
+	tokens int
+	first  time.Duration // before the first token
+	gap    time.Duration // between tokens; 0: back to back
+	hold   int           // stop after this many tokens until released; 0: never
+}
+
+func (a answer) query() string {
+	q := fmt.Sprintf("tokens=%d&first=%s&gap=%s", a.tokens, a.first, a.gap)
+	if a.hold > 0 {
+		q += fmt.Sprintf("&hold=%d", a.hold)
+	}
+	return q
+}
+
+// length is how long the answer takes when nothing is late.
+func (a answer) length() time.Duration {
+	return a.first + time.Duration(max(a.tokens-1, 0))*a.gap
 }
 
 // result is one request as the client saw it.
 type result struct {
 	ttft   time.Duration
-	chunks int
-	err    error
+	chunks int    // output chunks (one token each)
+	broken string // why the stream is not the upstream's answer, whole; "" when it is
 }
 
-// stream sends one chat request to base and reads the answer through the
-// project's stream parser. onChunk, when set, sees each output chunk.
-func streamOnce(ctx context.Context, c *http.Client, base, query string, onChunk func(int)) result {
-	body := `{"model":"bench","messages":[{"role":"user","content":"hello"}],"stream":true}`
+const requestBody = `{"model":"bench","messages":[{"role":"user","content":"hello"}],"stream":true,"stream_options":{"include_usage":true}}`
+
+// streamOnce sends one streaming chat request to base and reads the answer
+// through the project's stream parser. A stream is broken unless it ends
+// cleanly with exactly the tokens asked for and the usage saying so.
+// onChunk, when set, sees each output chunk.
+func streamOnce(ctx context.Context, c *http.Client, base string, a answer, onChunk func(int)) result {
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/api/chat?"+query, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/chat/completions?"+a.query(), strings.NewReader(requestBody))
 	if err != nil {
-		return result{err: err}
+		return result{broken: err.Error()}
 	}
-	var meter *stream.Meter
-	cfg := stream.Config{API: stream.APIOllama, Start: start, NoChunkText: true}
+	req.Header.Set("Content-Type", "application/json")
+	cfg := stream.Config{API: stream.APIOpenAI, Start: start, NoChunkText: true}
 	if onChunk != nil {
 		cfg.OnChunk = func(ev stream.ChunkEvent) { onChunk(ev.Index) }
 	}
-	meter = stream.NewMeter(cfg)
+	meter := stream.NewMeter(cfg)
 	resp, err := c.Do(req)
 	if err != nil {
-		return result{err: err}
+		return result{broken: err.Error()}
 	}
 	defer resp.Body.Close()
 	meter.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
 	_, err = io.Copy(meter, resp.Body)
 	m := meter.Finish(err)
-	if !m.OK() {
-		return result{err: fmt.Errorf("%s: %s", m.ErrorType, m.Error)}
-	}
 	ttft, _ := m.TTFT()
-	return result{ttft: ttft, chunks: m.OutputChunks}
+	r := result{ttft: ttft, chunks: m.OutputChunks}
+	switch {
+	case !m.OK():
+		r.broken = m.ErrorType + ": " + m.Error
+	case m.OutputChunks != a.tokens || m.OutputTokens != a.tokens:
+		r.broken = fmt.Sprintf("%d chunks and %d tokens, want %d", m.OutputChunks, m.OutputTokens, a.tokens)
+	}
+	return r
 }
 
-// runLoad runs conc streams, each sending perStream requests one after
-// another. Stream i starts i/conc of spread late, so arrivals are spread
-// as in steady serving rather than one burst.
-func runLoad(c *http.Client, base, query string, conc, perStream int, spread time.Duration) ([]result, error) {
+// runFor runs conc streams, each sending requests one after another until
+// d has passed since the load began (a request under way then finishes).
+// Stream i starts i/conc of one answer's length late, so arrivals are
+// spread as in steady serving rather than one burst. Every request is
+// bounded by timeout.
+func runFor(c *http.Client, base string, a answer, conc int, d, timeout time.Duration) []result {
 	var wg sync.WaitGroup
 	out := make([][]result, conc)
+	begin := time.Now()
+	spread := a.length()
 	for i := range conc {
 		wg.Go(func() {
 			time.Sleep(spread * time.Duration(i) / time.Duration(conc))
-			for range perStream {
-				out[i] = append(out[i], streamOnce(context.Background(), c, base, query, nil))
+			for time.Since(begin) < d {
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				out[i] = append(out[i], streamOnce(ctx, c, base, a, nil))
+				cancel()
 			}
 		})
 	}
 	wg.Wait()
 	var all []result
 	for _, rs := range out {
-		for _, r := range rs {
-			if r.err != nil {
-				return nil, r.err
-			}
-			all = append(all, r)
-		}
+		all = append(all, rs...)
 	}
-	return all, nil
+	return all
 }
 
 func getStats(c *http.Client, base string, gc bool) (childStats, error) {

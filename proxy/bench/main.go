@@ -1,71 +1,106 @@
-// Command bench measures what the proxy costs: against a fast fake upstream
-// on loopback it runs, side by side, a direct connection, a bare
-// httputil.ReverseProxy and the instrumented gateway, and reports added
-// TTFT (p50/p99) at 1 and many concurrent streams, proxy CPU time per
-// streamed token, allocations per chunk and memory per in-flight stream.
+// Command bench measures what the proxy costs: against a fake SSE upstream
+// on loopback it runs, side by side in one run, a direct connection, a bare
+// httputil.ReverseProxy, the instrumented gateway (spans exported over
+// OTLP to a running collector) and, when installed, nginx, at several
+// scales (streams and the upstream's pace), and reports broken streams,
+// requests served, added TTFT (p50/p99), proxy CPU time per streamed token
+// and memory per in-flight stream.
 //
-// Each proxy runs in a child process (this binary with -serve), so its CPU
-// time and memory are its own; the upstream and the clients run here.
+// Each proxy runs in a child process (this binary with -serve, or nginx),
+// so its CPU time (from /proc) and memory are its own; the upstream and the
+// clients run here.
 //
 //	go run ./proxy/bench            # or: make bench-proxy
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
 type options struct {
-	serve, upstream string
-	conc            int
-	perStream       int
-	singles         int
-	tokens          int
-	singleTokens    int
-	hold            int
-	longHold        int
-	gap             time.Duration
-	cpuProfile      string
-	variants        string
-	rounds          int
+	serve, upstream, otlp string // the child's
+
+	streams        []int
+	gaps           []time.Duration
+	firstToken     time.Duration
+	tokens         int
+	duration       time.Duration
+	rounds         int
+	requestTimeout time.Duration
+	variants       []string
+	otelcol        string
+	nginx          string
+	memStreams     int
+	hold, longHold int
+	cpuProfile     string
+	memProfile     string
+	tracePrefix    string
+}
+
+// scale is one load: streams at once, tokens gap apart.
+type scale struct {
+	streams int
+	gap     time.Duration
+}
+
+func (s scale) String() string {
+	if s.gap == 0 {
+		return fmt.Sprintf("%d streams, unpaced", s.streams)
+	}
+	return fmt.Sprintf("%d streams, a token every %v", s.streams, s.gap)
+}
+
+func (o options) scales() []scale {
+	var out []scale
+	for i, n := range o.streams {
+		g := o.gaps[0]
+		if len(o.gaps) > 1 {
+			g = o.gaps[i]
+		}
+		out = append(out, scale{streams: n, gap: g})
+	}
+	return out
 }
 
 func main() { os.Exit(run()) }
 
 func run() int {
 	var o options
+	var streams, gaps, variants string
 	flag.StringVar(&o.serve, "serve", "", "internal: serve this proxy variant (bare or gateway) as a child process")
 	flag.StringVar(&o.upstream, "upstream", "", "internal: the upstream the child proxies to")
-	flag.IntVar(&o.conc, "streams", 256, "concurrent streams of the many-streams run")
-	flag.IntVar(&o.perStream, "per-stream", 3, "requests each concurrent stream sends, one after another")
-	flag.IntVar(&o.singles, "singles", 100, "requests of the one-stream run")
-	flag.IntVar(&o.tokens, "tokens", 64, "tokens per answer in the many-streams run")
-	flag.IntVar(&o.singleTokens, "single-tokens", 16, "tokens per answer in the one-stream run")
+	flag.StringVar(&o.otlp, "otlp", "", "internal: the collector's OTLP/gRPC address for the gateway child (empty: spans are discarded in-process)")
+	flag.StringVar(&streams, "streams", "32,256,1000", "concurrent streams of each scale, comma-separated")
+	flag.StringVar(&gaps, "token-gap", "0,20ms,20ms", "the upstream's pause between tokens at each scale (one value: all scales); 0 is unpaced")
+	flag.DurationVar(&o.firstToken, "first-token", 50*time.Millisecond, "the upstream's pause before the first token")
+	flag.IntVar(&o.tokens, "tokens", 32, "tokens per answer")
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "how long each variant is loaded in each round (requests under way then finish)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per scale, going through every variant in turn; figures are given as the median and range over rounds")
+	flag.DurationVar(&o.requestTimeout, "request-timeout", time.Minute, "longest one request may take (then it counts as broken)")
+	flag.StringVar(&variants, "variants", "direct,bare,gateway,nginx", "what to measure, in order: direct, bare, gateway, gateway-events-off, nginx (skipped when not installed); direct is required")
+	flag.StringVar(&o.otelcol, "otelcol", "", "the collector binary the gateway exports spans to (make bench-proxy passes the project's build); empty: spans are exported to a discarding exporter in the gateway's process")
+	flag.StringVar(&o.nginx, "nginx", "", "the nginx binary (default: nginx on PATH or /usr/sbin/nginx, skipped when there is none)")
+	flag.IntVar(&o.memStreams, "memory-streams", 256, "streams held mid-answer to read memory per in-flight stream (0: skip)")
 	flag.IntVar(&o.hold, "hold", 32, "tokens each stream has received when memory is read")
 	flag.IntVar(&o.longHold, "long-hold", 512, "tokens in, for the second memory reading (0: skip)")
-	flag.DurationVar(&o.gap, "gap", 10*time.Millisecond, "upstream pause between tokens")
-	flag.StringVar(&o.variants, "variants", "direct,bare,gateway,gateway-events-off", "what to measure, in order (direct must come first for added TTFT)")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds of the many-streams run, alternating between variants")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write each proxy child's CPU profile to FILE.<variant>")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write each Go proxy child's CPU profile to FILE.<variant>")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write each Go proxy child's allocation profile to FILE.<variant> when it stops")
+	flag.StringVar(&o.tracePrefix, "trace", "", "write each Go proxy child's execution trace (go tool trace) to FILE.<variant>; large: use with one short scale")
 	flag.Parse()
 	if o.serve != "" {
-		if err := serveProxy(o.serve, o.upstream, o.cpuProfile); err != nil {
+		if err := serveProxy(o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench child:", err)
 			return 1
 		}
 		return 0
 	}
-	if o.conc < 1 || o.rounds < 1 || o.perStream < 1 || o.singles < 1 || o.tokens < 2 || o.hold < 1 || o.longHold < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -streams, -rounds, -per-stream, -singles must be ≥ 1, -tokens ≥ 2, -hold ≥ 1, -long-hold ≥ 0")
+	if err := o.parse(streams, gaps, variants); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
 	rep, err := measure(o)
@@ -73,122 +108,56 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	rep.write(os.Stdout, o)
+	rep.write(os.Stdout)
 	return 0
 }
 
-// measure runs every variant against one fake upstream. The proxies run
-// all the time in their child processes; the many-streams run goes round
-// after round through the variants, so a neighbour's burst of CPU falls on
-// one round of each rather than on one variant.
-func measure(o options) (*report, error) {
-	up := &fakeUpstream{gap: o.gap, release: make(chan struct{})}
-	srv := httptest.NewServer(up)
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, DisableCompression: true}}
-	defer client.CloseIdleConnections()
-
-	type target struct {
-		base  string
-		child *childProc
-		vr    variantReport
-	}
-	var targets []*target
-	defer func() {
-		for _, t := range targets {
-			if t.child != nil {
-				_ = t.child.stop()
-			}
+// parse reads the list flags and checks every option.
+func (o *options) parse(streams, gaps, variants string) error {
+	for _, s := range strings.Split(streams, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-streams %q: want positive counts, comma-separated", streams)
 		}
-	}()
-	for _, variant := range strings.Split(o.variants, ",") {
-		t := &target{base: srv.URL, vr: variantReport{name: variant}}
-		if variant != "direct" {
-			child, err := startChild(variant, srv.URL, o.cpuProfile)
-			if err != nil {
-				return nil, err
-			}
-			t.base, t.child = child.base, child
+		o.streams = append(o.streams, n)
+	}
+	for _, s := range strings.Split(gaps, ",") {
+		s = strings.TrimSpace(s)
+		if s == "0" {
+			s = "0s"
 		}
-		targets = append(targets, t)
-	}
-	for _, t := range targets {
-		if err := warmAndSingle(o, client, t.base, t.child != nil, &t.vr); err != nil {
-			return nil, fmt.Errorf("%s: %w", t.vr.name, err)
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("-token-gap %q: want durations ≥ 0, comma-separated", gaps)
 		}
+		o.gaps = append(o.gaps, d)
 	}
-	for range o.rounds {
-		for _, t := range targets {
-			if err := manyRound(o, client, t.base, t.child != nil, &t.vr); err != nil {
-				return nil, fmt.Errorf("%s: %w", t.vr.name, err)
-			}
+	if len(o.gaps) != 1 && len(o.gaps) != len(o.streams) {
+		return fmt.Errorf("-token-gap has %d values for %d -streams: give one, or one per scale", len(o.gaps), len(o.streams))
+	}
+	known := map[string]bool{"direct": true, "bare": true, "gateway": true, "gateway-events-off": true, "nginx": true}
+	seen := map[string]bool{}
+	for _, v := range strings.Split(variants, ",") {
+		v = strings.TrimSpace(v)
+		if !known[v] || seen[v] {
+			return fmt.Errorf("-variants %q: %q is unknown or repeated (want direct, bare, gateway, gateway-events-off, nginx)", variants, v)
 		}
+		seen[v] = true
+		o.variants = append(o.variants, v)
 	}
-	rep := &report{}
-	for _, t := range targets {
-		if t.child != nil {
-			if err := memoryPhases(o, up, client, t.base, &t.vr); err != nil {
-				return nil, fmt.Errorf("%s: %w", t.vr.name, err)
-			}
-			if err := t.child.stop(); err != nil {
-				return nil, fmt.Errorf("%s: %w", t.vr.name, err)
-			}
-			t.child = nil
-		}
-		rep.variants = append(rep.variants, t.vr)
+	switch {
+	case !seen["direct"]:
+		return fmt.Errorf("-variants %q: direct is required (added TTFT is against it)", variants)
+	case o.tokens < 2:
+		return fmt.Errorf("-tokens %d: want at least 2", o.tokens)
+	case o.rounds < 1:
+		return fmt.Errorf("-rounds %d: want at least 1", o.rounds)
+	case o.duration <= 0 || o.requestTimeout <= 0:
+		return fmt.Errorf("-duration and -request-timeout must be positive")
+	case o.firstToken < 0:
+		return fmt.Errorf("-first-token %v: must not be negative", o.firstToken)
+	case o.memStreams < 0 || o.hold < 1 || o.longHold < 0:
+		return fmt.Errorf("-memory-streams ≥ 0, -hold ≥ 1 and -long-hold ≥ 0, please")
 	}
-	return rep, nil
-}
-
-type childProc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	base  string
-}
-
-// startChild runs this binary as the proxy variant; it dies with us.
-func startChild(variant, upstream, cpuProfile string) (*childProc, error) {
-	args := []string{"-serve", variant, "-upstream", upstream}
-	if cpuProfile != "" {
-		args = append(args, "-cpuprofile", cpuProfile+"."+variant)
-	}
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s proxy: %w", variant, err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("read %s proxy address from %q: %v", variant, line, err)
-	}
-	return &childProc{cmd: cmd, stdin: stdin, base: "http://" + addr}, nil
-}
-
-func (c *childProc) stop() error {
-	_ = c.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("proxy child: %w", err)
-		}
-		return nil
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("proxy child did not stop; killed")
-	}
+	return nil
 }

@@ -4,27 +4,30 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// phase is one load run of one variant.
-type phase struct {
-	conc     int
-	requests int
-	chunks   int
-	ttft     []float64 // seconds
-	cpu      time.Duration
-	mallocs  uint64
-	measured bool // proxy process figures were read
+// roundFig is one variant loaded at one scale for one round.
+type roundFig struct {
+	requests, broken int
+	tokens           int       // output tokens the clients received
+	ttft             []float64 // seconds, of the streams not broken
+	cpu              time.Duration
+	measured         bool // a proxy process: cpu is set
+	mallocs          uint64
+	hasMallocs       bool // a Go proxy process: mallocs is set
+	collectorCPU     time.Duration
+	why              string // one reason a stream broke
 }
 
 type variantReport struct {
-	name         string
-	single, many phase
-	roundCPU     []float64 // proxy CPU ns per chunk, per round of the many-streams phase
-	mem          []memReading
+	name   string
+	rounds [][]roundFig // per scale, per round
+	mem    []memReading
 }
 
 // memReading is the proxy's live heap and stacks per in-flight stream,
@@ -35,35 +38,230 @@ type memReading struct {
 	goroutinesPerS float64
 }
 
-// warmAndSingle warms connections and code paths up, then runs the
-// one-stream phase.
-func warmAndSingle(o options, c *http.Client, base string, proxied bool, vr *variantReport) error {
-	if _, err := runLoad(c, base, fmt.Sprintf("tokens=%d", o.singleTokens), o.conc, 1, 0); err != nil {
-		return fmt.Errorf("warm-up: %w", err)
-	}
-	var err error
-	vr.single, err = loadPhase(c, base, fmt.Sprintf("tokens=%d", o.singleTokens), 1, o.singles, 0, proxied)
-	return err
+type report struct {
+	o         options
+	scales    []scale
+	variants  []*variantReport
+	notes     []string
+	spansSent int64 // by the gateway variants: two per request
+	spansIn   int64 // accepted by the collector
+	collector bool
 }
 
-// manyRound runs one round of the many-streams phase and adds it to vr.many.
-func manyRound(o options, c *http.Client, base string, proxied bool, vr *variantReport) error {
-	spread := time.Duration(o.tokens) * o.gap
-	p, err := loadPhase(c, base, fmt.Sprintf("tokens=%d", o.tokens), o.conc, o.perStream, spread, proxied)
+type target struct {
+	vr    *variantReport
+	base  string
+	child *childProc // nil for direct
+}
+
+// measure runs every variant against one fake upstream. The proxies run
+// all the time in their child processes; each scale goes round after round
+// through the variants, so a neighbour's burst of CPU falls on one round of
+// each rather than on one variant.
+func measure(o options) (*report, error) {
+	rep := &report{o: o, scales: o.scales()}
+	up := &fakeUpstream{release: make(chan struct{})}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 8192, MaxIdleConnsPerHost: 8192, DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	dir, err := os.MkdirTemp("", "proxybench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	m := &vr.many
-	m.conc, m.measured = p.conc, p.measured
-	m.requests += p.requests
-	m.chunks += p.chunks
-	m.ttft = append(m.ttft, p.ttft...)
-	m.cpu += p.cpu
-	m.mallocs += p.mallocs
-	if p.measured {
-		vr.roundCPU = append(vr.roundCPU, float64(p.cpu.Nanoseconds())/float64(p.chunks))
+	defer os.RemoveAll(dir)
+
+	var col *collector
+	if o.otelcol != "" && (contains(o.variants, "gateway") || contains(o.variants, "gateway-events-off")) {
+		if col, err = startCollector(o.otelcol, dir); err != nil {
+			return nil, err
+		}
+		defer col.stop()
+		rep.collector = true
+	}
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			if t.child != nil {
+				_ = t.child.stop()
+			}
+		}
+	}()
+	for _, v := range o.variants {
+		t := &target{vr: &variantReport{name: v}, base: srv.URL}
+		switch v {
+		case "direct":
+		case "nginx":
+			bin := findNginx(o.nginx)
+			if bin == "" {
+				rep.notes = append(rep.notes, "nginx: not installed (apt-get install nginx), column left out")
+				continue
+			}
+			if t.child, err = startNginx(bin, srv.URL, dir); err != nil {
+				return nil, err
+			}
+			rep.notes = append(rep.notes, "nginx: "+nginxVersion(bin))
+		default:
+			otlp := ""
+			if col != nil {
+				otlp = col.OTLP
+			}
+			if t.child, err = startChild(v, srv.URL, otlp, o); err != nil {
+				return nil, err
+			}
+		}
+		if t.child != nil {
+			t.base = t.child.base
+		}
+		targets = append(targets, t)
+		rep.variants = append(rep.variants, t.vr)
+	}
+
+	for si, sc := range rep.scales {
+		a := answer{tokens: o.tokens, first: o.firstToken, gap: sc.gap}
+		for _, t := range targets {
+			t.vr.rounds = append(t.vr.rounds, nil)
+			if err := warm(client, t, sc.streams, o.requestTimeout); err != nil {
+				return nil, err
+			}
+			if isGateway(t.vr.name) {
+				rep.spansSent += 2 * int64(sc.streams)
+			}
+		}
+		for range o.rounds {
+			for _, t := range targets {
+				f, err := round(client, t, col, a, sc.streams, o)
+				if err != nil {
+					return nil, fmt.Errorf("%s, %v: %w", t.vr.name, sc, err)
+				}
+				t.vr.rounds[si] = append(t.vr.rounds[si], f)
+				if isGateway(t.vr.name) {
+					rep.spansSent += 2 * int64(f.requests)
+				}
+			}
+		}
+		client.CloseIdleConnections()
+	}
+	if col != nil {
+		// The gateway's batch processor sends within a second; the collector counts on receipt.
+		time.Sleep(3 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rep.spansIn, err = col.acceptedSpans(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range targets {
+		if t.child == nil {
+			continue
+		}
+		if t.child.goStats && o.memStreams > 0 {
+			if err := memoryPhases(o, up, client, t.base, t.vr); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.vr.name, err)
+			}
+		}
+		if err := t.child.stop(); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.vr.name, err)
+		}
+		t.child = nil
+	}
+	return rep, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func isGateway(v string) bool { return v == "gateway" || v == "gateway-events-off" }
+
+// warm opens the scale's connections and runs the code paths once: every
+// stream sends one short answer. A proxy that breaks most of them is not
+// worth measuring.
+func warm(c *http.Client, t *target, streams int, timeout time.Duration) error {
+	a := answer{tokens: 2}
+	var wg sync.WaitGroup
+	var broken atomic.Int64
+	var why atomic.Value
+	for range streams {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if r := streamOnce(ctx, c, t.base, a, nil); r.broken != "" {
+				broken.Add(1)
+				why.Store(r.broken)
+			}
+		})
+	}
+	wg.Wait()
+	if b := broken.Load(); b*2 > int64(streams) {
+		return fmt.Errorf("%s: warm-up at %d streams: %d broken (%v)", t.vr.name, streams, b, why.Load())
 	}
 	return nil
+}
+
+// round loads one variant for o.duration and reads what its process spent.
+func round(c *http.Client, t *target, col *collector, a answer, streams int, o options) (roundFig, error) {
+	var f roundFig
+	var before childStats
+	var cpu0, col0 time.Duration
+	var err error
+	if t.child != nil {
+		if cpu0, err = procCPU(t.child.pid(), t.child.workers); err != nil {
+			return f, err
+		}
+		if t.child.goStats {
+			if before, err = getStats(c, t.base, false); err != nil {
+				return f, err
+			}
+		}
+	}
+	if col != nil && isGateway(t.vr.name) {
+		if col0, err = procCPU(col.pid(), false); err != nil {
+			return f, err
+		}
+	}
+	res := runFor(c, t.base, a, streams, o.duration, o.requestTimeout)
+	if t.child != nil {
+		cpu1, err := procCPU(t.child.pid(), t.child.workers)
+		if err != nil {
+			return f, err
+		}
+		f.cpu, f.measured = cpu1-cpu0, true
+		if t.child.goStats {
+			after, err := getStats(c, t.base, false)
+			if err != nil {
+				return f, err
+			}
+			f.mallocs, f.hasMallocs = after.Mallocs-before.Mallocs, true
+		}
+	}
+	if col != nil && isGateway(t.vr.name) {
+		col1, err := procCPU(col.pid(), false)
+		if err != nil {
+			return f, err
+		}
+		f.collectorCPU = col1 - col0
+	}
+	for _, r := range res {
+		f.requests++
+		f.tokens += r.chunks
+		if r.broken != "" {
+			f.broken++
+			f.why = r.broken
+			continue
+		}
+		f.ttft = append(f.ttft, r.ttft.Seconds())
+	}
+	if f.requests == 0 || f.broken == f.requests {
+		return f, fmt.Errorf("no stream served (%d requests): %s", f.requests, f.why)
+	}
+	return f, nil
 }
 
 func memoryPhases(o options, up *fakeUpstream, c *http.Client, base string, vr *variantReport) error {
@@ -80,38 +278,11 @@ func memoryPhases(o options, up *fakeUpstream, c *http.Client, base string, vr *
 	return nil
 }
 
-func loadPhase(c *http.Client, base, query string, conc, perStream int, spread time.Duration, proxied bool) (phase, error) {
-	p := phase{conc: conc}
-	var before childStats
-	var err error
-	if proxied {
-		if before, err = getStats(c, base, false); err != nil {
-			return p, err
-		}
-	}
-	res, err := runLoad(c, base, query, conc, perStream, spread)
-	if err != nil {
-		return p, fmt.Errorf("%d streams: %w", conc, err)
-	}
-	if proxied {
-		after, err := getStats(c, base, false)
-		if err != nil {
-			return p, err
-		}
-		p.cpu, p.mallocs, p.measured = after.CPU-before.CPU, after.Mallocs-before.Mallocs, true
-	}
-	for _, r := range res {
-		p.requests++
-		p.chunks += r.chunks + 1 // the final done chunk is forwarded too
-		p.ttft = append(p.ttft, r.ttft.Seconds())
-	}
-	return p, nil
-}
-
-// memoryPhase holds o.conc streams mid-answer and reads the proxy's live
-// heap and stacks against an idle baseline.
+// memoryPhase holds o.memStreams streams mid-answer and reads the proxy's
+// live heap and stacks against an idle baseline.
 func memoryPhase(o options, up *fakeUpstream, c *http.Client, base string, hold int) (memReading, error) {
 	mr := memReading{hold: hold}
+	n := o.memStreams
 	base0, err := getStats(c, base, true)
 	if err != nil {
 		return mr, err
@@ -126,25 +297,25 @@ func memoryPhase(o options, up *fakeUpstream, c *http.Client, base string, hold 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, o.conc)
-	query := fmt.Sprintf("tokens=%d&hold=%d", hold+8, hold)
-	for range o.conc {
+	errs := make(chan string, n)
+	a := answer{tokens: hold + 8, gap: 2 * time.Millisecond, hold: hold}
+	for range n {
 		wg.Go(func() {
-			r := streamOnce(ctx, c, base, query, func(i int) {
+			r := streamOnce(ctx, c, base, a, func(i int) {
 				if i == hold-1 {
 					reached.Add(1)
 				}
 			})
-			if r.err != nil {
-				errs <- r.err
+			if r.broken != "" {
+				errs <- r.broken
 			}
 		})
 	}
-	for reached.Load() < int64(o.conc) || up.held.Load() < int64(o.conc) {
+	for reached.Load() < int64(n) || up.held.Load() < int64(n) {
 		if ctx.Err() != nil {
 			close(release)
 			wg.Wait()
-			return mr, fmt.Errorf("memory phase: only %d of %d streams reached token %d", reached.Load(), o.conc, hold)
+			return mr, fmt.Errorf("memory phase: only %d of %d streams reached token %d", reached.Load(), n, hold)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -155,11 +326,11 @@ func memoryPhase(o options, up *fakeUpstream, c *http.Client, base string, hold 
 	if err != nil {
 		return mr, err
 	}
-	if e := <-errs; e != nil {
-		return mr, fmt.Errorf("memory phase: %w", e)
+	if e, ok := <-errs; ok {
+		return mr, fmt.Errorf("memory phase: a stream broke: %s", e)
 	}
 	live := float64(held.HeapInuse+held.StackInuse) - float64(base0.HeapInuse+base0.StackInuse)
-	mr.perStream = live / float64(o.conc)
-	mr.goroutinesPerS = float64(held.Goroutines-base0.Goroutines) / float64(o.conc)
+	mr.perStream = live / float64(n)
+	mr.goroutinesPerS = float64(held.Goroutines-base0.Goroutines) / float64(n)
 	return mr, nil
 }

@@ -11,16 +11,87 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
+	"strings"
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tokentrace/tokentrace/internal/gateway"
 	"github.com/tokentrace/tokentrace/internal/telemetry"
 )
+
+// childProc is a proxy in its own process: this binary with -serve (a Go
+// proxy, stopped by closing its stdin) or nginx (stopped by SIGQUIT).
+type childProc struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser // nil for nginx
+	base    string
+	goStats bool // answers /__bench/stats
+	workers bool // its CPU time includes its child processes'
+	done    chan error
+}
+
+func (c *childProc) pid() int { return c.cmd.Process.Pid }
+
+// startChild runs this binary as the proxy variant; it dies with us.
+func startChild(variant, upstream, otlp string, o options) (*childProc, error) {
+	args := []string{"-serve", variant, "-upstream", upstream, "-otlp", otlp}
+	for flag, prefix := range map[string]string{"-cpuprofile": o.cpuProfile, "-memprofile": o.memProfile, "-trace": o.tracePrefix} {
+		if prefix != "" {
+			args = append(args, flag, prefix+"."+variant)
+		}
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s proxy: %w", variant, err)
+	}
+	c := &childProc{cmd: cmd, stdin: stdin, goStats: true, done: make(chan error, 1)}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	go func() { c.done <- cmd.Wait() }()
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		_ = cmd.Process.Kill()
+		<-c.done
+		return nil, fmt.Errorf("read %s proxy address from %q: %v", variant, line, err)
+	}
+	c.base = "http://" + addr
+	return c, nil
+}
+
+func (c *childProc) stop() error {
+	if c.stdin != nil {
+		_ = c.stdin.Close()
+	} else {
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT) // nginx: graceful shutdown
+	}
+	select {
+	case err := <-c.done:
+		if err != nil {
+			return fmt.Errorf("proxy child: %w", err)
+		}
+		return nil
+	case <-time.After(20 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("proxy child did not stop; killed")
+	}
+}
 
 // childStats is what a proxy process reports about itself.
 type childStats struct {
@@ -32,10 +103,11 @@ type childStats struct {
 }
 
 // serveProxy is the child process: it serves one proxy variant in front of
-// upstream until stdin closes, and answers /__bench/stats.
-func serveProxy(variant, upstream, cpuProfile string) error {
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
+// o.upstream until stdin closes, and answers /__bench/stats.
+func serveProxy(o options) error {
+	variant, upstream := o.serve, o.upstream
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
 		if err != nil {
 			return fmt.Errorf("create CPU profile: %w", err)
 		}
@@ -44,6 +116,24 @@ func serveProxy(variant, upstream, cpuProfile string) error {
 			return fmt.Errorf("start CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.tracePrefix != "" {
+		f, err := os.Create(o.tracePrefix)
+		if err != nil {
+			return fmt.Errorf("create execution trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("start execution trace: %w", err)
+		}
+		defer trace.Stop()
+	}
+	if o.memProfile != "" {
+		defer func() {
+			if err := writeAllocs(o.memProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "bench child:", err)
+			}
+		}()
 	}
 	up, err := url.Parse(upstream)
 	if err != nil {
@@ -76,17 +166,20 @@ func serveProxy(variant, upstream, cpuProfile string) error {
 		})
 		shutdown = tr.CloseIdleConnections
 	case "gateway", "gateway-events-off":
-		// The real telemetry, exporting to nowhere: spans are built, queued
-		// and batched as in production, metrics go to the Prometheus reader.
-		bp := telemetry.NewBatchProcessor(discard{}, telemetry.BatchConfig{})
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bp), sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{
-			AttributeValueLengthLimit: -1, AttributeCountLimit: 128, EventCountLimit: telemetry.DefaultMaxEvents,
-			LinkCountLimit: 128, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128}))
-		ms, err := telemetry.NewMetrics(nil)
+		// The telemetry the proxy command sets up: spans exported over
+		// OTLP/gRPC to the collector at o.otlp through the batch processor,
+		// metrics to the Prometheus reader. Without a collector, spans are
+		// built, queued and batched alike and handed to a discarding exporter.
+		tp, res, err := benchTracing(o.otlp)
 		if err != nil {
 			return err
 		}
-		cfg := gateway.Config{Upstreams: []string{upstream}, TracerProvider: tp, MeterProvider: ms.Provider}
+		ms, err := telemetry.NewMetrics(res)
+		if err != nil {
+			return err
+		}
+		cfg := gateway.Config{Upstreams: []string{upstream}, TracerProvider: tp, MeterProvider: ms.Provider,
+			Propagator: telemetry.Propagator()}
 		if variant == "gateway-events-off" {
 			cfg.TokenEvents.Mode = gateway.TokenEventsOff
 		}
@@ -115,7 +208,8 @@ func serveProxy(variant, upstream, cpuProfile string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux}
+	// As the proxy command serves (proxy/run.go): no read or write timeout.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Printf("listening %s\n", ln.Addr())
 	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin)) // the parent closes stdin to stop us
@@ -136,6 +230,36 @@ func readStats() childStats {
 		StackInuse: ms.StackInuse,
 		Goroutines: runtime.NumGoroutine(),
 	}
+}
+
+// benchTracing is the proxy command's tracer provider, exporting to the
+// collector at otlp; with otlp empty, to a discarding exporter.
+func benchTracing(otlp string) (*sdktrace.TracerProvider, *resource.Resource, error) {
+	if otlp != "" {
+		t, err := telemetry.NewTracing(context.Background(), telemetry.TraceConfig{
+			ServiceName: "tokentrace-proxy", Endpoint: otlp, Insecure: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		return t.Provider, t.Resource, nil
+	}
+	bp := telemetry.NewBatchProcessor(discard{}, telemetry.BatchConfig{})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bp), sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{
+		AttributeValueLengthLimit: -1, AttributeCountLimit: 128, EventCountLimit: telemetry.DefaultMaxEvents,
+		LinkCountLimit: 128, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128}))
+	return tp, nil, nil
+}
+
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create allocation profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("write allocation profile: %w", err)
+	}
+	return nil
 }
 
 type discard struct{}
