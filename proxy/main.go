@@ -10,10 +10,16 @@ package main
 import (
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
+
+	"github.com/tokentrace/tokentrace/internal/gateway"
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gateway.GCPercent)
+	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr, sig))

@@ -63,6 +63,16 @@ const (
 	DefaultEjectBackoff    = 2 * time.Second
 )
 
+// GCPercent is the GOGC the proxy command runs with unless GOGC is set. A
+// proxy's live heap is small (tens of KiB per stream) while every streamed
+// chunk and every exported span allocates, so at Go's default of 100 the
+// collector runs many times a second and its marking, assists and sweeping
+// were a tenth of the gateway's CPU in make bench-proxy. At 400 the heap may
+// grow to five times the live heap between collections (the live heap per
+// in-flight stream does not change) and collections are a quarter as
+// frequent. docs/proxy.md has the figures.
+const GCPercent = 400
+
 // Config configures a Gateway. The zero value of every field but Upstreams
 // means its default.
 type Config struct {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
@@ -170,6 +171,9 @@ func serveProxy(o options) error {
 		// OTLP/gRPC to the collector at o.otlp through the batch processor,
 		// metrics to the Prometheus reader. Without a collector, spans are
 		// built, queued and batched alike and handed to a discarding exporter.
+		if os.Getenv("GOGC") == "" { // as the proxy command runs
+			debug.SetGCPercent(gateway.GCPercent)
+		}
 		tp, res, err := benchTracing(o.otlp)
 		if err != nil {
 			return err
