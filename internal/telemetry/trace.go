@@ -139,7 +139,9 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 	return t, nil
 }
 
-// newExporter makes the OTLP span exporter of cfg.Protocol. The batch
+// newExporter makes the OTLP span exporter of cfg.Protocol: the SDK's
+// client for the protocol under tokentrace's own conversion of spans
+// (spanExporter). The batch
 // processor bounds each export; retrying inside the exporter would only hold
 // the queue longer while the collector is away, so retries are off.
 func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, error) {
@@ -159,7 +161,7 @@ func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, e
 				opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
 			}
 		}
-		exp, err := otlptracehttp.New(ctx, opts...)
+		exp, err := newSpanExporter(ctx, otlptracehttp.NewClient(opts...))
 		if err != nil {
 			return nil, fmt.Errorf("create OTLP/HTTP span exporter: %w", err)
 		}
@@ -180,7 +182,7 @@ func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, e
 			opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
 		}
 	}
-	exp, err := otlptracegrpc.New(ctx, opts...)
+	exp, err := newSpanExporter(ctx, otlptracegrpc.NewClient(opts...))
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
 	}
