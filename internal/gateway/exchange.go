@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -116,29 +117,50 @@ func (ex *exchange) onChunk(ev stream.ChunkEvent) {
 	}
 }
 
-// addTokenEvents puts the token events on the span, one allocation for
-// all their attributes.
+// addTokenEvents puts the token events on the span. The SDK copies an
+// event's attributes and keeps none of its options, so one options slice
+// serves every event of the span and the attributes of the first
+// DefaultTokenEventCap chunk indexes come ready-made (tokenEventAttrs):
+// per event, only its timestamp is new.
 func (ex *exchange) addTokenEvents() {
-	per := 2
-	if ex.texts != nil {
-		per = 3
-	}
 	step := 1
 	if ex.g.cfg.TokenEvents.Mode == TokenEventsEveryN {
 		step = ex.g.cfg.TokenEvents.Every
 	}
-	all := make([]attribute.KeyValue, 0, per*len(ex.marks))
+	opts := make([]trace.EventOption, 2)
 	for i, us := range ex.marks {
 		// Neither API states a per-chunk token count; servers stream one token per chunk.
-		all = append(all, attrChunkIndex.Int(i*step), attrChunkTokens.Int(1))
 		if ex.texts != nil {
-			all = append(all, attrChunkText.String(ex.texts[i]))
+			opts[1] = trace.WithAttributes(attrChunkIndex.Int(i*step), attrChunkTokens.Int(1), attrChunkText.String(ex.texts[i]))
+		} else {
+			opts[1] = tokenEventAttrs(i * step)
 		}
-		attrs := all[len(all)-per : len(all) : len(all)]
-		at := ex.firstAt.Add(time.Duration(us) * time.Microsecond)
-		ex.span.AddEvent(eventToken, trace.WithTimestamp(at), trace.WithAttributes(attrs...))
+		opts[0] = trace.WithTimestamp(ex.firstAt.Add(time.Duration(us) * time.Microsecond))
+		ex.span.AddEvent(eventToken, opts...)
 	}
 	ex.marks, ex.texts = nil, nil
+}
+
+// tokenEvents holds the attributes of the token event of each chunk index
+// below DefaultTokenEventCap, made once per process.
+var tokenEvents struct {
+	once  sync.Once
+	attrs []trace.EventOption
+}
+
+// tokenEventAttrs is the attribute option of the token event of chunk
+// index: tokentrace.chunk.index and tokentrace.chunk.tokens (1).
+func tokenEventAttrs(index int) trace.EventOption {
+	tokenEvents.once.Do(func() {
+		tokenEvents.attrs = make([]trace.EventOption, DefaultTokenEventCap)
+		for i := range tokenEvents.attrs {
+			tokenEvents.attrs[i] = trace.WithAttributes(attrChunkIndex.Int(i), attrChunkTokens.Int(1))
+		}
+	})
+	if index < len(tokenEvents.attrs) {
+		return tokenEvents.attrs[index]
+	}
+	return trace.WithAttributes(attrChunkIndex.Int(index), attrChunkTokens.Int(1))
 }
 
 // finish ends the measurement, records the metrics and ends the span.
