@@ -35,7 +35,12 @@ func (t *clientTracing) RoundTrip(req *http.Request) (*http.Response, error) {
 			semconv.ServerAddressKey.String(host),
 			semconv.ServerPortKey.Int(port),
 			semconv.URLFullKey.String(req.URL.Scheme+"://"+req.URL.Host+req.URL.Path)))
-	req = req.Clone(ctx) // a RoundTripper must not change the request it is given
+	// The request is the forwarder's own outgoing copy (httputil.ReverseProxy
+	// clones the client's request, headers included, before its transport
+	// sees it; the pool copies it shallowly per attempt), so the trace
+	// context is written into its headers without cloning them again; a
+	// second attempt overwrites it with its own span's.
+	req = req.WithContext(ctx)
 	t.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
