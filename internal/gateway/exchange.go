@@ -191,38 +191,36 @@ func (ex *exchange) finish(ctx context.Context, err error) {
 	ex.span.End(trace.WithTimestamp(m.End))
 }
 
-func (ex *exchange) labels(m *stream.Measurement) []attribute.KeyValue {
+// labelKey is the request's shared metric labels.
+func (ex *exchange) labelKey(m *stream.Measurement) labelKey {
 	model := ex.model
 	if model == "" {
 		model = ex.g.models.value(boundModel(m.Model))
 	}
-	attrs := make([]attribute.KeyValue, 0, 8)
-	attrs = append(attrs,
-		semconv.GenAIOperationNameKey.String(ex.ep.Operation),
-		semconv.GenAIProviderNameKey.String(ex.provider),
-		semconv.GenAIRequestModelKey.String(model))
+	k := labelKey{kind: setShared, operation: ex.ep.Operation, provider: ex.provider, model: model}
 	if u := ex.upstream; u != nil { // configured upstreams only: a bounded set
-		attrs = append(attrs, semconv.ServerAddressKey.String(u.host), semconv.ServerPortKey.Int(u.port))
+		k.upstream, k.host, k.port = true, u.host, u.port
 	}
 	if ex.scenario != "" {
-		attrs = append(attrs, attrScenario.String(ex.g.scenarios.value(ex.scenario)))
+		k.scenario = ex.g.scenarios.value(ex.scenario)
 	}
-	return attrs
+	return k
 }
 
 // record puts the figures of docs/METRICS.md into the instruments. Errors
 // are left out of latency figures, never out of the duration count or
 // token usage.
 func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
-	in := ex.g.inst
-	base := ex.labels(m)
+	in, sets := ex.g.inst, &ex.g.labelSets
+	key := ex.labelKey(m)
 	ok := m.OK()
-	durAttrs := base
+	dur := key
+	dur.kind = setDuration
 	if !ok {
-		durAttrs = append(durAttrs[:len(base):len(base)], semconv.ErrorTypeKey.String(m.ErrorType))
+		dur.errorType = m.ErrorType
 	}
-	in.Duration.Record(ctx, m.E2E().Seconds(), metric.WithAttributeSet(attribute.NewSet(durAttrs...)))
-	set := metric.WithAttributeSet(attribute.NewSet(base...))
+	in.Duration.Record(ctx, m.E2E().Seconds(), sets.get(dur))
+	set := sets.get(key)
 	if ok {
 		// The convention's time to first chunk is for streamed answers only;
 		// a whole JSON answer has no first chunk to speak of.
@@ -252,15 +250,14 @@ func (ex *exchange) record(ctx context.Context, m *stream.Measurement) {
 		}
 	}
 	if !m.TokensEstimated && m.InputTokens > 0 {
-		in.TokenUsage.Record(ctx, int64(m.InputTokens), metric.WithAttributeSet(attribute.NewSet(
-			append(base[:len(base):len(base)], semconv.GenAITokenTypeInput)...)))
+		k := key
+		k.kind = setInputTokens
+		in.TokenUsage.Record(ctx, int64(m.InputTokens), sets.get(k))
 	}
 	if m.OutputTokens > 0 {
-		out := append(base[:len(base):len(base)], semconv.GenAITokenTypeOutput)
-		if m.TokensEstimated {
-			out = append(out, attrEstimated.Bool(true))
-		}
-		in.TokenUsage.Record(ctx, int64(m.OutputTokens), metric.WithAttributeSet(attribute.NewSet(out...)))
+		k := key
+		k.kind, k.estimated = setOutputTokens, m.TokensEstimated
+		in.TokenUsage.Record(ctx, int64(m.OutputTokens), sets.get(k))
 	}
 }
 

@@ -42,6 +42,7 @@ type Gateway struct {
 	inst      *telemetry.Instruments
 	models    *boundedValues
 	scenarios *boundedValues
+	labelSets labelSets // the metric label sets requests record with
 	handler   http.Handler
 	pools     []*pool
 	providers map[string]string // upstream scheme://host → gen_ai.provider.name

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
@@ -84,9 +83,7 @@ func (g *Gateway) instrument(w http.ResponseWriter, r *http.Request, scenario st
 		}
 		ex.span.SetAttributes(attrs...)
 	}
-	ex.activeAttrs = metric.WithAttributeSet(attribute.NewSet(
-		semconv.GenAIOperationNameKey.String(ep.Operation),
-		semconv.GenAIRequestModelKey.String(ex.model)))
+	ex.activeAttrs = g.labelSets.get(labelKey{kind: setActive, operation: ep.Operation, model: ex.model})
 	g.inst.Active.Add(ctx, 1, ex.activeAttrs)
 	defer g.inst.Active.Add(context.WithoutCancel(ctx), -1, ex.activeAttrs)
 
