@@ -79,3 +79,26 @@ func BenchmarkTapPerChunk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIdleBodyRead is what the stream idle timeout costs per read of
+// a response body (one chunk per read). Run: go test -bench IdleBodyRead ./internal/gateway
+func BenchmarkIdleBodyRead(b *testing.B) {
+	chunk := []byte(`data: {"choices":[{"delta":{"content":" tok"}}]}` + "\n\n")
+	chunks := make([][]byte, 1024)
+	for i := range chunks {
+		chunks[i] = chunk
+	}
+	buf := make([]byte, 32<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		body := &idleBody{rc: io.NopCloser(&chunkReader{chunks: chunks}), limit: time.Minute, cancel: func(error) {}}
+		for {
+			if _, err := body.Read(buf); err != nil {
+				break
+			}
+		}
+		_ = body.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(chunks)), "ns/read")
+	b.ReportMetric(0, "ns/op")
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,40 +121,78 @@ func (e errStreamIdle) Unwrap() error { return context.DeadlineExceeded }
 // the upstream: it cancels the request (closing the upstream connection)
 // and ends the read with errStreamIdle. Time the forwarder spends writing
 // to a slow client is not counted.
+//
+// A read only notes when it began; one timer per body, armed once, checks
+// at most twice per limit whether the read under way has waited that long,
+// and otherwise sets itself for the moment it would have. Resetting and
+// stopping a timer around every read cost more than the rest of the
+// body's bookkeeping per chunk.
 type idleBody struct {
 	rc     io.ReadCloser
 	limit  time.Duration
 	cancel context.CancelCauseFunc
-	timer  *time.Timer
+	base   time.Time    // start counts from here; set before the timer exists
+	start  atomic.Int64 // when the read under way began, ns since base, +1; 0 between reads
 	fired  atomic.Bool
+
+	mu     sync.Mutex  // guards timer and closed, shared with the timer's callback
+	timer  *time.Timer // nil until the first read
+	closed bool
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	if b.fired.Load() {
 		return 0, errStreamIdle{b.limit}
 	}
-	if b.timer == nil {
-		b.timer = time.AfterFunc(b.limit, b.fire)
+	if b.base.IsZero() {
+		b.base = time.Now()
+		b.start.Store(1)
+		b.mu.Lock()
+		if !b.closed {
+			b.timer = time.AfterFunc(b.limit, b.check)
+		}
+		b.mu.Unlock()
 	} else {
-		b.timer.Reset(b.limit)
+		b.start.Store(int64(time.Since(b.base)) + 1)
 	}
 	n, err := b.rc.Read(p)
-	b.timer.Stop()
+	b.start.Store(0)
 	if err != nil && err != io.EOF && b.fired.Load() {
 		err = errStreamIdle{b.limit}
 	}
 	return n, err
 }
 
-func (b *idleBody) fire() {
-	b.fired.Store(true)
-	b.cancel(errStreamIdle{b.limit})
+// check runs on the timer: it cuts the body when the read under way has
+// waited limit, else sets the timer for when it (or a read starting now)
+// would have.
+func (b *idleBody) check() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	next := b.limit
+	if s := b.start.Load(); s != 0 {
+		next -= time.Since(b.base) - time.Duration(s-1)
+	}
+	if next > 0 {
+		b.timer.Reset(next)
+	}
+	b.mu.Unlock()
+	if next <= 0 {
+		b.fired.Store(true)
+		b.cancel(errStreamIdle{b.limit}) // outside the lock: canceling may close the body
+	}
 }
 
 func (b *idleBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
 	if b.timer != nil {
 		b.timer.Stop()
 	}
+	b.mu.Unlock()
 	return b.rc.Close()
 }
 
