@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -26,6 +27,8 @@ type Line struct {
 	// negative fixed cost means noise, not a faster machine) and the line
 	// was refitted through the origin.
 	Clamped bool
+	// Dropped counts the outliers Fit left out (see withoutOutliers).
+	Dropped int
 }
 
 // At is the line's value at x.
@@ -88,12 +91,14 @@ type Curve struct {
 	R2      float64
 	N       int
 	Clamped bool
+	Dropped int
 }
 
 // At is the curve's value at x.
 func (c Curve) At(x float64) float64 { return c.Intercept + c.Slope*x + c.PerPair*x*x/2 }
 
-// FitPrefill fits the curve by least squares with every coefficient ≥ 0.
+// FitPrefill fits the curve by least squares of relative errors, with every
+// coefficient ≥ 0.
 // With fewer than three distinct x, or a negative pair cost, it is a line
 // (FitLine); a negative intercept is refitted through the origin.
 func FitPrefill(pts []Point) (Curve, error) {
@@ -147,8 +152,10 @@ func FitPrefill(pts []Point) (Curve, error) {
 	return c, nil
 }
 
-// leastSquares solves the normal equations of y ≈ Σ βᵢ·colᵢ(x) by Gaussian
-// elimination with partial pivoting; false when they are singular.
+// leastSquares solves the normal equations of y ≈ Σ βᵢ·colᵢ(x), each point
+// weighted by 1/y² (relative errors: a timing's noise scales with it, and a
+// 0.2 s TTFT counts as much as a 17 s one), by Gaussian elimination with
+// partial pivoting; false when they are singular.
 func leastSquares(pts []Point, cols []func(float64) float64) ([]float64, bool) {
 	n := len(cols)
 	a := make([][]float64, n)
@@ -156,11 +163,15 @@ func leastSquares(pts []Point, cols []func(float64) float64) ([]float64, bool) {
 		a[i] = make([]float64, n+1)
 	}
 	for _, p := range pts {
+		w := 1.0
+		if p.Y > 0 {
+			w = 1 / (p.Y * p.Y)
+		}
 		for i, ci := range cols {
 			for j, cj := range cols {
-				a[i][j] += ci(p.X) * cj(p.X)
+				a[i][j] += w * ci(p.X) * cj(p.X)
 			}
-			a[i][n] += ci(p.X) * p.Y
+			a[i][n] += w * ci(p.X) * p.Y
 		}
 	}
 	for k := range n {
@@ -236,6 +247,12 @@ func Fit(s Samples) (Params, error) {
 	if err != nil {
 		return p, fmt.Errorf("prefill (TTFT by prompt tokens): %w", err)
 	}
+	if kept, dropped := withoutOutliers(s.Prefill, pre.At); dropped > 0 {
+		if pre, err = FitPrefill(kept); err != nil {
+			return p, fmt.Errorf("prefill (TTFT by prompt tokens) without %d outliers: %w", dropped, err)
+		}
+		pre.Dropped = dropped
+	}
 	decode := make([]Point, len(s.Decode))
 	for i, d := range s.Decode {
 		decode[i] = Point{d.Busy, d.TPOT - d.Context*pre.PerPair}
@@ -243,6 +260,12 @@ func Fit(s Samples) (Params, error) {
 	dec, err := FitLine(decode)
 	if err != nil {
 		return p, fmt.Errorf("decode step (TPOT by busy slots): %w", err)
+	}
+	if kept, dropped := withoutOutliers(decode, dec.At); dropped > 0 {
+		if dec, err = FitLine(kept); err != nil {
+			return p, fmt.Errorf("decode step (TPOT by busy slots) without %d outliers: %w", dropped, err)
+		}
+		dec.Dropped = dropped
 	}
 	p.PrefillCurve, p.DecodeLine = pre, dec
 	p.StepBase, p.StepPerSeq = seconds(dec.Intercept), seconds(max(dec.Slope, 0))
@@ -266,6 +289,50 @@ func Fit(s Samples) (Params, error) {
 		p.KVBytesPerToken = int64(math.Round(max(mem.Slope, 0)))
 	}
 	return p, nil
+}
+
+// withoutOutliers leaves out the points far off a first fit: a real engine
+// on a shared machine has spells that are twice as slow (another program
+// took the cores), and least squares follows them. A point goes when its
+// relative residual is more than 25% and more than three scaled median
+// absolute deviations from the median residual; at most a quarter of the
+// points go, and none when the spread is zero.
+func withoutOutliers(pts []Point, fit func(x float64) float64) ([]Point, int) {
+	if len(pts) < 4 {
+		return pts, 0
+	}
+	rel := make([]float64, len(pts))
+	for i, p := range pts {
+		if f := fit(p.X); f > 0 {
+			rel[i] = (p.Y - f) / f
+		}
+	}
+	med := median(rel)
+	dev := make([]float64, len(rel))
+	for i, r := range rel {
+		dev[i] = math.Abs(r - med)
+	}
+	limit := max(3*1.4826*median(dev), 0.25)
+	var kept []Point
+	for i, p := range pts {
+		if dev[i] <= limit {
+			kept = append(kept, p)
+		}
+	}
+	if dropped := len(pts) - len(kept); dropped > 0 && dropped <= len(pts)/4 {
+		return kept, dropped
+	}
+	return pts, 0
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func seconds(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }

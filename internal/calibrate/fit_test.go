@@ -84,6 +84,37 @@ func TestFitWithNoiseStaysClose(t *testing.T) {
 	}
 }
 
+// A slow spell (another program took the cores: a probe's requests twice as
+// slow) is left out, and the parameters come back; ±5% noise leaves
+// everything in.
+func TestFitLeavesOutASlowSpell(t *testing.T) {
+	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
+		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, RequestOverhead: 25 * time.Millisecond}
+	s := synthetic(want, 0)
+	s.Prefill[2].Y *= 2
+	s.Prefill[3].Y *= 2
+	s.Decode[4].TPOT *= 2
+	s.Decode[5].TPOT *= 2
+	got, err := Fit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PrefillCurve.Dropped != 2 || got.DecodeLine.Dropped != 2 {
+		t.Errorf("dropped %d prefill and %d decode points, want 2 and 2", got.PrefillCurve.Dropped, got.DecodeLine.Dropped)
+	}
+	if got.StepBase != want.StepBase || got.StepPerSeq != want.StepPerSeq || got.PrefillPerToken != want.PrefillPerToken ||
+		got.AttentionPerPair != want.AttentionPerPair || got.RequestOverhead != want.RequestOverhead {
+		t.Errorf("Fit = %+v\nwant  %+v", got, want)
+	}
+	noisy, err := Fit(synthetic(want, 0.05))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noisy.PrefillCurve.Dropped != 0 || noisy.DecodeLine.Dropped != 0 {
+		t.Errorf("±5%% noise dropped %d and %d points", noisy.PrefillCurve.Dropped, noisy.DecodeLine.Dropped)
+	}
+}
+
 func TestFitNeedsBothKindsOfProbe(t *testing.T) {
 	s := synthetic(Params{StepBase: time.Millisecond, StepPerSeq: time.Millisecond, PrefillPerToken: time.Millisecond}, 0)
 	s.Decode = s.Decode[:1]
@@ -135,7 +166,7 @@ func TestFitPrefill(t *testing.T) {
 		{name: "exact curve", pts: []Point{{0, 1}, {2, 1 + 2*3 + 2*0.5}, {4, 1 + 4*3 + 8*0.5}}, a: 1, b: 3, c: 0.5},
 		{name: "two x: a line", pts: []Point{{1, 5}, {2, 7}, {2, 7}}, a: 3, b: 2},
 		{name: "concave: a line", pts: []Point{{0, 0}, {1, 10}, {2, 12}, {3, 13}}, a: 2.6, b: 4.1, clamped: true},
-		{name: "negative intercept: through the origin", pts: []Point{{1, 1}, {2, 4}, {3, 8.5}}, a: 0, b: 15.0 / 76, c: 67.0 / 38, clamped: true},
+		{name: "negative intercept: through the origin", pts: []Point{{1, 1}, {2, 4}, {3, 8.5}}, a: 0, b: 60.0 / 901, c: 1694.0 / 901, clamped: true},
 		{name: "one point", pts: []Point{{1, 1}}, wantErrContains: "need at least 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

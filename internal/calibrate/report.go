@@ -73,17 +73,26 @@ func (r *Result) WorstError() float64 {
 func pct(f float64) string { return fmt.Sprintf("%+.1f%%", 100*f) }
 
 func clamped(l Line) string {
+	s := dropped(l.Dropped)
 	if l.Clamped {
-		return "; a negative intercept was refitted through 0"
+		s += "; a negative intercept was refitted through 0"
 	}
-	return ""
+	return s
+}
+
+func dropped(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d outliers (over 25%% and 3 MADs off a first fit) left out", n)
 }
 
 func clampedCurve(c Curve) string {
+	s := dropped(c.Dropped)
 	if c.Clamped {
-		return "; a negative coefficient was refitted as 0"
+		s += "; a negative coefficient was refitted as 0"
 	}
-	return ""
+	return s
 }
 
 func kvSource(res *Result) string {
