@@ -293,7 +293,7 @@ func (e *engine) planLocked() []work {
 		}
 		w := work{job: j}
 		if rest := len(j.prompt) - j.pos; rest > 0 {
-			w.prefill = min(rest, e.prof.BatchSize)
+			w.prefill = min(rest, e.prof.promptChunk())
 		}
 		batch = append(batch, w)
 	}

@@ -69,7 +69,8 @@ type Profile struct {
 	// tokens: PromptTokenRatio applies to the prompt's share.
 	AttentionPerPair time.Duration
 	// BatchSize bounds the prompt tokens one sequence adds to one batch
-	// (Ollama's num_batch, 512).
+	// (Ollama's num_batch, 512), in the engine's tokens: PromptTokenRatio
+	// converts it to the simulator's.
 	BatchSize int
 	// PromptTokenRatio is how many of the engine's tokens one token of the
 	// simulator's tokenizer stands for in prefill cost (a byte-level
@@ -79,6 +80,15 @@ type Profile struct {
 	// KVBytesPerToken, when positive, is one slot's KV cache per context
 	// token as measured, instead of the figure from the model's shape.
 	KVBytesPerToken int64
+}
+
+// promptChunk is BatchSize in the simulator's tokens: the most of one
+// prompt a batch reads.
+func (p Profile) promptChunk() int {
+	if p.PromptTokenRatio <= 0 {
+		return p.BatchSize
+	}
+	return max(1, int(float64(p.BatchSize)/p.PromptTokenRatio))
 }
 
 // HeadDim is the size of one attention head.

@@ -79,6 +79,11 @@ func TestCalibratedProfileFields(t *testing.T) {
 	if got := e.stepTime([]work{{job: reading, prefill: 10}, {job: decoding}}); got != want {
 		t.Errorf("step with attention = %v, want %v", got, want)
 	}
+	// A batch reads BatchSize of the engine's tokens of a prompt: 512 at
+	// ratio 3 is 170 of the simulator's.
+	if got := p.promptChunk(); got != 170 {
+		t.Errorf("prompt chunk at ratio 3 = %d, want 170", got)
+	}
 	p.KVBytesPerToken = 100
 	if got := p.KVBytesPerSlot(2048); got != 204800 {
 		t.Errorf("KVBytesPerSlot = %d, want 204800", got)
