@@ -25,3 +25,39 @@ test-simulator-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 
 .PHONY: test-simulator-ollama
 TEST_STAGES += test-simulator-ollama
+
+# A profile fitted to this machine's real Ollama (docs/simulator.md): the
+# generated 25M-parameter model (the shape of the cpu-25m profile and of
+# internal/ollamatest's scheduling checks) is created in a model store under
+# $(BIN) (STORE_25M), then `supervisor calibrate` restarts the cached Ollama for each
+# setting, fits the profile and checks it on held-out scenarios. It writes
+# $(CALIBRATE_OUT)/profile.json and calibration.md. Run it on an otherwise
+# idle machine: its figures are timings. Pass options with CALIBRATE_FLAGS.
+CAL_MODEL_FLAGS := -name tokentrace-25m -width 512 -blocks 8 -heads 8 -kv-heads 2 -ff 1536 -context 4096 -vocab 1024 -seed 1
+CAL_MODEL_KEY := $(shell { printf '%s' '$(CAL_MODEL_FLAGS)'; cat $(filter-out %_test.go,$(wildcard internal/gguf/*.go)); } | sha256sum | cut -c1-12)
+CAL_MODEL_GGUF := $(CACHE)/models/25m-$(CAL_MODEL_KEY).gguf
+CALIBRATE_OUT ?= out/calibrate-ollama
+CALIBRATE_FLAGS ?= --num-parallel 1,2,4 --num-ctx 2048 --rounds 3 --max-tokens 32
+
+$(CAL_MODEL_GGUF):
+	@mkdir -p $(dir $@)
+	$(GO) run ./supervisor make-model $(CAL_MODEL_FLAGS) -o $@.tmp
+	mv $@.tmp $@
+
+# The 25M model in a model store of its own, for an Ollama started with
+# OLLAMA_MODELS=$(STORE_25M)/models (calibrate-ollama, capacity-ollama).
+STORE_25M := $(BIN)/ollama-25m
+
+$(STORE_25M)/created: $(OLLAMA_BIN) $(CAL_MODEL_GGUF)
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ollama-serve ./internal/ollamaproc/cmd/ollama-serve
+	rm -rf $(STORE_25M)
+	$(BIN)/ollama-serve -ollama-bin $(OLLAMA_BIN) -gguf $(CAL_MODEL_GGUF) -name tokentrace-25m -dir $(STORE_25M) -create-only
+	touch $@
+
+.PHONY: calibrate-ollama
+calibrate-ollama: $(STORE_25M)/created
+	$(GO) build -o $(BIN)/supervisor ./supervisor
+	OLLAMA_MODELS=$(STORE_25M)/models HOME=$(STORE_25M)/home \
+		$(BIN)/supervisor calibrate --backend ollama --ollama-bin $(OLLAMA_BIN) --model tokentrace-25m \
+		--name cpu-25m $(CALIBRATE_FLAGS) --out $(CALIBRATE_OUT)

@@ -75,35 +75,8 @@ func TestServesAndDrainsOnSIGTERM(t *testing.T) {
 		fmt.Fprintln(w, `{"model":"m1","message":{"content":""},"done":true,"eval_count":1}`)
 	}))
 	t.Cleanup(up.Close)
-	listen, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
-	stop := make(chan os.Signal, 1)
-	var stderr testproc.Buffer
-	done := make(chan int, 1)
-	env := func(k string) string {
-		if k == "OTEL_TRACES_EXPORTER" {
-			return "none"
-		}
-		return ""
-	}
-	go func() {
-		done <- run([]string{"--listen", listen, "--admin-listen", admin, "--upstream", up.URL, "--drain-timeout", "10s"}, env, &stderr, stop)
-	}()
-	client := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(client.CloseIdleConnections)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy not ready: %v; stderr %s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := startRun(t, up.URL, "--drain-timeout", "10s")
+	listen, admin, stop, done, stderr, client := p.listen, p.admin, p.stop, p.done, p.stderr, p.client
 	resp, err := client.Post("http://"+listen+"/api/chat", "application/json", strings.NewReader(`{"model":"m1"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -150,36 +123,16 @@ func TestServesAndDrainsOnSIGTERM(t *testing.T) {
 func TestIdleClientConnectionsAreClosed(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
 	t.Cleanup(up.Close)
-	listen, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
-	stop := make(chan os.Signal, 1)
-	var stderr testproc.Buffer
-	done := make(chan int, 1)
-	env := func(k string) string {
-		if k == "OTEL_TRACES_EXPORTER" {
-			return "none"
-		}
-		return ""
-	}
-	go func() {
-		done <- run([]string{"--listen", listen, "--admin-listen", admin, "--upstream", up.URL, "--client-idle-timeout", "300ms"}, env, &stderr, stop)
-	}()
+	p := startRun(t, up.URL, "--client-idle-timeout", "300ms")
 	t.Cleanup(func() {
-		stop <- syscall.SIGTERM
-		if code := <-done; code != 0 {
-			t.Errorf("exit %d; stderr %s", code, stderr.String())
+		p.stop <- syscall.SIGTERM
+		if code := <-p.done; code != 0 {
+			t.Errorf("exit %d; stderr %s", code, p.stderr.String())
 		}
 	})
-	var conn net.Conn
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var err error
-		if conn, err = net.Dial("tcp", listen); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy not listening: %v; stderr %s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	conn, err := net.Dial("tcp", p.listen)
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer conn.Close()
 	if _, err := io.WriteString(conn, "GET /api/tags HTTP/1.1\r\nHost: proxy\r\n\r\n"); err != nil {
@@ -199,5 +152,52 @@ func TestIdleClientConnectionsAreClosed(t *testing.T) {
 	}
 	if d := time.Since(idleFrom); d < 250*time.Millisecond {
 		t.Errorf("closed after %v, before the 300ms idle timeout", d)
+	}
+}
+
+// runningProxy is the command started by startRun, in this process.
+type runningProxy struct {
+	listen, admin string
+	stop          chan os.Signal // send SIGTERM to drain and exit
+	done          chan int       // the exit code
+	stderr        *testproc.Buffer
+	client        *http.Client
+}
+
+// startRun runs the command in front of upstream, with no span export and
+// extra flags, on free loopback ports, and returns once /readyz answers 200.
+// The caller stops it through stop.
+func startRun(t *testing.T, upstream string, extra ...string) *runningProxy {
+	t.Helper()
+	p := &runningProxy{listen: testproc.FreeAddr(t), admin: testproc.FreeAddr(t),
+		stop: make(chan os.Signal, 1), done: make(chan int, 1), stderr: &testproc.Buffer{},
+		client: &http.Client{Transport: &http.Transport{}}}
+	t.Cleanup(p.client.CloseIdleConnections)
+	env := func(k string) string {
+		if k == "OTEL_TRACES_EXPORTER" {
+			return "none"
+		}
+		return ""
+	}
+	args := append([]string{"--listen", p.listen, "--admin-listen", p.admin, "--upstream", upstream}, extra...)
+	go func() { p.done <- run(args, env, p.stderr, p.stop) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := p.client.Get("http://" + p.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case code := <-p.done:
+			t.Fatalf("proxy exited %d before it was ready; stderr %s", code, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not ready: %v; stderr %s", err, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

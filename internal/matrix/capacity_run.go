@@ -250,21 +250,7 @@ func (s *Store) AppendCapacity(c Capacity) error {
 // LoadCapacity reads a run folder's capacity answers (the last of each
 // search) and probes, in the order written.
 func LoadCapacity(dir string) ([]Capacity, []Probe, error) {
-	var caps []Capacity
-	index := map[string]int{}
-	err := readJSONL(filepath.Join(dir, CapacityFile), func(line []byte) error {
-		var c Capacity
-		if err := json.Unmarshal(line, &c); err != nil {
-			return err
-		}
-		if i, ok := index[c.Name]; ok {
-			caps[i] = c
-		} else {
-			index[c.Name] = len(caps)
-			caps = append(caps, c)
-		}
-		return nil
-	})
+	caps, err := readLastOfEach(filepath.Join(dir, CapacityFile), func(c Capacity) string { return c.Name })
 	if err != nil {
 		return nil, nil, err
 	}

@@ -171,21 +171,7 @@ func Load(dir string) (Header, []Result, []Request, error) {
 	if err := json.Unmarshal(b, &h); err != nil {
 		return h, nil, nil, fmt.Errorf("read run header %s: %w", filepath.Join(dir, HeaderFile), err)
 	}
-	var results []Result
-	index := map[string]int{}
-	err = readJSONL(filepath.Join(dir, ResultsFile), func(line []byte) error {
-		var r Result
-		if err := json.Unmarshal(line, &r); err != nil {
-			return err
-		}
-		if i, ok := index[r.Name]; ok {
-			results[i] = r
-		} else {
-			index[r.Name] = len(results)
-			results = append(results, r)
-		}
-		return nil
-	})
+	results, err := readLastOfEach(filepath.Join(dir, ResultsFile), func(r Result) string { return r.Name })
 	if err != nil {
 		return h, nil, nil, err
 	}
@@ -205,6 +191,28 @@ func Load(dir string) (Header, []Result, []Request, error) {
 		return nil
 	})
 	return h, results, reqs, err
+}
+
+// readLastOfEach reads the JSON lines of path, keeping the last record of
+// each name in the order names first appear: a scenario or a search written
+// again (resumed, retried) replaces its earlier record in place.
+func readLastOfEach[T any](path string, name func(T) string) ([]T, error) {
+	var out []T
+	index := map[string]int{}
+	err := readJSONL(path, func(line []byte) error {
+		var v T
+		if err := json.Unmarshal(line, &v); err != nil {
+			return err
+		}
+		if i, ok := index[name(v)]; ok {
+			out[i] = v
+		} else {
+			index[name(v)] = len(out)
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
 }
 
 func readJSONL(path string, each func([]byte) error) error {

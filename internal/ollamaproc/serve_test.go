@@ -108,3 +108,24 @@ func TestServeErrors(t *testing.T) {
 		})
 	}
 }
+
+// Create makes the model and returns with the server and its runner stopped.
+func TestCreateStopsTheServer(t *testing.T) {
+	dir := t.TempDir()
+	if err := Create(context.Background(), Config{Binary: os.Args[0], Dir: dir, Env: []string{fakeEnv + "=serve"}, StopGrace: 2 * time.Second},
+		"tiny", writeGGUF(t), 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "ollama.log"))
+	m := regexp.MustCompile(`--port (\d+)`).FindSubmatch(log) // the fake logs its runner's pid as the port
+	if m == nil {
+		t.Fatalf("no runner line in the log:\n%s", log)
+	}
+	if runner, _ := strconv.Atoi(string(m[1])); alive(runner) {
+		t.Errorf("runner %d outlived Create", runner)
+	}
+	if err := Create(context.Background(), Config{Binary: os.Args[0], Dir: t.TempDir(), Env: []string{fakeEnv + "=serve"}},
+		"tiny", "/nonexistent/m.gguf", 20*time.Second); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Create of a missing file = %v, want an error saying so", err)
+	}
+}

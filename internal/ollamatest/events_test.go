@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"flag"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +15,7 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/tokentrace/tokentrace/internal/gateway"
 	"github.com/tokentrace/tokentrace/internal/loadgen"
 	"github.com/tokentrace/tokentrace/internal/ollamatest"
 )
@@ -74,22 +70,7 @@ func path(m map[string]any, keys ...string) any {
 // the wire details the simulator imitates.
 func TestEventAPIsOnOllama(t *testing.T) {
 	srv := ollamatest.Start(t, ollamatest.Options{Parallel: 1})
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	gw, err := gateway.New(gateway.Config{Upstreams: []string{srv.URL()}, TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httptest.NewServer(gw)
-	t.Cleanup(func() {
-		proxy.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Shutdown(ctx); err != nil {
-			t.Errorf("gateway shutdown: %v", err)
-		}
-	})
+	proxy, rec := proxyInFront(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	client := &http.Client{}

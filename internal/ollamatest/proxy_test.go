@@ -98,22 +98,7 @@ func openAIFinal(body []byte) (int, map[string]float64, error) {
 
 func TestThroughProxy(t *testing.T) {
 	srv := ollamatest.Start(t, ollamatest.Options{Parallel: 1})
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	gw, err := gateway.New(gateway.Config{Upstreams: []string{srv.URL()}, TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httptest.NewServer(gw)
-	t.Cleanup(func() {
-		proxy.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Shutdown(ctx); err != nil {
-			t.Errorf("gateway shutdown: %v", err)
-		}
-	})
+	proxy, rec := proxyInFront(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	client := &http.Client{}
@@ -194,4 +179,27 @@ func waitSpan(t *testing.T, rec *tracetest.SpanRecorder, before int) sdktrace.Re
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// proxyInFront serves the gateway in front of upstream, recording its spans,
+// until the test ends.
+func proxyInFront(t *testing.T, upstream string) (*httptest.Server, *tracetest.SpanRecorder) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	gw, err := gateway.New(gateway.Config{Upstreams: []string{upstream}, TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(gw)
+	t.Cleanup(func() {
+		proxy.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.Shutdown(ctx); err != nil {
+			t.Errorf("gateway shutdown: %v", err)
+		}
+	})
+	return proxy, rec
 }

@@ -5,13 +5,9 @@ package simulator
 import (
 	"bytes"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/tokentrace/tokentrace/internal/ollamatest"
 )
 
 // TestWireMatchesOllamaEvents extends TestWireMatchesOllama to /v1/responses
@@ -21,18 +17,7 @@ import (
 // bodies match byte for byte but for their random ids. Run by
 // `make test-simulator-ollama`.
 func TestWireMatchesOllamaEvents(t *testing.T) {
-	real := ollamatest.Start(t, ollamatest.Options{Parallel: 1})
-	sim, err := New(Config{Profile: "tiny", Model: real.Model})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		ts.Close()
-		sim.Close()
-	})
-	client := &http.Client{Transport: &http.Transport{}, Timeout: 2 * time.Minute}
-	t.Cleanup(client.CloseIdleConnections)
+	real, ts, client := realAndSimulated(t)
 
 	m := real.Model
 	msgs := `[{"role":"user","content":"Tell me a story."}]`

@@ -22,18 +22,7 @@ import (
 // framing, and the shape of every kind of chunk (keys in order, value
 // types); error bodies must be identical. Run by `make test-simulator-ollama`.
 func TestWireMatchesOllama(t *testing.T) {
-	real := ollamatest.Start(t, ollamatest.Options{Parallel: 1})
-	sim, err := New(Config{Profile: "tiny", Model: real.Model})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		ts.Close()
-		sim.Close()
-	})
-	client := &http.Client{Transport: &http.Transport{}, Timeout: 2 * time.Minute}
-	t.Cleanup(client.CloseIdleConnections)
+	real, ts, client := realAndSimulated(t)
 
 	m := real.Model
 	// Greedy and seeded: the random-weight model then answers the same every
@@ -213,4 +202,23 @@ func shapeOf(t *testing.T, data []byte) string {
 		t.Fatalf("shape of %s: %v", data, err)
 	}
 	return b.String()
+}
+
+// realAndSimulated starts a real Ollama and the simulator (profile tiny)
+// serving the same model, and a client for both; all stop when the test ends.
+func realAndSimulated(t *testing.T) (*ollamatest.Server, *httptest.Server, *http.Client) {
+	t.Helper()
+	real := ollamatest.Start(t, ollamatest.Options{Parallel: 1})
+	sim, err := New(Config{Profile: "tiny", Model: real.Model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	t.Cleanup(func() {
+		ts.Close()
+		sim.Close()
+	})
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 2 * time.Minute}
+	t.Cleanup(client.CloseIdleConnections)
+	return real, ts, client
 }

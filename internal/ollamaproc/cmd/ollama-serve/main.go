@@ -48,6 +48,7 @@ func run() error {
 	name := fs.String("name", "tokentrace-tiny", "the model's name in requests")
 	addr := fs.String("addr", "", "host:port to listen on (default: a free loopback port)")
 	dir := fs.String("dir", "", "folder for the server's models, home and log (default: a temporary folder, removed at the end)")
+	createOnly := fs.Bool("create-only", false, "create the model in -dir's store and exit, for an Ollama started elsewhere with OLLAMA_MODELS=<dir>/models")
 	var env envList
 	fs.Var(&env, "env", "`KEY=VALUE` for the server's environment, e.g. OLLAMA_NUM_PARALLEL=4 (repeatable)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -56,6 +57,10 @@ func run() error {
 	if *bin == "" || *gguf == "" || fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "ollama-serve: -ollama-bin and -gguf are required, and no arguments")
 		fs.Usage()
+		os.Exit(2)
+	}
+	if *createOnly && *dir == "" {
+		fmt.Fprintln(os.Stderr, "ollama-serve: -create-only needs -dir, the store it fills")
 		os.Exit(2)
 	}
 	if *dir == "" {
@@ -73,5 +78,12 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	cfg := ollamaproc.Config{Binary: *bin, Dir: *dir, Addr: *addr, Env: env, Guard: []string{self, guardFlag}}
+	if *createOnly {
+		if err := ollamaproc.Create(ctx, cfg, *name, *gguf, 2*time.Minute); err != nil {
+			return err
+		}
+		fmt.Printf("model %q created in %s\n", *name, cfg.Dir)
+		return nil
+	}
 	return ollamaproc.Serve(ctx, cfg, *name, *gguf, 2*time.Minute, os.Stdout)
 }
