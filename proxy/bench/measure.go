@@ -43,8 +43,9 @@ type report struct {
 	scales    []scale
 	variants  []*variantReport
 	notes     []string
-	spansSent int64 // by the gateway variants: two per request
-	spansIn   int64 // accepted by the collector
+	spansSent int64  // by the gateway variants: two per request
+	spansIn   int64  // accepted by the collector
+	dropped   uint64 // by the gateways' batch processors
 	collector bool
 }
 
@@ -167,6 +168,15 @@ func measure(o options) (*report, error) {
 		cancel()
 		if err != nil {
 			return nil, err
+		}
+		for _, t := range targets {
+			if isGateway(t.vr.name) {
+				st, err := getStats(client, t.base, false)
+				if err != nil {
+					return nil, err
+				}
+				rep.dropped += st.SpansDropped
+			}
 		}
 	}
 	for _, t := range targets {

@@ -19,7 +19,8 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "proxy benchmark: %s, GOMAXPROCS %d; answers of %d tokens, the first after %v; %d rounds of %v per variant and scale\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), o.tokens, o.firstToken, o.rounds, o.duration)
 	if r.collector {
-		fmt.Fprintf(w, "gateway spans exported over OTLP/gRPC to the collector: %d of %d accepted\n", r.spansIn, r.spansSent)
+		fmt.Fprintf(w, "gateway spans exported over OTLP/gRPC to the collector: %d of %d accepted; the gateway's batch processor dropped %d (queue full or export failed)\n",
+			r.spansIn, r.spansSent, r.dropped)
 	} else {
 		fmt.Fprintln(w, "gateway spans exported to a discarding exporter in its own process (no -otelcol)")
 	}

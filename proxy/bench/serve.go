@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -101,6 +102,9 @@ type childStats struct {
 	HeapInuse  uint64
 	StackInuse uint64
 	Goroutines int
+	// SpansDropped are the spans the batch processor dropped (queue full
+	// or export failed); 0 for the bare proxy.
+	SpansDropped uint64
 }
 
 // serveProxy is the child process: it serves one proxy variant in front of
@@ -228,16 +232,27 @@ func readStats() childStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return childStats{
-		CPU:        time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		Mallocs:    ms.Mallocs,
-		HeapInuse:  ms.HeapInuse,
-		StackInuse: ms.StackInuse,
-		Goroutines: runtime.NumGoroutine(),
+		CPU:          time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		Mallocs:      ms.Mallocs,
+		HeapInuse:    ms.HeapInuse,
+		StackInuse:   ms.StackInuse,
+		Goroutines:   runtime.NumGoroutine(),
+		SpansDropped: spansDropped(),
 	}
 }
 
 // benchTracing is the proxy command's tracer provider, exporting to the
 // collector at otlp; with otlp empty, to a discarding exporter.
+// processor is the gateway child's batch processor, for its drop count.
+var processor atomic.Pointer[telemetry.BatchProcessor]
+
+func spansDropped() uint64 {
+	if p := processor.Load(); p != nil {
+		return p.Dropped()
+	}
+	return 0
+}
+
 func benchTracing(otlp string) (*sdktrace.TracerProvider, *resource.Resource, error) {
 	if otlp != "" {
 		t, err := telemetry.NewTracing(context.Background(), telemetry.TraceConfig{
@@ -245,6 +260,7 @@ func benchTracing(otlp string) (*sdktrace.TracerProvider, *resource.Resource, er
 		if err != nil {
 			return nil, nil, err
 		}
+		processor.Store(t.Processor)
 		return t.Provider, t.Resource, nil
 	}
 	bp := telemetry.NewBatchProcessor(discard{}, telemetry.BatchConfig{})
