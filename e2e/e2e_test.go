@@ -200,6 +200,9 @@ func TestStackEndToEnd(t *testing.T) {
 		eventually(t, 90*time.Second, 3*time.Second, "service graph edges in Prometheus", func() error {
 			return checkServiceGraph(promURL, want)
 		})
+		if edges, err := serviceGraphEdges(promURL); err == nil {
+			t.Logf("service graph: %v", edges)
+		}
 		expr := fmt.Sprintf(`traces_service_graph_request_total{client=%q, server=%q, virtual_node="server"}`, proxyService, upstream)
 		if err := hasFiniteSample(promURL, expr); err != nil {
 			t.Errorf("%s: %v", expr, err)
