@@ -160,7 +160,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					samples.Prefill = append(samples.Prefill, Point{float64(ob.PromptTokens), ob.TTFT.Seconds()})
 				}
 				if ob.TPOT > 0 {
-					samples.Decode = append(samples.Decode, Point{float64(sc.Concurrency), ob.TPOT.Seconds()})
+					busy := float64(sc.Concurrency)
+					context := busy * (float64(ob.PromptTokens) + float64(ob.OutputTokens)/2)
+					samples.Decode = append(samples.Decode, DecodeSample{busy, context, ob.TPOT.Seconds()})
 				}
 			}
 		}
@@ -217,6 +219,7 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 	prof.Model = cfg.Model
 	prof.ContextLength = cfg.NumCtx
 	prof.StepBase, prof.StepPerSeq, prof.PrefillPerToken = p.StepBase, p.StepPerSeq, p.PrefillPerToken
+	prof.AttentionPerPair = p.AttentionPerPair
 	prof.RequestOverhead, prof.LoadTime = p.RequestOverhead, p.LoadTime
 	prof.KVBytesPerToken = p.KVBytesPerToken
 	// The engine's own KV cache figure beats the memory fit.

@@ -44,7 +44,7 @@ func TestFitLine(t *testing.T) {
 // those parameters back exactly.
 func TestFitRecoversKnownParameters(t *testing.T) {
 	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
-		PrefillPerToken: 700 * time.Microsecond, RequestOverhead: 25 * time.Millisecond,
+		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, RequestOverhead: 25 * time.Millisecond,
 		LoadTime: 1500 * time.Millisecond, KVBytesPerToken: 16384}
 	s := synthetic(want, 0)
 	got, err := Fit(s)
@@ -52,20 +52,23 @@ func TestFitRecoversKnownParameters(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.StepBase != want.StepBase || got.StepPerSeq != want.StepPerSeq || got.PrefillPerToken != want.PrefillPerToken ||
-		got.RequestOverhead != want.RequestOverhead || got.LoadTime != want.LoadTime || got.KVBytesPerToken != want.KVBytesPerToken {
+		got.AttentionPerPair != want.AttentionPerPair || got.RequestOverhead != want.RequestOverhead || got.LoadTime != want.LoadTime || got.KVBytesPerToken != want.KVBytesPerToken {
 		t.Errorf("Fit = %+v\nwant  %+v", got, want)
 	}
-	for _, l := range []Line{got.PrefillLine, got.DecodeLine, got.MemoryLine} {
+	for _, l := range []Line{got.DecodeLine, got.MemoryLine} {
 		if !near(l.R2, 1) || l.Clamped {
 			t.Errorf("line %+v: want R² 1, not clamped", l)
 		}
+	}
+	if c := got.PrefillCurve; !near(c.R2, 1) || c.Clamped {
+		t.Errorf("prefill curve %+v: want R² 1, not clamped", c)
 	}
 }
 
 // Zero-mean noise on every sample moves the estimates little.
 func TestFitWithNoiseStaysClose(t *testing.T) {
 	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
-		PrefillPerToken: 700 * time.Microsecond, RequestOverhead: 25 * time.Millisecond}
+		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, RequestOverhead: 25 * time.Millisecond}
 	got, err := Fit(synthetic(want, 0.05))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +77,7 @@ func TestFitWithNoiseStaysClose(t *testing.T) {
 		name      string
 		got, want time.Duration
 	}{{"step base", got.StepBase, want.StepBase}, {"step per seq", got.StepPerSeq, want.StepPerSeq},
-		{"prefill", got.PrefillPerToken, want.PrefillPerToken}} {
+		{"prefill", got.PrefillPerToken, want.PrefillPerToken}, {"attention", got.AttentionPerPair, want.AttentionPerPair}} {
 		if rel := math.Abs(float64(c.got-c.want)) / float64(c.want); rel > 0.1 {
 			t.Errorf("%s = %v, want %v within 10%%", c.name, c.got, c.want)
 		}
@@ -96,15 +99,20 @@ func synthetic(p Params, noise float64) Samples {
 	sign := 1.0
 	jitter := func(y float64) float64 { sign = -sign; return y * (1 + sign*noise) }
 	var s Samples
-	for _, tokens := range []float64{16, 64, 256, 400} {
+	for _, tokens := range []float64{16, 64, 256, 400, 1000} {
 		for range 2 {
-			ttft := sec(p.RequestOverhead) + sec(p.StepBase) + sec(p.StepPerSeq) + tokens*sec(p.PrefillPerToken)
+			ttft := sec(p.RequestOverhead) + sec(p.StepBase) + sec(p.StepPerSeq) + tokens*sec(p.PrefillPerToken) +
+				tokens*tokens/2*sec(p.AttentionPerPair)
 			s.Prefill = append(s.Prefill, Point{tokens, jitter(ttft)})
 		}
 	}
-	for _, busy := range []float64{1, 2, 3, 4} {
-		for range 2 {
-			s.Decode = append(s.Decode, Point{busy, jitter(sec(p.StepBase) + busy*sec(p.StepPerSeq))})
+	for _, prompt := range []float64{36, 300} {
+		for _, busy := range []float64{1, 2, 3, 4} {
+			for range 2 {
+				context := busy * (prompt + 16)
+				tpot := sec(p.StepBase) + busy*sec(p.StepPerSeq) + context*sec(p.AttentionPerPair)
+				s.Decode = append(s.Decode, DecodeSample{busy, context, jitter(tpot)})
+			}
 		}
 	}
 	s.Loads = []float64{sec(p.LoadTime) - 0.1, sec(p.LoadTime) + 0.1}
@@ -112,6 +120,40 @@ func synthetic(p Params, noise float64) Samples {
 		s.Memory = append(s.Memory, Point{cells, 50e6 + cells*float64(p.KVBytesPerToken)})
 	}
 	return s
+}
+
+// FitPrefill falls back to a line where a curve cannot be fitted or would
+// have a negative cost.
+func TestFitPrefill(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		pts             []Point
+		a, b, c         float64
+		clamped         bool
+		wantErrContains string
+	}{
+		{name: "exact curve", pts: []Point{{0, 1}, {2, 1 + 2*3 + 2*0.5}, {4, 1 + 4*3 + 8*0.5}}, a: 1, b: 3, c: 0.5},
+		{name: "two x: a line", pts: []Point{{1, 5}, {2, 7}, {2, 7}}, a: 3, b: 2},
+		{name: "concave: a line", pts: []Point{{0, 0}, {1, 10}, {2, 12}, {3, 13}}, a: 2.6, b: 4.1, clamped: true},
+		{name: "negative intercept: through the origin", pts: []Point{{1, 1}, {2, 4}, {3, 8.5}}, a: 0, b: 15.0 / 76, c: 67.0 / 38, clamped: true},
+		{name: "one point", pts: []Point{{1, 1}}, wantErrContains: "need at least 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := FitPrefill(tc.pts)
+			if tc.wantErrContains != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrContains) {
+					t.Fatalf("FitPrefill = %+v, %v; want an error with %q", c, err, tc.wantErrContains)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(c.Intercept-tc.a) > 1e-9 || math.Abs(c.Slope-tc.b) > 1e-9 || math.Abs(c.PerPair-tc.c) > 1e-9 || c.Clamped != tc.clamped {
+				t.Errorf("FitPrefill = %+v; want a %g, b %g, c %g, clamped %v", c, tc.a, tc.b, tc.c, tc.clamped)
+			}
+		})
+	}
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9*max(1, math.Abs(b)) }

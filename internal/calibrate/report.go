@@ -23,10 +23,11 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
 	fmt.Fprintf(w, "| parameter | value | from |\n|---|---:|---|\n")
-	fmt.Fprintf(w, "| step base | %s | TPOT = base + busy slots × per-seq: intercept (R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.DecodeLine.R2, p.DecodeLine.N, clamped(p.DecodeLine))
+	fmt.Fprintf(w, "| step base | %s | TPOT less its context's attention = base + busy slots × per-seq: intercept (R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.DecodeLine.R2, p.DecodeLine.N, clamped(p.DecodeLine))
 	fmt.Fprintf(w, "| step per sequence | %s | slope of the same line |\n", ms(prof.StepPerSeq))
-	fmt.Fprintf(w, "| prefill per token | %s | TTFT by prompt tokens at concurrency 1: slope (R² %.3f, %d points%s) |\n", ms(prof.PrefillPerToken), p.PrefillLine.R2, p.PrefillLine.N, clamped(p.PrefillLine))
-	fmt.Fprintf(w, "| request overhead | %s | that line's intercept less one step of one sequence |\n", ms(prof.RequestOverhead))
+	fmt.Fprintf(w, "| prefill per token | %s | TTFT by prompt tokens x at concurrency 1 = a + b·x + c·x²/2: b (R² %.3f, %d points%s) |\n", ms(prof.PrefillPerToken), p.PrefillCurve.R2, p.PrefillCurve.N, clampedCurve(p.PrefillCurve))
+	fmt.Fprintf(w, "| attention per token pair | %.2f µs | c of the same curve; the decode line above is fitted to TPOT less its context × c |\n", float64(prof.AttentionPerPair)/float64(time.Microsecond))
+	fmt.Fprintf(w, "| request overhead | %s | a of that curve less one step of one sequence |\n", ms(prof.RequestOverhead))
 	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
 	fmt.Fprintf(w, "| prompt token ratio | %.3f | the engine's prompt tokens per simulator token, same prompts |\n\n", prof.PromptTokenRatio)
@@ -74,6 +75,13 @@ func pct(f float64) string { return fmt.Sprintf("%+.1f%%", 100*f) }
 func clamped(l Line) string {
 	if l.Clamped {
 		return "; a negative intercept was refitted through 0"
+	}
+	return ""
+}
+
+func clampedCurve(c Curve) string {
+	if c.Clamped {
+		return "; a negative coefficient was refitted as 0"
 	}
 	return ""
 }

@@ -142,7 +142,8 @@ func (p Profile) validate() error {
 		return errors.New("ContextLength must be positive")
 	case p.BatchSize <= 0:
 		return errors.New("BatchSize must be positive")
-	case p.LoadTime < 0 || p.RequestOverhead < 0 || p.StepBase < 0 || p.StepPerSeq < 0 || p.PrefillPerToken < 0:
+	case p.LoadTime < 0 || p.RequestOverhead < 0 || p.StepBase < 0 || p.StepPerSeq < 0 || p.PrefillPerToken < 0 ||
+		p.AttentionPerPair < 0:
 		return errors.New("durations must not be negative")
 	case p.StepBase+p.StepPerSeq <= 0:
 		return errors.New("StepBase + StepPerSeq must be positive")

@@ -18,6 +18,7 @@ var errClosed = errors.New("server is shutting down")
 // prompt, or one token of a slot generating. A batch takes
 //
 //	StepBase + StepPerSeq·(slots in it) + PrefillPerToken·(prompt tokens in it)
+//	  + AttentionPerPair·(token pairs its tokens attend to)
 //
 // and when it ends each slot that has read its whole prompt samples a token.
 type engine struct {
@@ -310,7 +311,27 @@ func (e *engine) stepTime(batch []work) time.Duration {
 		ratio = 1
 	}
 	d += time.Duration(float64(prefill) * ratio * float64(e.prof.PrefillPerToken))
+	if e.prof.AttentionPerPair > 0 {
+		d += time.Duration(attentionPairs(batch, ratio) * float64(e.prof.AttentionPerPair))
+	}
 	return e.scaled(d)
+}
+
+// attentionPairs counts, in the engine's tokens, the earlier tokens every
+// token of the batch attends to: a prompt chunk of k tokens read from
+// position pos attends to k·pos + k²/2 pairs; a decoding slot's one token
+// to the whole prompt and the answer so far.
+func attentionPairs(batch []work, ratio float64) float64 {
+	var pairs float64
+	for _, w := range batch {
+		if w.prefill > 0 {
+			k := float64(w.prefill) * ratio
+			pairs += k * (float64(w.job.pos)*ratio + k/2)
+		} else {
+			pairs += float64(len(w.job.prompt))*ratio + float64(len(w.job.out))
+		}
+	}
+	return pairs
 }
 
 // finishLocked ends a batch: prompt tokens and fed-back tokens enter the

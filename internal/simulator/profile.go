@@ -62,6 +62,12 @@ type Profile struct {
 	StepPerSeq time.Duration
 	// PrefillPerToken is the cost of each uncached prompt token in a batch.
 	PrefillPerToken time.Duration
+	// AttentionPerPair is the cost of one token of a batch attending to one
+	// token before it in its sequence (prompt and answer so far): what
+	// makes a long prompt's prefill grow with its square and a stream
+	// decode slower as its context fills. 0 leaves it out. In the engine's
+	// tokens: PromptTokenRatio applies to the prompt's share.
+	AttentionPerPair time.Duration
 	// BatchSize bounds the prompt tokens one sequence adds to one batch
 	// (Ollama's num_batch, 512).
 	BatchSize int

@@ -35,6 +35,7 @@ type profileFile struct {
 	StepBase         jsonDur `json:"step_base"`
 	StepPerSeq       jsonDur `json:"step_per_seq"`
 	PrefillPerToken  jsonDur `json:"prefill_per_token"`
+	AttentionPerPair jsonDur `json:"attention_per_pair,omitempty"`
 	BatchSize        int     `json:"batch_size"`
 	PromptTokenRatio float64 `json:"prompt_token_ratio,omitempty"`
 	KVBytesPerToken  int64   `json:"kv_bytes_per_token,omitempty"`
@@ -81,6 +82,7 @@ func MarshalProfile(p Profile) ([]byte, error) {
 		StepBase:         jsonDur(p.StepBase),
 		StepPerSeq:       jsonDur(p.StepPerSeq),
 		PrefillPerToken:  jsonDur(p.PrefillPerToken),
+		AttentionPerPair: jsonDur(p.AttentionPerPair),
 		BatchSize:        p.BatchSize,
 		PromptTokenRatio: p.PromptTokenRatio,
 		KVBytesPerToken:  p.KVBytesPerToken,
@@ -127,6 +129,7 @@ func UnmarshalProfile(b []byte) (Profile, error) {
 		StepBase:         time.Duration(f.StepBase),
 		StepPerSeq:       time.Duration(f.StepPerSeq),
 		PrefillPerToken:  time.Duration(f.PrefillPerToken),
+		AttentionPerPair: time.Duration(f.AttentionPerPair),
 		BatchSize:        f.BatchSize,
 		PromptTokenRatio: f.PromptTokenRatio,
 		KVBytesPerToken:  f.KVBytesPerToken,

@@ -12,7 +12,7 @@ import (
 func TestProfileFileRoundTrip(t *testing.T) {
 	for _, name := range ProfileNames() {
 		p := Profiles[name]
-		p.PromptTokenRatio, p.KVBytesPerToken = 2.5, 4096
+		p.PromptTokenRatio, p.KVBytesPerToken, p.AttentionPerPair = 2.5, 4096, 6*time.Microsecond
 		b, err := MarshalProfile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -58,14 +58,26 @@ func TestProfileFileErrors(t *testing.T) {
 	}
 }
 
-// PromptTokenRatio scales the prefill cost of a step, KVBytesPerToken the
-// KV cache of a slot.
+// PromptTokenRatio scales the prefill cost of a step, AttentionPerPair adds
+// the pairs its tokens attend to, KVBytesPerToken sizes the KV cache of a slot.
 func TestCalibratedProfileFields(t *testing.T) {
 	p := Profiles["tiny"]
 	p.PrefillPerToken, p.PromptTokenRatio = time.Millisecond, 3
 	e := &engine{prof: p, scale: 1}
 	if got, want := e.stepTime([]work{{prefill: 10}}), p.StepBase+p.StepPerSeq+30*time.Millisecond; got != want {
 		t.Errorf("step with 10 prompt tokens at ratio 3 = %v, want %v", got, want)
+	}
+	// Attention at ratio 3: a 10-token chunk read from position 5 (30
+	// engine tokens from 15) attends to 30·(15+15) = 900
+	// pairs; a slot decoding after an 8-token prompt and 3 tokens of answer
+	// to 8·3+3 = 27.
+	p.AttentionPerPair = time.Microsecond
+	e = &engine{prof: p, scale: 1}
+	reading := &job{prompt: make([]uint32, 20), pos: 5}
+	decoding := &job{prompt: make([]uint32, 8), pos: 8, out: make([]uint32, 3)}
+	want := p.StepBase + 2*p.StepPerSeq + 30*time.Millisecond + 927*time.Microsecond
+	if got := e.stepTime([]work{{job: reading, prefill: 10}, {job: decoding}}); got != want {
+		t.Errorf("step with attention = %v, want %v", got, want)
 	}
 	p.KVBytesPerToken = 100
 	if got := p.KVBytesPerSlot(2048); got != 204800 {
