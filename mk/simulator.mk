@@ -29,7 +29,7 @@ TEST_STAGES += test-simulator-ollama
 # A profile fitted to this machine's real Ollama (docs/simulator.md): the
 # generated 25M-parameter model (the shape of the cpu-25m profile and of
 # internal/ollamatest's scheduling checks) is created in a model store under
-# $(BIN), then `supervisor calibrate` restarts the cached Ollama for each
+# $(BIN) (STORE_25M), then `supervisor calibrate` restarts the cached Ollama for each
 # setting, fits the profile and checks it on held-out scenarios. It writes
 # $(CALIBRATE_OUT)/profile.json and calibration.md. Run it on an otherwise
 # idle machine: its figures are timings. Pass options with CALIBRATE_FLAGS.
@@ -44,13 +44,20 @@ $(CAL_MODEL_GGUF):
 	$(GO) run ./supervisor make-model $(CAL_MODEL_FLAGS) -o $@.tmp
 	mv $@.tmp $@
 
-.PHONY: calibrate-ollama
-calibrate-ollama: $(OLLAMA_BIN) $(CAL_MODEL_GGUF)
+# The 25M model in a model store of its own, for an Ollama started with
+# OLLAMA_MODELS=$(STORE_25M)/models (calibrate-ollama, capacity-ollama).
+STORE_25M := $(BIN)/ollama-25m
+
+$(STORE_25M)/created: $(OLLAMA_BIN) $(CAL_MODEL_GGUF)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/supervisor ./supervisor
 	$(GO) build -o $(BIN)/ollama-serve ./internal/ollamaproc/cmd/ollama-serve
-	rm -rf $(BIN)/calibrate-store
-	$(BIN)/ollama-serve -ollama-bin $(OLLAMA_BIN) -gguf $(CAL_MODEL_GGUF) -name tokentrace-25m -dir $(BIN)/calibrate-store -create-only
-	OLLAMA_MODELS=$(BIN)/calibrate-store/models HOME=$(BIN)/calibrate-store/home \
+	rm -rf $(STORE_25M)
+	$(BIN)/ollama-serve -ollama-bin $(OLLAMA_BIN) -gguf $(CAL_MODEL_GGUF) -name tokentrace-25m -dir $(STORE_25M) -create-only
+	touch $@
+
+.PHONY: calibrate-ollama
+calibrate-ollama: $(STORE_25M)/created
+	$(GO) build -o $(BIN)/supervisor ./supervisor
+	OLLAMA_MODELS=$(STORE_25M)/models HOME=$(STORE_25M)/home \
 		$(BIN)/supervisor calibrate --backend ollama --ollama-bin $(OLLAMA_BIN) --model tokentrace-25m \
 		--name cpu-25m $(CALIBRATE_FLAGS) --out $(CALIBRATE_OUT)

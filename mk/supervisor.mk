@@ -33,6 +33,22 @@ demo-capacity:
 	$(GO) build -o $(DEMO_BIN) ./supervisor
 	$(DEMO_BIN) run $(DEMO_CAPACITY_FLAGS) --out out/capacity-$$(date +%Y%m%d-%H%M%S)
 
+# The capacity question on the real Ollama v0.17.4 with the generated 25M
+# model (mk/simulator.mk makes its store): parallel 1, 2 and 4, small
+# prompts, 32-token answers, TTFT p95 1 s and TPOT p95 60 ms, 15 s probes
+# after 5 s of warm-up. About 10 minutes; run it on an otherwise idle
+# machine (docs/supervisor.md has a run's figures).
+CAPACITY_OLLAMA_FLAGS := --num-parallel 1,2,4 --search concurrency --max-concurrency 8 \
+	--slo ttft_p95=1s,tpot_p95=60ms --prompt-sizes small --num-ctx 2048 --duration 15s --warmup 5s \
+	--max-tokens 32 --vary-prompts
+
+.PHONY: capacity-ollama
+capacity-ollama: $(STORE_25M)/created
+	$(GO) build -o $(DEMO_BIN) ./supervisor
+	OLLAMA_MODELS=$(STORE_25M)/models HOME=$(STORE_25M)/home \
+		$(DEMO_BIN) run --backend ollama --ollama-bin $(OLLAMA_BIN) --model tokentrace-25m \
+		$(CAPACITY_OLLAMA_FLAGS) --out out/capacity-ollama-$$(date +%Y%m%d-%H%M%S)
+
 # Real llama.cpp timing: serial, after the unit tests, never beside other work.
 test-supervisor-ollama: $(OLLAMA_BIN) $(OLLAMA_MODEL_GGUF)
 	TOKENTRACE_OLLAMA_BIN=$(OLLAMA_BIN) TOKENTRACE_MODEL_GGUF=$(OLLAMA_MODEL_GGUF) \

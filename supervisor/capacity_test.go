@@ -55,7 +55,7 @@ func TestCapacitySearchOnTheSimulator(t *testing.T) {
 		t.Errorf("capacity.csv:\n%s", csv)
 	}
 	report, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	if !bytes.Contains(report, []byte("## Capacity under the SLO")) || !strings.Contains(stdout, "serves the most within ttft_p95=1s,tpot_p95=500ms: 4 users or more") {
+	if !bytes.Contains(report, []byte("## Capacity under the SLO")) || !strings.Contains(stdout, "2 settings served the search's bound within ttft_p95=1s,tpot_p95=500ms") {
 		t.Errorf("report or answer missing:\n%s", stdout)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "capacity.png")); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {

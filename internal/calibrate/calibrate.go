@@ -219,7 +219,7 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 	prof.Model = cfg.Model
 	prof.ContextLength = cfg.NumCtx
 	prof.StepBase, prof.StepPerSeq, prof.PrefillPerToken = p.StepBase, p.StepPerSeq, p.PrefillPerToken
-	prof.AttentionPerPair = p.AttentionPerPair
+	prof.AttentionPerPair, prof.DecodePerContextToken = p.AttentionPerPair, p.DecodePerContextToken
 	prof.RequestOverhead, prof.LoadTime = p.RequestOverhead, p.LoadTime
 	prof.KVBytesPerToken = p.KVBytesPerToken
 	// The engine's own KV cache figure beats the memory fit.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -83,84 +84,134 @@ func FitLine(pts []Point) (Line, error) {
 // pairs), as the simulator computes it.
 type Curve struct {
 	Intercept, Slope, PerPair float64
-	// R2 and N as for Line; Clamped when a negative coefficient was refitted
-	// as zero (a negative cost is noise).
-	R2      float64
-	N       int
-	Clamped bool
+	Fit                       Quality
 }
 
 // At is the curve's value at x.
 func (c Curve) At(x float64) float64 { return c.Intercept + c.Slope*x + c.PerPair*x*x/2 }
 
-// FitPrefill fits the curve by least squares with every coefficient ≥ 0.
-// With fewer than three distinct x, or a negative pair cost, it is a line
-// (FitLine); a negative intercept is refitted through the origin.
+// Quality is how a model fits its points: R² (the share of y's variance
+// explained), the points used, the outliers left out, and whether a
+// coefficient came out negative and was refitted as 0 (a negative cost is
+// noise, not a faster machine).
+type Quality struct {
+	R2      float64
+	N       int
+	Dropped int
+	Clamped bool
+}
+
+// FitPrefill fits the curve to relative errors, every coefficient ≥ 0.
 func FitPrefill(pts []Point) (Curve, error) {
-	line, err := FitLine(pts)
+	rows := make([][]float64, len(pts))
+	ys := make([]float64, len(pts))
+	for i, p := range pts {
+		rows[i], ys[i] = []float64{1, p.X, p.X * p.X / 2}, p.Y
+	}
+	beta, q, err := fitNonNegative(rows, ys)
 	if err != nil {
 		return Curve{}, err
 	}
-	asCurve := Curve{Intercept: line.Intercept, Slope: line.Slope, R2: line.R2, N: line.N, Clamped: line.Clamped}
-	xs := map[float64]bool{}
-	for _, p := range pts {
-		xs[p.X] = true
-	}
-	if len(xs) < 3 {
-		return asCurve, nil
-	}
-	fit := func(intercept bool) (Curve, bool) {
-		var cols []func(x float64) float64
-		if intercept {
-			cols = append(cols, func(float64) float64 { return 1 })
-		}
-		cols = append(cols, func(x float64) float64 { return x }, func(x float64) float64 { return x * x / 2 })
-		beta, ok := leastSquares(pts, cols)
-		if !ok {
-			return Curve{}, false
-		}
-		if !intercept {
-			beta = append([]float64{0}, beta...)
-		}
-		return Curve{Intercept: beta[0], Slope: beta[1], PerPair: beta[2], N: len(pts), Clamped: !intercept}, true
-	}
-	c, ok := fit(true)
-	if ok && c.Intercept < 0 {
-		c, ok = fit(false)
-	}
-	if !ok || c.PerPair < 0 || c.Slope < 0 {
-		asCurve.Clamped = asCurve.Clamped || ok
-		return asCurve, nil
-	}
-	var my, ssRes, ssTot float64
-	for _, p := range pts {
-		my += p.Y / float64(len(pts))
-	}
-	for _, p := range pts {
-		ssRes += (p.Y - c.At(p.X)) * (p.Y - c.At(p.X))
-		ssTot += (p.Y - my) * (p.Y - my)
-	}
-	c.R2 = 1
-	if ssTot > 0 {
-		c.R2 = 1 - ssRes/ssTot
-	}
-	return c, nil
+	return Curve{Intercept: beta[0], Slope: beta[1], PerPair: beta[2], Fit: q}, nil
 }
 
-// leastSquares solves the normal equations of y ≈ Σ βᵢ·colᵢ(x) by Gaussian
-// elimination with partial pivoting; false when they are singular.
-func leastSquares(pts []Point, cols []func(float64) float64) ([]float64, bool) {
+// fitNonNegative fits y ≈ Σ βᵢ·rowᵢ by least squares of relative errors
+// (each point weighted by 1/y²: a timing's noise scales with it, and a
+// 0.2 s TTFT counts as much as a 17 s one), with every β ≥ 0: a negative
+// coefficient, or one the points cannot tell apart from the others, is set
+// to 0 and the rest refitted, most negative first.
+func fitNonNegative(rows [][]float64, ys []float64) ([]float64, Quality, error) {
+	if len(rows) < 2 {
+		return nil, Quality{}, fmt.Errorf("fit: %d points, need at least 2", len(rows))
+	}
+	for i, r := range rows {
+		for _, v := range append([]float64{ys[i]}, r...) {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, Quality{}, errors.New("fit: a point is not a finite number")
+			}
+		}
+	}
+	k := len(rows[0])
+	active := make([]bool, k)
+	for i := range active {
+		active[i] = true
+	}
+	q := Quality{N: len(rows)}
+	for {
+		var cols []int
+		for i, a := range active {
+			if a {
+				cols = append(cols, i)
+			}
+		}
+		if len(cols) == 0 {
+			return nil, q, errors.New("fit: no coefficient is positive")
+		}
+		sub, ok := leastSquares(rows, ys, cols)
+		beta := make([]float64, k)
+		worst := -1
+		for j, c := range cols {
+			if ok {
+				beta[c] = sub[j]
+			}
+			if ok && sub[j] < 0 && (worst < 0 || sub[j] < beta[worst]) {
+				worst = c
+			}
+		}
+		if !ok {
+			worst = cols[len(cols)-1]
+		}
+		if worst < 0 {
+			q.R2 = rSquared(rows, ys, beta)
+			return beta, q, nil
+		}
+		active[worst], q.Clamped = false, true
+	}
+}
+
+func rSquared(rows [][]float64, ys, beta []float64) float64 {
+	var my, ssRes, ssTot float64
+	for _, y := range ys {
+		my += y / float64(len(ys))
+	}
+	for i, r := range rows {
+		res := ys[i] - dot(r, beta)
+		ssRes += res * res
+		ssTot += (ys[i] - my) * (ys[i] - my)
+	}
+	if ssTot == 0 {
+		return 1
+	}
+	return 1 - ssRes/ssTot
+}
+
+func dot(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// leastSquares solves the weighted normal equations of y ≈ Σ βⱼ·row[cols[j]]
+// by Gaussian elimination with partial pivoting; false when they are
+// singular (the points cannot tell two columns apart).
+func leastSquares(rows [][]float64, ys []float64, cols []int) ([]float64, bool) {
 	n := len(cols)
 	a := make([][]float64, n)
 	for i := range a {
 		a[i] = make([]float64, n+1)
 	}
-	for _, p := range pts {
+	for r, row := range rows {
+		w := 1.0
+		if y := ys[r]; y > 0 {
+			w = 1 / (y * y)
+		}
 		for i, ci := range cols {
 			for j, cj := range cols {
-				a[i][j] += ci(p.X) * cj(p.X)
+				a[i][j] += w * row[ci] * row[cj]
 			}
-			a[i][n] += ci(p.X) * p.Y
+			a[i][n] += w * row[ci] * ys[r]
 		}
 	}
 	for k := range n {
@@ -170,7 +221,7 @@ func leastSquares(pts []Point, cols []func(float64) float64) ([]float64, bool) {
 				pivot = i
 			}
 		}
-		if math.Abs(a[pivot][k]) < 1e-300 {
+		if math.Abs(a[pivot][k]) < 1e-12*math.Abs(a[k][k])+1e-300 {
 			return nil, false
 		}
 		a[k], a[pivot] = a[pivot], a[k]
@@ -192,9 +243,34 @@ func leastSquares(pts []Point, cols []func(float64) float64) ([]float64, bool) {
 	return beta, true
 }
 
+// Decode is TPOT = StepBase + PerSeq·busy + PerContext·context.
+type Decode struct {
+	StepBase, PerSeq, PerContext float64
+	Fit                          Quality
+}
+
+// At is the decode model's TPOT for s.
+func (d Decode) At(s DecodeSample) float64 {
+	return d.StepBase + d.PerSeq*s.Busy + d.PerContext*s.Context
+}
+
+// FitDecode fits the decode model to relative errors, every coefficient ≥ 0.
+func FitDecode(samples []DecodeSample) (Decode, error) {
+	rows := make([][]float64, len(samples))
+	ys := make([]float64, len(samples))
+	for i, s := range samples {
+		rows[i], ys[i] = []float64{1, s.Busy, s.Context}, s.TPOT
+	}
+	beta, q, err := fitNonNegative(rows, ys)
+	if err != nil {
+		return Decode{}, err
+	}
+	return Decode{StepBase: beta[0], PerSeq: beta[1], PerContext: beta[2], Fit: q}, nil
+}
+
 // DecodeSample is one request's decode: the slots decoding together, the
-// tokens all of them attend to per step on average (each slot's prompt and
-// half its answer), and its time per output token in seconds.
+// context tokens all of them attend to per step on average (each slot's
+// prompt and half its answer), and its time per output token in seconds.
 type DecodeSample struct{ Busy, Context, TPOT float64 }
 
 // Samples are the measurements a fit is made from.
@@ -205,7 +281,7 @@ type Samples struct {
 	// x²/2·AttentionPerPair.
 	Prefill []Point
 	// Decode: the simulator gives TPOT = StepBase + Busy·StepPerSeq +
-	// Context·AttentionPerPair.
+	// Context·DecodePerContextToken.
 	Decode []DecodeSample
 	// Loads are the engine's own model load times (load_duration), seconds.
 	Loads []float64
@@ -216,40 +292,50 @@ type Samples struct {
 
 // Params are the fitted profile parameters.
 type Params struct {
-	StepBase, StepPerSeq, PrefillPerToken, AttentionPerPair, RequestOverhead, LoadTime time.Duration
+	StepBase, StepPerSeq, DecodePerContextToken        time.Duration
+	PrefillPerToken, AttentionPerPair, RequestOverhead time.Duration
+	LoadTime                                           time.Duration
 	// KVBytesPerToken is one token of one slot's KV cache; 0 when there
 	// were no memory samples.
 	KVBytesPerToken int64
 	// Loads is how many load times LoadTime is the mean of.
 	Loads int
-	// The fitted curve and lines, for the report.
-	PrefillCurve           Curve
-	DecodeLine, MemoryLine Line
+	// The fitted models, for the report.
+	Prefill    Curve
+	Decode     Decode
+	MemoryLine Line
 }
 
-// Fit fits the profile parameters to the samples. The prefill curve gives
-// the cost of a token pair; the decode line is fitted to the TPOTs less
-// what their context costs at that rate.
+// Fit fits the profile parameters to the samples, each model once, then
+// again without its outliers.
 func Fit(s Samples) (Params, error) {
 	var p Params
 	pre, err := FitPrefill(s.Prefill)
 	if err != nil {
 		return p, fmt.Errorf("prefill (TTFT by prompt tokens): %w", err)
 	}
-	decode := make([]Point, len(s.Decode))
-	for i, d := range s.Decode {
-		decode[i] = Point{d.Busy, d.TPOT - d.Context*pre.PerPair}
+	if keep, dropped := withoutOutliers(len(s.Prefill), func(i int) (float64, float64) { return s.Prefill[i].Y, pre.At(s.Prefill[i].X) }); dropped > 0 {
+		if pre, err = FitPrefill(pick(s.Prefill, keep)); err != nil {
+			return p, fmt.Errorf("prefill (TTFT by prompt tokens) without %d outliers: %w", dropped, err)
+		}
+		pre.Fit.Dropped = dropped
 	}
-	dec, err := FitLine(decode)
+	dec, err := FitDecode(s.Decode)
 	if err != nil {
-		return p, fmt.Errorf("decode step (TPOT by busy slots): %w", err)
+		return p, fmt.Errorf("decode step (TPOT by busy slots and context): %w", err)
 	}
-	p.PrefillCurve, p.DecodeLine = pre, dec
-	p.StepBase, p.StepPerSeq = seconds(dec.Intercept), seconds(max(dec.Slope, 0))
-	p.PrefillPerToken, p.AttentionPerPair = seconds(max(pre.Slope, 0)), seconds(max(pre.PerPair, 0))
+	if keep, dropped := withoutOutliers(len(s.Decode), func(i int) (float64, float64) { return s.Decode[i].TPOT, dec.At(s.Decode[i]) }); dropped > 0 {
+		if dec, err = FitDecode(pick(s.Decode, keep)); err != nil {
+			return p, fmt.Errorf("decode step (TPOT by busy slots and context) without %d outliers: %w", dropped, err)
+		}
+		dec.Fit.Dropped = dropped
+	}
+	p.Prefill, p.Decode = pre, dec
+	p.StepBase, p.StepPerSeq, p.DecodePerContextToken = seconds(dec.StepBase), seconds(dec.PerSeq), seconds(dec.PerContext)
+	p.PrefillPerToken, p.AttentionPerPair = seconds(pre.Slope), seconds(pre.PerPair)
 	// TTFT at x = 0 is the request's own overhead plus one step of one
 	// sequence; what is left beyond the step is the overhead.
-	p.RequestOverhead = seconds(max(pre.Intercept-dec.At(1), 0))
+	p.RequestOverhead = seconds(max(pre.Intercept-dec.StepBase-dec.PerSeq, 0))
 	if len(s.Loads) > 0 {
 		var sum float64
 		for _, l := range s.Loads {
@@ -266,6 +352,62 @@ func Fit(s Samples) (Params, error) {
 		p.KVBytesPerToken = int64(math.Round(max(mem.Slope, 0)))
 	}
 	return p, nil
+}
+
+func pick[T any](v []T, keep []bool) []T {
+	var out []T
+	for i, k := range keep {
+		if k {
+			out = append(out, v[i])
+		}
+	}
+	return out
+}
+
+// withoutOutliers marks the n points to keep, given each one's measured
+// and fitted value: a real engine on a shared machine has spells that are
+// twice as slow (another program took the cores), and least squares
+// follows them. A point goes when its relative residual is more than 25%
+// and more than three scaled median absolute deviations from the median
+// residual; at most a quarter of the points go.
+func withoutOutliers(n int, point func(i int) (measured, fitted float64)) ([]bool, int) {
+	if n < 4 {
+		return nil, 0
+	}
+	rel := make([]float64, n)
+	for i := range n {
+		if y, f := point(i); f > 0 {
+			rel[i] = (y - f) / f
+		}
+	}
+	med := median(rel)
+	dev := make([]float64, n)
+	for i, r := range rel {
+		dev[i] = math.Abs(r - med)
+	}
+	limit := max(3*1.4826*median(dev), 0.25)
+	keep := make([]bool, n)
+	dropped := 0
+	for i := range n {
+		keep[i] = dev[i] <= limit
+		if !keep[i] {
+			dropped++
+		}
+	}
+	if dropped > 0 && dropped <= n/4 {
+		return keep, dropped
+	}
+	return nil, 0
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func seconds(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }

@@ -44,7 +44,7 @@ func TestFitLine(t *testing.T) {
 // those parameters back exactly.
 func TestFitRecoversKnownParameters(t *testing.T) {
 	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
-		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, RequestOverhead: 25 * time.Millisecond,
+		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, DecodePerContextToken: 2 * time.Microsecond, RequestOverhead: 25 * time.Millisecond,
 		LoadTime: 1500 * time.Millisecond, KVBytesPerToken: 16384}
 	s := synthetic(want, 0)
 	got, err := Fit(s)
@@ -52,23 +52,23 @@ func TestFitRecoversKnownParameters(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.StepBase != want.StepBase || got.StepPerSeq != want.StepPerSeq || got.PrefillPerToken != want.PrefillPerToken ||
-		got.AttentionPerPair != want.AttentionPerPair || got.RequestOverhead != want.RequestOverhead || got.LoadTime != want.LoadTime || got.KVBytesPerToken != want.KVBytesPerToken {
+		got.AttentionPerPair != want.AttentionPerPair || got.DecodePerContextToken != want.DecodePerContextToken || got.RequestOverhead != want.RequestOverhead || got.LoadTime != want.LoadTime || got.KVBytesPerToken != want.KVBytesPerToken {
 		t.Errorf("Fit = %+v\nwant  %+v", got, want)
 	}
-	for _, l := range []Line{got.DecodeLine, got.MemoryLine} {
-		if !near(l.R2, 1) || l.Clamped {
-			t.Errorf("line %+v: want R² 1, not clamped", l)
+	for _, q := range []Quality{got.Prefill.Fit, got.Decode.Fit} {
+		if !near(q.R2, 1) || q.Clamped || q.Dropped != 0 {
+			t.Errorf("fit %+v: want R² 1, nothing clamped or dropped", q)
 		}
 	}
-	if c := got.PrefillCurve; !near(c.R2, 1) || c.Clamped {
-		t.Errorf("prefill curve %+v: want R² 1, not clamped", c)
+	if !near(got.MemoryLine.R2, 1) || got.MemoryLine.Clamped {
+		t.Errorf("memory line %+v: want R² 1, not clamped", got.MemoryLine)
 	}
 }
 
 // Zero-mean noise on every sample moves the estimates little.
 func TestFitWithNoiseStaysClose(t *testing.T) {
 	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
-		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, RequestOverhead: 25 * time.Millisecond}
+		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, DecodePerContextToken: 2 * time.Microsecond, RequestOverhead: 25 * time.Millisecond}
 	got, err := Fit(synthetic(want, 0.05))
 	if err != nil {
 		t.Fatal(err)
@@ -77,10 +77,42 @@ func TestFitWithNoiseStaysClose(t *testing.T) {
 		name      string
 		got, want time.Duration
 	}{{"step base", got.StepBase, want.StepBase}, {"step per seq", got.StepPerSeq, want.StepPerSeq},
-		{"prefill", got.PrefillPerToken, want.PrefillPerToken}, {"attention", got.AttentionPerPair, want.AttentionPerPair}} {
+		{"prefill", got.PrefillPerToken, want.PrefillPerToken}, {"attention", got.AttentionPerPair, want.AttentionPerPair},
+		{"decode per context token", got.DecodePerContextToken, want.DecodePerContextToken}} {
 		if rel := math.Abs(float64(c.got-c.want)) / float64(c.want); rel > 0.1 {
 			t.Errorf("%s = %v, want %v within 10%%", c.name, c.got, c.want)
 		}
+	}
+}
+
+// A slow spell (another program took the cores: a probe's requests twice as
+// slow) is left out, and the parameters come back; ±5% noise leaves
+// everything in.
+func TestFitLeavesOutASlowSpell(t *testing.T) {
+	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
+		PrefillPerToken: 700 * time.Microsecond, AttentionPerPair: 5 * time.Microsecond, DecodePerContextToken: 2 * time.Microsecond, RequestOverhead: 25 * time.Millisecond}
+	s := synthetic(want, 0)
+	s.Prefill[2].Y *= 2
+	s.Prefill[3].Y *= 2
+	s.Decode[4].TPOT *= 2
+	s.Decode[5].TPOT *= 2
+	got, err := Fit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Prefill.Fit.Dropped != 2 || got.Decode.Fit.Dropped != 2 {
+		t.Errorf("dropped %d prefill and %d decode points, want 2 and 2", got.Prefill.Fit.Dropped, got.Decode.Fit.Dropped)
+	}
+	if got.StepBase != want.StepBase || got.StepPerSeq != want.StepPerSeq || got.PrefillPerToken != want.PrefillPerToken ||
+		got.AttentionPerPair != want.AttentionPerPair || got.DecodePerContextToken != want.DecodePerContextToken || got.RequestOverhead != want.RequestOverhead {
+		t.Errorf("Fit = %+v\nwant  %+v", got, want)
+	}
+	noisy, err := Fit(synthetic(want, 0.05))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noisy.Prefill.Fit.Dropped != 0 || noisy.Decode.Fit.Dropped != 0 {
+		t.Errorf("±5%% noise dropped %d and %d points", noisy.Prefill.Fit.Dropped, noisy.Decode.Fit.Dropped)
 	}
 }
 
@@ -110,7 +142,7 @@ func synthetic(p Params, noise float64) Samples {
 		for _, busy := range []float64{1, 2, 3, 4} {
 			for range 2 {
 				context := busy * (prompt + 16)
-				tpot := sec(p.StepBase) + busy*sec(p.StepPerSeq) + context*sec(p.AttentionPerPair)
+				tpot := sec(p.StepBase) + busy*sec(p.StepPerSeq) + context*sec(p.DecodePerContextToken)
 				s.Decode = append(s.Decode, DecodeSample{busy, context, jitter(tpot)})
 			}
 		}
@@ -134,8 +166,9 @@ func TestFitPrefill(t *testing.T) {
 	}{
 		{name: "exact curve", pts: []Point{{0, 1}, {2, 1 + 2*3 + 2*0.5}, {4, 1 + 4*3 + 8*0.5}}, a: 1, b: 3, c: 0.5},
 		{name: "two x: a line", pts: []Point{{1, 5}, {2, 7}, {2, 7}}, a: 3, b: 2},
-		{name: "concave: a line", pts: []Point{{0, 0}, {1, 10}, {2, 12}, {3, 13}}, a: 2.6, b: 4.1, clamped: true},
-		{name: "negative intercept: through the origin", pts: []Point{{1, 1}, {2, 4}, {3, 8.5}}, a: 0, b: 15.0 / 76, c: 67.0 / 38, clamped: true},
+		// Relative least squares: weights 1/y², the point at y = 0 weighs 1.
+		{name: "concave: a line", pts: []Point{{0, 0}, {1, 10}, {2, 12}, {3, 13}}, a: 0.03259271250691381, b: 5.449485342722625, clamped: true},
+		{name: "negative intercept: through the origin", pts: []Point{{1, 1}, {2, 4}, {3, 8.5}}, a: 0, b: 60.0 / 901, c: 1694.0 / 901, clamped: true},
 		{name: "one point", pts: []Point{{1, 1}}, wantErrContains: "need at least 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,7 +182,7 @@ func TestFitPrefill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if math.Abs(c.Intercept-tc.a) > 1e-9 || math.Abs(c.Slope-tc.b) > 1e-9 || math.Abs(c.PerPair-tc.c) > 1e-9 || c.Clamped != tc.clamped {
+			if math.Abs(c.Intercept-tc.a) > 1e-9 || math.Abs(c.Slope-tc.b) > 1e-9 || math.Abs(c.PerPair-tc.c) > 1e-9 || c.Fit.Clamped != tc.clamped {
 				t.Errorf("FitPrefill = %+v; want a %g, b %g, c %g, clamped %v", c, tc.a, tc.b, tc.c, tc.clamped)
 			}
 		})

@@ -16,6 +16,7 @@ const Bound = 0.20
 func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	p, prof := res.Params, res.Profile
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	fmt.Fprintf(w, "# Calibration of the simulator to %s\n\n", cfg.Model)
 	fmt.Fprintf(w, "Started %s, took %s. Machine load: %s.\n\n", res.Started.UTC().Format(time.RFC3339), res.Took.Round(time.Second), load)
 	fmt.Fprintf(w, "Probes: prompts of %v words at concurrency 1, then every concurrency up to the slots at parallel %v; "+
@@ -23,10 +24,11 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
 	fmt.Fprintf(w, "| parameter | value | from |\n|---|---:|---|\n")
-	fmt.Fprintf(w, "| step base | %s | TPOT less its context's attention = base + busy slots × per-seq: intercept (R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.DecodeLine.R2, p.DecodeLine.N, clamped(p.DecodeLine))
-	fmt.Fprintf(w, "| step per sequence | %s | slope of the same line |\n", ms(prof.StepPerSeq))
-	fmt.Fprintf(w, "| prefill per token | %s | TTFT by prompt tokens x at concurrency 1 = a + b·x + c·x²/2: b (R² %.3f, %d points%s) |\n", ms(prof.PrefillPerToken), p.PrefillCurve.R2, p.PrefillCurve.N, clampedCurve(p.PrefillCurve))
-	fmt.Fprintf(w, "| attention per token pair | %.2f µs | c of the same curve; the decode line above is fitted to TPOT less its context × c |\n", float64(prof.AttentionPerPair)/float64(time.Microsecond))
+	fmt.Fprintf(w, "| step base | %s | TPOT = base + busy slots × per-seq + context tokens × per-context (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.Decode.Fit.R2, p.Decode.Fit.N, quality(p.Decode.Fit))
+	fmt.Fprintf(w, "| step per sequence | %s | per-seq of the same fit |\n", ms(prof.StepPerSeq))
+	fmt.Fprintf(w, "| decode per context token | %.2f µs | per-context of the same fit: each token a decoding slot attends to |\n", us(prof.DecodePerContextToken))
+	fmt.Fprintf(w, "| prefill per token | %s | TTFT by prompt tokens x at concurrency 1 = a + b·x + c·x²/2: b (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.PrefillPerToken), p.Prefill.Fit.R2, p.Prefill.Fit.N, quality(p.Prefill.Fit))
+	fmt.Fprintf(w, "| attention per token pair | %.2f µs | c of the same curve: each earlier token a prompt token attends to |\n", us(prof.AttentionPerPair))
 	fmt.Fprintf(w, "| request overhead | %s | a of that curve less one step of one sequence |\n", ms(prof.RequestOverhead))
 	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
@@ -72,18 +74,19 @@ func (r *Result) WorstError() float64 {
 
 func pct(f float64) string { return fmt.Sprintf("%+.1f%%", 100*f) }
 
-func clamped(l Line) string {
-	if l.Clamped {
-		return "; a negative intercept was refitted through 0"
+func dropped(n int) string {
+	if n == 0 {
+		return ""
 	}
-	return ""
+	return fmt.Sprintf("; %d outliers (over 25%% and 3 MADs off a first fit) left out", n)
 }
 
-func clampedCurve(c Curve) string {
-	if c.Clamped {
-		return "; a negative coefficient was refitted as 0"
+func quality(q Quality) string {
+	s := dropped(q.Dropped)
+	if q.Clamped {
+		s += "; a negative coefficient was refitted as 0"
 	}
-	return ""
+	return s
 }
 
 func kvSource(res *Result) string {

@@ -143,7 +143,7 @@ func (p Profile) validate() error {
 	case p.BatchSize <= 0:
 		return errors.New("BatchSize must be positive")
 	case p.LoadTime < 0 || p.RequestOverhead < 0 || p.StepBase < 0 || p.StepPerSeq < 0 || p.PrefillPerToken < 0 ||
-		p.AttentionPerPair < 0:
+		p.AttentionPerPair < 0 || p.DecodePerContextToken < 0:
 		return errors.New("durations must not be negative")
 	case p.StepBase+p.StepPerSeq <= 0:
 		return errors.New("StepBase + StepPerSeq must be positive")

@@ -18,7 +18,8 @@ var errClosed = errors.New("server is shutting down")
 // prompt, or one token of a slot generating. A batch takes
 //
 //	StepBase + StepPerSeq·(slots in it) + PrefillPerToken·(prompt tokens in it)
-//	  + AttentionPerPair·(token pairs its tokens attend to)
+//	  + AttentionPerPair·(token pairs its prompt tokens attend to)
+//	  + DecodePerContextToken·(context tokens its decoding slots attend to)
 //
 // and when it ends each slot that has read its whole prompt samples a token.
 type engine struct {
@@ -293,7 +294,7 @@ func (e *engine) planLocked() []work {
 		}
 		w := work{job: j}
 		if rest := len(j.prompt) - j.pos; rest > 0 {
-			w.prefill = min(rest, e.prof.BatchSize)
+			w.prefill = min(rest, e.prof.promptChunk())
 		}
 		batch = append(batch, w)
 	}
@@ -311,27 +312,27 @@ func (e *engine) stepTime(batch []work) time.Duration {
 		ratio = 1
 	}
 	d += time.Duration(float64(prefill) * ratio * float64(e.prof.PrefillPerToken))
-	if e.prof.AttentionPerPair > 0 {
-		d += time.Duration(attentionPairs(batch, ratio) * float64(e.prof.AttentionPerPair))
+	if e.prof.AttentionPerPair > 0 || e.prof.DecodePerContextToken > 0 {
+		pairs, context := attention(batch, ratio)
+		d += time.Duration(pairs*float64(e.prof.AttentionPerPair) + context*float64(e.prof.DecodePerContextToken))
 	}
 	return e.scaled(d)
 }
 
-// attentionPairs counts, in the engine's tokens, the earlier tokens every
-// token of the batch attends to: a prompt chunk of k tokens read from
-// position pos attends to k·pos + k²/2 pairs; a decoding slot's one token
-// to the whole prompt and the answer so far.
-func attentionPairs(batch []work, ratio float64) float64 {
-	var pairs float64
+// attention counts, in the engine's tokens, what the batch's tokens attend
+// to: pairs for the prompt chunks (a chunk of k tokens read from position
+// pos attends to k·pos + k²/2), context for the decoding slots (the whole
+// prompt and the answer so far, each).
+func attention(batch []work, ratio float64) (pairs, context float64) {
 	for _, w := range batch {
 		if w.prefill > 0 {
 			k := float64(w.prefill) * ratio
 			pairs += k * (float64(w.job.pos)*ratio + k/2)
 		} else {
-			pairs += float64(len(w.job.prompt))*ratio + float64(len(w.job.out))
+			context += float64(len(w.job.prompt))*ratio + float64(len(w.job.out))
 		}
 	}
-	return pairs
+	return pairs, context
 }
 
 // finishLocked ends a batch: prompt tokens and fed-back tokens enter the

@@ -62,14 +62,20 @@ type Profile struct {
 	StepPerSeq time.Duration
 	// PrefillPerToken is the cost of each uncached prompt token in a batch.
 	PrefillPerToken time.Duration
-	// AttentionPerPair is the cost of one token of a batch attending to one
-	// token before it in its sequence (prompt and answer so far): what
-	// makes a long prompt's prefill grow with its square and a stream
-	// decode slower as its context fills. 0 leaves it out. In the engine's
-	// tokens: PromptTokenRatio applies to the prompt's share.
+	// AttentionPerPair is the cost of one prompt token of a batch attending
+	// to one token before it in its sequence: what makes a long prompt's
+	// prefill grow with its square. In the engine's tokens
+	// (PromptTokenRatio converts); 0 leaves it out.
 	AttentionPerPair time.Duration
+	// DecodePerContextToken is what each token of a decoding slot's context
+	// (its prompt, in the engine's tokens, and its answer so far) adds to
+	// the step: a stream decodes slower as its context fills. Reading the
+	// KV cache for one new token costs differently from a prompt's batched
+	// attention, so it is a parameter of its own; 0 leaves it out.
+	DecodePerContextToken time.Duration
 	// BatchSize bounds the prompt tokens one sequence adds to one batch
-	// (Ollama's num_batch, 512).
+	// (Ollama's num_batch, 512), in the engine's tokens: PromptTokenRatio
+	// converts it to the simulator's.
 	BatchSize int
 	// PromptTokenRatio is how many of the engine's tokens one token of the
 	// simulator's tokenizer stands for in prefill cost (a byte-level
@@ -79,6 +85,15 @@ type Profile struct {
 	// KVBytesPerToken, when positive, is one slot's KV cache per context
 	// token as measured, instead of the figure from the model's shape.
 	KVBytesPerToken int64
+}
+
+// promptChunk is BatchSize in the simulator's tokens: the most of one
+// prompt a batch reads.
+func (p Profile) promptChunk() int {
+	if p.PromptTokenRatio <= 0 {
+		return p.BatchSize
+	}
+	return max(1, int(float64(p.BatchSize)/p.PromptTokenRatio))
 }
 
 // HeadDim is the size of one attention head.

@@ -36,6 +36,7 @@ type profileFile struct {
 	StepPerSeq       jsonDur `json:"step_per_seq"`
 	PrefillPerToken  jsonDur `json:"prefill_per_token"`
 	AttentionPerPair jsonDur `json:"attention_per_pair,omitempty"`
+	DecodePerContext jsonDur `json:"decode_per_context_token,omitempty"`
 	BatchSize        int     `json:"batch_size"`
 	PromptTokenRatio float64 `json:"prompt_token_ratio,omitempty"`
 	KVBytesPerToken  int64   `json:"kv_bytes_per_token,omitempty"`
@@ -83,6 +84,7 @@ func MarshalProfile(p Profile) ([]byte, error) {
 		StepPerSeq:       jsonDur(p.StepPerSeq),
 		PrefillPerToken:  jsonDur(p.PrefillPerToken),
 		AttentionPerPair: jsonDur(p.AttentionPerPair),
+		DecodePerContext: jsonDur(p.DecodePerContextToken),
 		BatchSize:        p.BatchSize,
 		PromptTokenRatio: p.PromptTokenRatio,
 		KVBytesPerToken:  p.KVBytesPerToken,
@@ -104,35 +106,36 @@ func UnmarshalProfile(b []byte) (Profile, error) {
 		return Profile{}, err
 	}
 	p := Profile{
-		Name:             f.Name,
-		Description:      f.Description,
-		Model:            f.Model,
-		Architecture:     f.Architecture,
-		Family:           f.Family,
-		ParameterSize:    f.ParameterSize,
-		Quantization:     f.Quantization,
-		ParameterCount:   f.ParameterCount,
-		Digest:           f.Digest,
-		Layers:           f.Layers,
-		Embedding:        f.Embedding,
-		Heads:            f.Heads,
-		KVHeads:          f.KVHeads,
-		FeedForward:      f.FeedForward,
-		VocabSize:        f.VocabSize,
-		TrainContext:     f.TrainContext,
-		ContextLength:    f.ContextLength,
-		WeightsBytes:     f.WeightsBytes,
-		OnGPU:            f.OnGPU,
-		SystemPrompt:     f.SystemPrompt,
-		LoadTime:         time.Duration(f.LoadTime),
-		RequestOverhead:  time.Duration(f.RequestOverhead),
-		StepBase:         time.Duration(f.StepBase),
-		StepPerSeq:       time.Duration(f.StepPerSeq),
-		PrefillPerToken:  time.Duration(f.PrefillPerToken),
-		AttentionPerPair: time.Duration(f.AttentionPerPair),
-		BatchSize:        f.BatchSize,
-		PromptTokenRatio: f.PromptTokenRatio,
-		KVBytesPerToken:  f.KVBytesPerToken,
+		Name:                  f.Name,
+		Description:           f.Description,
+		Model:                 f.Model,
+		Architecture:          f.Architecture,
+		Family:                f.Family,
+		ParameterSize:         f.ParameterSize,
+		Quantization:          f.Quantization,
+		ParameterCount:        f.ParameterCount,
+		Digest:                f.Digest,
+		Layers:                f.Layers,
+		Embedding:             f.Embedding,
+		Heads:                 f.Heads,
+		KVHeads:               f.KVHeads,
+		FeedForward:           f.FeedForward,
+		VocabSize:             f.VocabSize,
+		TrainContext:          f.TrainContext,
+		ContextLength:         f.ContextLength,
+		WeightsBytes:          f.WeightsBytes,
+		OnGPU:                 f.OnGPU,
+		SystemPrompt:          f.SystemPrompt,
+		LoadTime:              time.Duration(f.LoadTime),
+		RequestOverhead:       time.Duration(f.RequestOverhead),
+		StepBase:              time.Duration(f.StepBase),
+		StepPerSeq:            time.Duration(f.StepPerSeq),
+		PrefillPerToken:       time.Duration(f.PrefillPerToken),
+		AttentionPerPair:      time.Duration(f.AttentionPerPair),
+		DecodePerContextToken: time.Duration(f.DecodePerContext),
+		BatchSize:             f.BatchSize,
+		PromptTokenRatio:      f.PromptTokenRatio,
+		KVBytesPerToken:       f.KVBytesPerToken,
 	}
 	if err := p.validate(); err != nil {
 		return Profile{}, err

@@ -55,10 +55,30 @@ func (d *Data) CapacityAnswer() string {
 			parts = append(parts, fmt.Sprintf("With %s prompts no setting met %s even at the lowest load.", size, d.Header.Settings.SLO))
 			continue
 		}
+		if tied := d.tiedAtBound(best); tied > 1 {
+			parts = append(parts, fmt.Sprintf("With %s prompts, %d settings served the search's bound within %s, so the search cannot tell them apart (raise --max-concurrency or --max-rate); of those, %s needs the least memory, %s (goodput %s requests/s, TTFT p95 %s ms).",
+				size, tied, best.SLO, d.Label(best.Setting), matrix.HumanBytes(best.PeakMemBytes), num(best.GoodputRPS), num(best.TTFTP95Ms)))
+			continue
+		}
 		parts = append(parts, fmt.Sprintf("With %s prompts, %s serves the most within %s: %s (goodput %s requests/s, TTFT p95 %s ms) at %s peak memory.",
 			size, d.Label(best.Setting), best.SLO, best.Describe(), num(best.GoodputRPS), num(best.TTFTP95Ms), matrix.HumanBytes(best.PeakMemBytes)))
 	}
 	return strings.Join(parts, " ")
+}
+
+// tiedAtBound counts the settings of best's prompt size that stopped at the
+// search's bound with best's capacity: 1 when best stands alone.
+func (d *Data) tiedAtBound(best matrix.Capacity) int {
+	if !best.AtBound {
+		return 1
+	}
+	n := 0
+	for _, c := range d.Capacity {
+		if c.PromptSize == best.PromptSize && c.AtBound && capacityValue(c) == capacityValue(best) {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *Data) capacitySizes() []string {

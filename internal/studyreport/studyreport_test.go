@@ -148,3 +148,19 @@ func TestAnswerLengthsAndCapacitySection(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Settings that all stopped at the search's bound are not ranked: the answer
+// says the search cannot tell them apart, and which needs the least memory.
+func TestCapacityAnswerWhenSettingsTieAtTheBound(t *testing.T) {
+	d := &Data{Header: matrix.Header{Settings: matrix.Settings{PromptSizes: []string{"small"}}}}
+	for _, p := range []int{1, 4} {
+		d.Capacity = append(d.Capacity, matrix.Capacity{Setting: matrix.Setting{Parallel: p, NumCtx: 2048}, PromptSize: "small",
+			Search: matrix.SearchConcurrency, SLO: "ttft_p95=1s", MaxConcurrency: 8, AtBound: true,
+			GoodputRPS: float64(p), TTFTP95Ms: 500, PeakMemBytes: uint64(p) * 100 << 20, Status: matrix.StatusOK})
+	}
+	want := "With small prompts, 2 settings served the search's bound within ttft_p95=1s, so the search cannot tell them apart " +
+		"(raise --max-concurrency or --max-rate); of those, p=1 needs the least memory, 100 MiB (goodput 1.00 requests/s, TTFT p95 500 ms)."
+	if got := d.CapacityAnswer(); got != want {
+		t.Errorf("answer:\n%s\nwant\n%s", got, want)
+	}
+}
