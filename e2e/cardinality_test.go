@@ -24,6 +24,7 @@ const distinctModels = 10_000
 // through the real collector (otel-collector/config.yaml) into Prometheus, and counts the span-metrics
 // series that arrive: at most the connector's aggregation_cardinality_limit, plus the one overflow series
 // that counts everything beyond it. The calls of all series add up to the spans sent, so none was lost.
+// The servicegraph connector, which sees the same spans, makes one series.
 func TestSpanMetricsSeriesAreBounded(t *testing.T) {
 	limit := spanMetricsLimit(t)
 	if limit <= 0 || limit >= distinctModels {
@@ -62,6 +63,17 @@ func TestSpanMetricsSeriesAreBounded(t *testing.T) {
 	// One series per bucket boundary plus +Inf, for each dimension combination kept.
 	if maxBuckets := float64((limit + 1) * (spanMetricsBuckets(t) + 1)); buckets > maxBuckets {
 		t.Errorf("%.0f duration bucket series, want at most %.0f", buckets, maxBuckets)
+	}
+
+	// servicegraph takes no span attribute as a dimension: the spans, all without a caller, make one edge
+	// from "user" (not one per model), and so one request-count series.
+	edge := graphEdge{"user", service, "virtual_node"}
+	eventually(t, 90*time.Second, 3*time.Second, "the service graph edge "+edge.String(), func() error {
+		return checkServiceGraph(promURL, []graphEdge{edge})
+	})
+	if n, err := promScalar(promURL, "count(traces_service_graph_request_total)"); err != nil || n != 1 {
+		edges, _ := serviceGraphEdges(promURL)
+		t.Errorf("service graph request series: count %v (%v), want 1; edges %v", n, err, edges)
 	}
 }
 

@@ -184,6 +184,31 @@ func TestStackEndToEnd(t *testing.T) {
 		})
 	})
 
+	t.Run("service graph: caller, proxy and upstream", func(t *testing.T) {
+		upstream, err := hostOf(sim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The load tester's client span pairs with the proxy's server span under it. The simulator sends no
+		// spans, so the proxy's upstream client span becomes an edge to a virtual node named by its
+		// server.address. This test's own requests carry no trace context: an edge from "user".
+		want := []graphEdge{
+			{loadtestService, proxyService, ""},
+			{proxyService, upstream, "virtual_node"},
+			{"user", proxyService, "virtual_node"},
+		}
+		eventually(t, 90*time.Second, 3*time.Second, "service graph edges in Prometheus", func() error {
+			return checkServiceGraph(promURL, want)
+		})
+		if edges, err := serviceGraphEdges(promURL); err == nil {
+			t.Logf("service graph: %v", edges)
+		}
+		expr := fmt.Sprintf(`traces_service_graph_request_total{client=%q, server=%q, virtual_node="server"}`, proxyService, upstream)
+		if err := hasFiniteSample(promURL, expr); err != nil {
+			t.Errorf("%s: %v", expr, err)
+		}
+	})
+
 	t.Run("every dashboard query returns data", func(t *testing.T) {
 		files, err := dashboards.Files()
 		if err != nil {

@@ -36,14 +36,14 @@ func pipelinePanels() []*timeseries.PanelBuilder {
 	}
 	return []*timeseries.PanelBuilder{
 		pipelinePanel("Collector: spans in and out",
-			"Spans/s the collector's receivers accepted and refused (memory_limiter), and its exporters sent and failed to send (to Tempo, and to span_metrics).",
+			"Spans/s the collector's receivers accepted and refused (memory_limiter), and its exporters sent and failed to send (to Tempo, and to the span_metrics and servicegraph connectors).",
 			"short",
 			promQuery("A", rate(metricRecvSpans, "receiver"), "{{receiver}} accepted"),
 			promQuery("B", rate(metricRecvSpansRefused, "receiver"), "{{receiver}} refused"),
 			promQuery("C", rate(metricSentSpans, "exporter"), "{{exporter}} sent"),
 			promQuery("D", failed(metricSentSpansFailed, metricSentSpans), "{{exporter}} failed")),
 		pipelinePanel("Collector: metric points in and out",
-			"Metric points/s scraped from the proxy (and made by span_metrics), refused, sent to Prometheus by remote write, and failed.",
+			"Metric points/s scraped from the proxy (and made by span_metrics and servicegraph), refused, sent to Prometheus by remote write, and failed.",
 			"short",
 			promQuery("A", rate(metricRecvPoints, "receiver"), "{{receiver}} accepted"),
 			promQuery("B", rate(metricRecvPointsRef, "receiver"), "{{receiver}} refused"),

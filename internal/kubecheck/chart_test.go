@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v4"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/tokentrace/tokentrace/internal/testproc"
@@ -215,5 +217,47 @@ func TestChartRefusesBadValues(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("helm template --set %v: err %v, output does not name %q:\n%s", tc.set, err, tc.want, tail(string(out)))
 		}
+	}
+}
+
+// The chart's collector bounds and derives its metrics as the shipped one
+// does: the connectors (span metrics with their cardinality limit and
+// expiry, the service graph) and the pipelines are otel-collector/config.yaml's.
+func TestChartCollectorMatchesTheShippedConfig(t *testing.T) {
+	helmBin := env(t, "TOKENTRACE_HELM_BIN")
+	out := helm(t, helmBin, "template", "tt", chartDir, "--namespace", namespace, "--kube-version", kubeVersion,
+		"-f", filepath.Join(chartDir, "ci", "collector-values.yaml"))
+	var chart map[string]any
+	for _, doc := range strings.Split(string(out), "\n---") {
+		var obj struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		if obj.Kind == "ConfigMap" && obj.Data["config.yaml"] != "" {
+			if err := yaml.Unmarshal([]byte(obj.Data["config.yaml"]), &chart); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if chart == nil {
+		t.Fatal("no collector ConfigMap in the chart rendered with ci/collector-values.yaml")
+	}
+	b, err := os.ReadFile("../../otel-collector/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped map[string]any
+	if err := yaml.Unmarshal(b, &shipped); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(chart["connectors"], shipped["connectors"]) {
+		t.Errorf("the chart's connectors differ from otel-collector/config.yaml's:\nchart   %v\nshipped %v", chart["connectors"], shipped["connectors"])
+	}
+	pipelines := func(c map[string]any) any { return c["service"].(map[string]any)["pipelines"] }
+	if !reflect.DeepEqual(pipelines(chart), pipelines(shipped)) {
+		t.Errorf("the chart's pipelines differ:\nchart   %v\nshipped %v", pipelines(chart), pipelines(shipped))
 	}
 }

@@ -101,8 +101,11 @@ func (t *tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, span := t.tracer.Start(ctx, t.spanName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(t.attrs...))
 	req = req.Clone(ctx)
 	t.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	// One instant decides whether the request is warm-up, here and when Run
+	// reads its result (Figures.Start), so the request limit counts what Run
+	// keeps.
+	now := time.Now()
 	if t.window != nil {
-		now := time.Now()
 		t.window.sent(seq, now)
 		if t.scenario != "" && t.window.isWarmup(seq, now) {
 			req.Header.Set(ScenarioHeader, t.scenario+WarmupSuffix)
@@ -110,7 +113,7 @@ func (t *tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tb := &tapBody{seq: seq, table: t.table, span: span, traceID: span.SpanContext().TraceID().String(),
 		release: func() { stopAbort(); cancel() }, late: t.lateBy(seq, time.Now())}
-	tb.meter = stream.NewMeter(stream.Config{API: t.api})
+	tb.meter = stream.NewMeter(stream.Config{API: t.api, Start: now})
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
 		tb.finish(err)
