@@ -22,21 +22,8 @@ func TestRealOllamaCapacity(t *testing.T) {
 	cmd, out, port := ollamaRun(t, "--num-parallel", "1,2,4", "--num-ctx", "8192", "--max-tokens", "16",
 		"--search", "concurrency", "--max-concurrency", "8", "--slo", "ttft_p95=1s,tpot_p95=500ms",
 		"--duration", "10s", "--warmup", "4s")
-	done := make(chan struct{})
-	var output []byte
-	var err error
-	go func() { output, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(12 * time.Minute):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("supervisor run did not end within 12 minutes:\n%s", output)
-	}
+	output := runWithin(t, cmd, 12*time.Minute)
 	t.Logf("supervisor output:\n%s", output)
-	if err != nil {
-		t.Fatalf("supervisor run: %v", err)
-	}
 	waitNoEngine(t, port)
 	caps, probes, err := matrix.LoadCapacity(out)
 	if err != nil {

@@ -52,20 +52,7 @@ func ollamaRun(t *testing.T, flags ...string) (cmd *exec.Cmd, out string, port i
 func TestRealOllamaParallelismChangesTheRunner(t *testing.T) {
 	cmd, out, port := ollamaRun(t, "--concurrency", "2", "--num-parallel", "1,2,4", "--num-ctx", "8192",
 		"--duration", "15s", "--warmup", "2s", "--max-tokens", "24")
-	done := make(chan struct{})
-	var output []byte
-	var err error
-	go func() { output, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(8 * time.Minute):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("supervisor run did not end within 8 minutes:\n%s", output)
-	}
-	if err != nil {
-		t.Fatalf("supervisor run: %v\n%s", err, output)
-	}
+	output := runWithin(t, cmd, 8*time.Minute)
 	waitNoEngine(t, port)
 	_, results, _, err := matrix.Load(out)
 	if err != nil {
@@ -139,4 +126,25 @@ func TestRealOllamaDiesWithKilledSupervisor(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, matrix.HeaderFile)); err != nil {
 		t.Errorf("run header missing: %v", err)
 	}
+}
+
+// runWithin runs cmd to its end and returns its output; the test fails when
+// it exits non-zero or is still running after limit (then it is killed).
+func runWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) []byte {
+	t.Helper()
+	done := make(chan struct{})
+	var output []byte
+	var err error
+	go func() { output, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s did not end within %v:\n%s", cmd.Path, limit, output)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", cmd.Path, err, output)
+	}
+	return output
 }
