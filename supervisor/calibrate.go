@@ -163,7 +163,7 @@ func (f *calibrateFlags) write(cfg calibrate.Config, res *calibrate.Result, load
 	if err := calibrate.WriteReport(&report, cfg, res, loadNote); err != nil {
 		return err
 	}
-	raw, err := json.MarshalIndent(map[string]any{"params": res.Params, "probes": res.Probes, "held_out": res.HeldOut,
+	raw, err := json.MarshalIndent(map[string]any{"params": res.Params, "prompt_tokens": res.Tokens, "probes": res.Probes, "held_out": res.HeldOut,
 		"facts": res.Facts, "machine_load": loadNote}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode the calibration: %w", err)

@@ -97,6 +97,8 @@ type Result struct {
 	// Probes are the scenarios the fit used; HeldOut the checks.
 	Probes  []Outcome
 	HeldOut []Comparison
+	// Tokens maps the simulator's prompt tokens to the engine's.
+	Tokens TokenMap
 	// Facts are what the engine said at each parallel setting.
 	Facts map[int]matrix.SettingFacts
 	// Started and Took bound the calibration.
@@ -228,20 +230,21 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 			prof.KVBytesPerToken = kv
 		}
 	}
-	ratio, err := tokenRatio(ctx, cfg, prof, res.Probes)
+	tokens, err := tokenMap(ctx, cfg, prof, res.Probes)
 	if err != nil {
 		return prof, err
 	}
-	prof.PromptTokenRatio = ratio
+	res.Tokens = tokens
+	prof.PromptTokenRatio, prof.PromptTokenOffset = tokens.Ratio, tokens.Offset
 	return prof, nil
 }
 
-// tokenRatio is the engine's prompt tokens per simulator token, from the
-// prompt-length probes sent again to a fast simulator.
-func tokenRatio(ctx context.Context, cfg Config, prof simulator.Profile, probes []Outcome) (float64, error) {
-	fast := prof
-	var realSum, simSum float64
-	err := withSimulator(fast, 1, cfg.NumCtx, 0.001, func(url string) error {
+// tokenMap fits the engine's prompt tokens to the simulator's, from the
+// prompt-length probes sent again to a fast simulator (the same lengths in
+// words, each prompt new as on the engine).
+func tokenMap(ctx context.Context, cfg Config, prof simulator.Profile, probes []Outcome) (TokenMap, error) {
+	var pts []Point
+	err := withSimulator(prof, 1, cfg.NumCtx, 0.001, func(url string) error {
 		p := &prober{client: &http.Client{Timeout: time.Minute}, url: url, model: cfg.Model, maxTokens: 2}
 		for _, o := range probes {
 			if o.Scenario.Concurrency != 1 {
@@ -251,18 +254,18 @@ func tokenRatio(ctx context.Context, cfg Config, prof simulator.Profile, probes 
 			if err != nil {
 				return err
 			}
-			realSum += o.PromptTokens
-			simSum += s.PromptTokens
+			pts = append(pts, Point{s.PromptTokens, o.PromptTokens})
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("count the simulator's prompt tokens: %w", err)
+		return TokenMap{}, fmt.Errorf("count the simulator's prompt tokens: %w", err)
 	}
-	if simSum == 0 || realSum == 0 {
-		return 1, nil
+	m, err := FitTokenMap(pts)
+	if err != nil {
+		return m, fmt.Errorf("map the simulator's prompt tokens to the engine's: %w", err)
 	}
-	return realSum / simSum, nil
+	return m, nil
 }
 
 // runSimulated runs a held-out scenario on the fitted simulator in real

@@ -3,6 +3,7 @@ package calibrate
 import (
 	"bytes"
 	"context"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -109,8 +110,8 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	}
 	// The engine is the simulator: the same prompts count the same tokens
 	// but for the digits of each prompt's serial number.
-	if p.PromptTokenRatio < 0.8 || p.PromptTokenRatio > 1.25 {
-		t.Errorf("prompt token ratio %g, want about 1", p.PromptTokenRatio)
+	if p.PromptTokenRatio < 0.8 || p.PromptTokenRatio > 1.25 || math.Abs(p.PromptTokenOffset) > 5 {
+		t.Errorf("prompt tokens: engine = %g + %g × simulator, want about 0 + 1", p.PromptTokenOffset, p.PromptTokenRatio)
 	}
 	if _, err := simulator.UnmarshalProfile(must(simulator.MarshalProfile(p))); err != nil {
 		t.Errorf("the fitted profile does not load: %v", err)

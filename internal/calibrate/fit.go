@@ -79,6 +79,52 @@ func FitLine(pts []Point) (Line, error) {
 	return l, nil
 }
 
+// TokenMap is how many of the engine's tokens a prompt of x of the
+// simulator's tokens is: Offset + Ratio·x. The offset may be negative: the
+// engine's chat template may add fewer tokens than the simulator's.
+type TokenMap struct {
+	Ratio, Offset float64
+	// R2 and N are the line's fit to the prompts; Proportional is true when
+	// they could not give a line (one prompt length, or a slope ≤ 0) and
+	// Ratio is the ratio of the totals, with no offset.
+	R2           float64
+	N            int
+	Proportional bool
+}
+
+// FitTokenMap fits the map to the prompts (x = the simulator's prompt
+// tokens, y = the engine's) by ordinary least squares, the intercept free.
+func FitTokenMap(pts []Point) (TokenMap, error) {
+	var sx, sy float64
+	for _, p := range pts {
+		if math.IsNaN(p.X) || math.IsNaN(p.Y) || math.IsInf(p.X, 0) || math.IsInf(p.Y, 0) || p.X < 0 || p.Y < 0 {
+			return TokenMap{}, fmt.Errorf("token map: prompt of %g simulator and %g engine tokens", p.X, p.Y)
+		}
+		sx += p.X
+		sy += p.Y
+	}
+	if sx == 0 || sy == 0 {
+		return TokenMap{}, errors.New("token map: no prompt tokens")
+	}
+	n := float64(len(pts))
+	mx, my := sx/n, sy/n
+	var sxx, sxy, syy float64
+	for _, p := range pts {
+		sxx += (p.X - mx) * (p.X - mx)
+		sxy += (p.X - mx) * (p.Y - my)
+		syy += (p.Y - my) * (p.Y - my)
+	}
+	if sxx == 0 || sxy <= 0 {
+		return TokenMap{Ratio: sy / sx, N: len(pts), Proportional: true}, nil
+	}
+	m := TokenMap{Ratio: sxy / sxx, N: len(pts), R2: 1}
+	m.Offset = my - m.Ratio*mx
+	if syy > 0 {
+		m.R2 = sxy * sxy / (sxx * syy)
+	}
+	return m, nil
+}
+
 // Curve is y = Intercept + Slope·x + PerPair·x²/2: a prompt of x tokens
 // read in one step, each token also attending to the ones before it (x²/2
 // pairs), as the simulator computes it.

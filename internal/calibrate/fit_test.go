@@ -190,3 +190,39 @@ func TestFitPrefill(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9*max(1, math.Abs(b)) }
+
+// The engine's prompt tokens as a line in the simulator's: the generated
+// model's byte-level vocabulary gives about 5.2 tokens per simulator token
+// and its template about 43 fewer than the simulator's ChatML.
+func TestFitTokenMap(t *testing.T) {
+	line := func(x float64) Point { return Point{x, 5.2*x - 42.6} }
+	for _, tc := range []struct {
+		name          string
+		pts           []Point
+		ratio, offset float64
+		proportional  bool
+		wantErrSubstr string
+	}{
+		{name: "a line, negative offset", pts: []Point{line(15), line(61), line(143.5), line(276)}, ratio: 5.2, offset: -42.6},
+		{name: "one length: the ratio of the totals", pts: []Point{{10, 35}, {10, 35}}, ratio: 3.5, proportional: true},
+		{name: "falling: the ratio of the totals", pts: []Point{{10, 40}, {20, 20}}, ratio: 2, proportional: true},
+		{name: "no tokens", pts: []Point{{0, 0}}, wantErrSubstr: "no prompt tokens"},
+		{name: "negative", pts: []Point{{-1, 3}, {2, 4}}, wantErrSubstr: "prompt of -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := FitTokenMap(tc.pts)
+			if tc.wantErrSubstr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrSubstr) {
+					t.Fatalf("FitTokenMap = %+v, %v; want an error with %q", m, err, tc.wantErrSubstr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(m.Ratio, tc.ratio) || !near(m.Offset, tc.offset) || m.Proportional != tc.proportional || m.N != len(tc.pts) {
+				t.Errorf("FitTokenMap = %+v; want ratio %g, offset %g, proportional %v", m, tc.ratio, tc.offset, tc.proportional)
+			}
+		})
+	}
+}

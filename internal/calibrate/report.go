@@ -32,7 +32,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| request overhead | %s | a of that curve less one step of one sequence |\n", ms(prof.RequestOverhead))
 	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
-	fmt.Fprintf(w, "| prompt token ratio | %.3f | the engine's prompt tokens per simulator token, same prompts |\n\n", prof.PromptTokenRatio)
+	fmt.Fprintf(w, "| prompt tokens | engine = %.1f + %.3f × simulator | %s |\n\n", prof.PromptTokenOffset, prof.PromptTokenRatio, tokenSource(res.Tokens))
 	fmt.Fprintf(w, "## What the engine said it ran\n\n| parallel | verified | engine log |\n|---:|---|---|\n")
 	for _, par := range cfg.Parallel {
 		f := res.Facts[par]
@@ -99,4 +99,11 @@ func kvSource(res *Result) string {
 		return fmt.Sprintf("memory after load by KV cells: slope (R² %.3f)", res.Params.MemoryLine.R2)
 	}
 	return "not measured"
+}
+
+func tokenSource(m TokenMap) string {
+	if m.Proportional {
+		return fmt.Sprintf("the engine's prompt tokens over the simulator's for the same prompt lengths (%d lengths: no line)", m.N)
+	}
+	return fmt.Sprintf("least squares over the %d prompt lengths, new prompts of the same words sent to both (R² %.4f)", m.N, m.R2)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -149,6 +150,8 @@ func (p Profile) validate() error {
 		return errors.New("StepBase + StepPerSeq must be positive")
 	case p.PromptTokenRatio < 0 || p.KVBytesPerToken < 0:
 		return errors.New("PromptTokenRatio and KVBytesPerToken must not be negative")
+	case math.IsNaN(p.PromptTokenOffset) || math.IsInf(p.PromptTokenOffset, 0) || math.IsNaN(p.PromptTokenRatio) || math.IsInf(p.PromptTokenRatio, 0):
+		return errors.New("PromptTokenRatio and PromptTokenOffset must be finite numbers")
 	}
 	return nil
 }

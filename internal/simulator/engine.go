@@ -13,15 +13,11 @@ var errQueueFull = errors.New("server busy, please try again.  maximum pending r
 var errClosed = errors.New("server is shutting down")
 
 // engine is the runner: slots, a FIFO queue in front of them and one loop
-// that runs batches the way Ollama's runner does. Every batch holds every
-// busy slot: up to BatchSize prompt tokens of a slot still reading its
-// prompt, or one token of a slot generating. A batch takes
-//
-//	StepBase + StepPerSeq·(slots in it) + PrefillPerToken·(prompt tokens in it)
-//	  + AttentionPerPair·(token pairs its prompt tokens attend to)
-//	  + DecodePerContextToken·(context tokens its decoding slots attend to)
-//
-// and when it ends each slot that has read its whole prompt samples a token.
+// that runs batches the way Ollama's runner does (the rules are in
+// batch.go): every batch holds every busy slot, up to BatchSize of the
+// engine's tokens of a slot still reading its prompt, or one token of a slot
+// generating, and when it ends each slot that has read its whole prompt
+// samples a token.
 type engine struct {
 	prof     Profile
 	scale    float64
@@ -54,6 +50,8 @@ type job struct {
 	slot        int
 	pos         int      // prompt tokens read into the slot's cache
 	cached      int      // prompt tokens the slot's cache already held
+	engLen      int      // the prompt in the engine's tokens
+	engPos      int      // of which read (the cached part included)
 	out         []uint32 // sampled tokens
 	eos         bool     // the next step samples the end of sequence
 	canceled    bool
@@ -220,6 +218,8 @@ func (e *engine) admitLocked(now time.Time) {
 		s.cache = s.cache[:cached]
 		s.job = j
 		j.slot, j.pos, j.cached, j.assigned = best, cached, cached, now
+		j.engLen = e.prof.engineTokens(len(j.prompt))
+		j.engPos = cached * j.engLen / len(j.prompt)
 	}
 }
 
@@ -236,7 +236,7 @@ func commonPrefix(a, b []uint32) int {
 // work is one slot's part of a batch.
 type work struct {
 	job     *job
-	prefill int // prompt tokens read; 0 for a generating slot
+	prefill int // prompt tokens read, in the engine's tokens; 0 for a generating slot
 }
 
 func (e *engine) run() {
@@ -293,46 +293,12 @@ func (e *engine) planLocked() []work {
 			continue
 		}
 		w := work{job: j}
-		if rest := len(j.prompt) - j.pos; rest > 0 {
-			w.prefill = min(rest, e.prof.promptChunk())
+		if j.pos < len(j.prompt) {
+			w.prefill = max(1, min(j.engLen-j.engPos, e.prof.BatchSize))
 		}
 		batch = append(batch, w)
 	}
 	return batch
-}
-
-func (e *engine) stepTime(batch []work) time.Duration {
-	d := e.prof.StepBase + time.Duration(len(batch))*e.prof.StepPerSeq
-	prefill := 0
-	for _, w := range batch {
-		prefill += w.prefill
-	}
-	ratio := e.prof.PromptTokenRatio
-	if ratio == 0 {
-		ratio = 1
-	}
-	d += time.Duration(float64(prefill) * ratio * float64(e.prof.PrefillPerToken))
-	if e.prof.AttentionPerPair > 0 || e.prof.DecodePerContextToken > 0 {
-		pairs, context := attention(batch, ratio)
-		d += time.Duration(pairs*float64(e.prof.AttentionPerPair) + context*float64(e.prof.DecodePerContextToken))
-	}
-	return e.scaled(d)
-}
-
-// attention counts, in the engine's tokens, what the batch's tokens attend
-// to: pairs for the prompt chunks (a chunk of k tokens read from position
-// pos attends to k·pos + k²/2), context for the decoding slots (the whole
-// prompt and the answer so far, each).
-func attention(batch []work, ratio float64) (pairs, context float64) {
-	for _, w := range batch {
-		if w.prefill > 0 {
-			k := float64(w.prefill) * ratio
-			pairs += k * (float64(w.job.pos)*ratio + k/2)
-		} else {
-			context += float64(len(w.job.prompt))*ratio + float64(len(w.job.out))
-		}
-	}
-	return pairs, context
 }
 
 // finishLocked ends a batch: prompt tokens and fed-back tokens enter the
@@ -342,8 +308,15 @@ func (e *engine) finishLocked(batch []work, now time.Time) {
 		j := w.job
 		s := &e.slots[j.slot]
 		if w.prefill > 0 {
-			s.cache = append(s.cache, j.prompt[j.pos:j.pos+w.prefill]...)
-			j.pos += w.prefill
+			// The engine's tokens read map back onto the simulator's
+			// in proportion; the last chunk ends the prompt.
+			j.engPos += w.prefill
+			next := len(j.prompt)
+			if j.engPos < j.engLen {
+				next = max(j.pos, j.engPos*len(j.prompt)/j.engLen)
+			}
+			s.cache = append(s.cache, j.prompt[j.pos:next]...)
+			j.pos = next
 		} else if n := len(j.out); n > 0 {
 			s.cache = append(s.cache, j.out[n-1]) // the token fed back this step
 		}

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"math"
 	"sort"
 	"time"
 )
@@ -74,26 +75,34 @@ type Profile struct {
 	// attention, so it is a parameter of its own; 0 leaves it out.
 	DecodePerContextToken time.Duration
 	// BatchSize bounds the prompt tokens one sequence adds to one batch
-	// (Ollama's num_batch, 512), in the engine's tokens: PromptTokenRatio
-	// converts it to the simulator's.
+	// (Ollama's num_batch, 512), in the engine's tokens, and is the size of
+	// the micro-batches llama.cpp computes a batch in (n_ubatch).
 	BatchSize int
-	// PromptTokenRatio is how many of the engine's tokens one token of the
-	// simulator's tokenizer stands for in prefill cost (a byte-level
-	// vocabulary cuts text into more tokens); 1 when 0. A calibration
-	// measures it.
-	PromptTokenRatio float64
+	// PromptTokenRatio and PromptTokenOffset say how many of the engine's
+	// tokens a prompt of n tokens of the simulator's tokenizer is:
+	// PromptTokenOffset + PromptTokenRatio·n, at least 1 (a byte-level
+	// vocabulary cuts text into more tokens; its chat template adds fewer
+	// than the simulator's ChatML, so the offset may be negative). Prefill
+	// cost, prompt chunks and context are counted in the engine's tokens. A
+	// ratio of 0 means 1. A calibration measures both.
+	PromptTokenRatio  float64
+	PromptTokenOffset float64
 	// KVBytesPerToken, when positive, is one slot's KV cache per context
 	// token as measured, instead of the figure from the model's shape.
 	KVBytesPerToken int64
 }
 
-// promptChunk is BatchSize in the simulator's tokens: the most of one
-// prompt a batch reads.
-func (p Profile) promptChunk() int {
-	if p.PromptTokenRatio <= 0 {
-		return p.BatchSize
+// engineTokens is how many of the engine's tokens a prompt of n of the
+// simulator's tokens stands for.
+func (p Profile) engineTokens(n int) int {
+	if n <= 0 {
+		return 0
 	}
-	return max(1, int(float64(p.BatchSize)/p.PromptTokenRatio))
+	r := p.PromptTokenRatio
+	if r <= 0 {
+		r = 1
+	}
+	return max(1, int(math.Round(p.PromptTokenOffset+r*float64(n))))
 }
 
 // HeadDim is the size of one attention head.

@@ -10,36 +10,37 @@ import (
 
 // profileFile is a Profile as JSON: snake-case names, durations as "5.8ms".
 type profileFile struct {
-	Name             string  `json:"name"`
-	Description      string  `json:"description"`
-	Model            string  `json:"model"`
-	Architecture     string  `json:"architecture"`
-	Family           string  `json:"family"`
-	ParameterSize    string  `json:"parameter_size"`
-	Quantization     string  `json:"quantization"`
-	ParameterCount   int64   `json:"parameter_count"`
-	Digest           string  `json:"digest"`
-	Layers           int     `json:"layers"`
-	Embedding        int     `json:"embedding"`
-	Heads            int     `json:"heads"`
-	KVHeads          int     `json:"kv_heads"`
-	FeedForward      int     `json:"feed_forward"`
-	VocabSize        int     `json:"vocab_size"`
-	TrainContext     int     `json:"train_context"`
-	ContextLength    int     `json:"context_length"`
-	WeightsBytes     int64   `json:"weights_bytes"`
-	OnGPU            bool    `json:"on_gpu"`
-	SystemPrompt     string  `json:"system_prompt,omitempty"`
-	LoadTime         jsonDur `json:"load_time"`
-	RequestOverhead  jsonDur `json:"request_overhead"`
-	StepBase         jsonDur `json:"step_base"`
-	StepPerSeq       jsonDur `json:"step_per_seq"`
-	PrefillPerToken  jsonDur `json:"prefill_per_token"`
-	AttentionPerPair jsonDur `json:"attention_per_pair,omitempty"`
-	DecodePerContext jsonDur `json:"decode_per_context_token,omitempty"`
-	BatchSize        int     `json:"batch_size"`
-	PromptTokenRatio float64 `json:"prompt_token_ratio,omitempty"`
-	KVBytesPerToken  int64   `json:"kv_bytes_per_token,omitempty"`
+	Name              string  `json:"name"`
+	Description       string  `json:"description"`
+	Model             string  `json:"model"`
+	Architecture      string  `json:"architecture"`
+	Family            string  `json:"family"`
+	ParameterSize     string  `json:"parameter_size"`
+	Quantization      string  `json:"quantization"`
+	ParameterCount    int64   `json:"parameter_count"`
+	Digest            string  `json:"digest"`
+	Layers            int     `json:"layers"`
+	Embedding         int     `json:"embedding"`
+	Heads             int     `json:"heads"`
+	KVHeads           int     `json:"kv_heads"`
+	FeedForward       int     `json:"feed_forward"`
+	VocabSize         int     `json:"vocab_size"`
+	TrainContext      int     `json:"train_context"`
+	ContextLength     int     `json:"context_length"`
+	WeightsBytes      int64   `json:"weights_bytes"`
+	OnGPU             bool    `json:"on_gpu"`
+	SystemPrompt      string  `json:"system_prompt,omitempty"`
+	LoadTime          jsonDur `json:"load_time"`
+	RequestOverhead   jsonDur `json:"request_overhead"`
+	StepBase          jsonDur `json:"step_base"`
+	StepPerSeq        jsonDur `json:"step_per_seq"`
+	PrefillPerToken   jsonDur `json:"prefill_per_token"`
+	AttentionPerPair  jsonDur `json:"attention_per_pair,omitempty"`
+	DecodePerContext  jsonDur `json:"decode_per_context_token,omitempty"`
+	BatchSize         int     `json:"batch_size"`
+	PromptTokenRatio  float64 `json:"prompt_token_ratio,omitempty"`
+	PromptTokenOffset float64 `json:"prompt_token_offset,omitempty"`
+	KVBytesPerToken   int64   `json:"kv_bytes_per_token,omitempty"`
 }
 
 type jsonDur time.Duration
@@ -58,36 +59,37 @@ func (d *jsonDur) UnmarshalText(b []byte) error {
 // MarshalProfile writes p as the JSON that ReadProfileFile reads.
 func MarshalProfile(p Profile) ([]byte, error) {
 	f := profileFile{
-		Name:             p.Name,
-		Description:      p.Description,
-		Model:            p.Model,
-		Architecture:     p.Architecture,
-		Family:           p.Family,
-		ParameterSize:    p.ParameterSize,
-		Quantization:     p.Quantization,
-		ParameterCount:   p.ParameterCount,
-		Digest:           p.Digest,
-		Layers:           p.Layers,
-		Embedding:        p.Embedding,
-		Heads:            p.Heads,
-		KVHeads:          p.KVHeads,
-		FeedForward:      p.FeedForward,
-		VocabSize:        p.VocabSize,
-		TrainContext:     p.TrainContext,
-		ContextLength:    p.ContextLength,
-		WeightsBytes:     p.WeightsBytes,
-		OnGPU:            p.OnGPU,
-		SystemPrompt:     p.SystemPrompt,
-		LoadTime:         jsonDur(p.LoadTime),
-		RequestOverhead:  jsonDur(p.RequestOverhead),
-		StepBase:         jsonDur(p.StepBase),
-		StepPerSeq:       jsonDur(p.StepPerSeq),
-		PrefillPerToken:  jsonDur(p.PrefillPerToken),
-		AttentionPerPair: jsonDur(p.AttentionPerPair),
-		DecodePerContext: jsonDur(p.DecodePerContextToken),
-		BatchSize:        p.BatchSize,
-		PromptTokenRatio: p.PromptTokenRatio,
-		KVBytesPerToken:  p.KVBytesPerToken,
+		Name:              p.Name,
+		Description:       p.Description,
+		Model:             p.Model,
+		Architecture:      p.Architecture,
+		Family:            p.Family,
+		ParameterSize:     p.ParameterSize,
+		Quantization:      p.Quantization,
+		ParameterCount:    p.ParameterCount,
+		Digest:            p.Digest,
+		Layers:            p.Layers,
+		Embedding:         p.Embedding,
+		Heads:             p.Heads,
+		KVHeads:           p.KVHeads,
+		FeedForward:       p.FeedForward,
+		VocabSize:         p.VocabSize,
+		TrainContext:      p.TrainContext,
+		ContextLength:     p.ContextLength,
+		WeightsBytes:      p.WeightsBytes,
+		OnGPU:             p.OnGPU,
+		SystemPrompt:      p.SystemPrompt,
+		LoadTime:          jsonDur(p.LoadTime),
+		RequestOverhead:   jsonDur(p.RequestOverhead),
+		StepBase:          jsonDur(p.StepBase),
+		StepPerSeq:        jsonDur(p.StepPerSeq),
+		PrefillPerToken:   jsonDur(p.PrefillPerToken),
+		AttentionPerPair:  jsonDur(p.AttentionPerPair),
+		DecodePerContext:  jsonDur(p.DecodePerContextToken),
+		BatchSize:         p.BatchSize,
+		PromptTokenRatio:  p.PromptTokenRatio,
+		PromptTokenOffset: p.PromptTokenOffset,
+		KVBytesPerToken:   p.KVBytesPerToken,
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -135,6 +137,7 @@ func UnmarshalProfile(b []byte) (Profile, error) {
 		DecodePerContextToken: time.Duration(f.DecodePerContext),
 		BatchSize:             f.BatchSize,
 		PromptTokenRatio:      f.PromptTokenRatio,
+		PromptTokenOffset:     f.PromptTokenOffset,
 		KVBytesPerToken:       f.KVBytesPerToken,
 	}
 	if err := p.validate(); err != nil {

@@ -1,0 +1,125 @@
+package simulator
+
+import "time"
+
+// The runner's batch rules, as Ollama v0.17.4's llamarunner (the runner that
+// serves llama-architecture GGUF models such as the generated ones) and the
+// llama.cpp it vendors apply them:
+//
+//  1. Every busy slot is in every batch (runner/llamarunner/runner.go,
+//     processBatch, lines 415-489): a slot reading its prompt adds up to
+//     BatchSize of its prompt tokens, a generating slot its one token. The
+//     limit is per sequence (`if i >= batch.Size()` counts the sequence's
+//     own inputs; the batch holds BatchSize × slots, llama/llama.go line
+//     125), so no slot waits for another's prompt: a batch mixes prompt
+//     chunks and decode tokens, and a generating slot's token comes once
+//     per batch, however long the batch.
+//  2. A prompt is read in chunks of BatchSize of the engine's tokens, the
+//     rest last: a prompt's last chunk can be short, and how short decides
+//     how long the slots generating beside it wait for their next token.
+//  3. A slot samples when the batch that read its last prompt token ends
+//     (lines 514-539); a request that arrives while a batch runs joins the
+//     next one (processBatch holds the runner's lock for the whole batch,
+//     lines 406-410, and the request handler needs it, line 689).
+//  4. llama.cpp computes a batch in micro-batches of at most BatchSize
+//     tokens (n_ubatch, llama/llama.go line 126), each a forward pass that
+//     pays StepBase. With one slot it cuts the batch in order. With more,
+//     every slot has a KV stream of its own (kv_unified is false;
+//     src/llama-kv-cache.cpp line 519 uses split_equal), and each
+//     micro-batch takes the same number of tokens from each of a run of
+//     slots with consecutive ids (src/llama-batch.cpp split_equal, lines
+//     506-609): one decode token beside a prompt chunk is two micro-batches.
+//     The simulator's slot index stands for both the runner's sequence
+//     index and its cache slot id.
+
+// stepTime is how long a batch takes:
+//
+//	StepBase·(micro-batches) + StepPerSeq·(slots in it) + PrefillPerToken·(prompt tokens in it)
+//	  + AttentionPerPair·(token pairs its prompt tokens attend to)
+//	  + DecodePerContextToken·(context tokens its decoding slots attend to)
+//
+// every count in the engine's tokens.
+func (e *engine) stepTime(batch []work) time.Duration {
+	p := e.prof
+	tokens := make([]int, len(batch))
+	ids := make([]int, len(batch))
+	prefill := 0
+	for i, w := range batch {
+		tokens[i], ids[i] = max(1, w.prefill), i
+		if w.job != nil {
+			ids[i] = w.job.slot
+		}
+		prefill += w.prefill
+	}
+	d := time.Duration(microBatches(tokens, ids, p.BatchSize, len(e.slots) > 1))*p.StepBase +
+		time.Duration(len(batch))*p.StepPerSeq + time.Duration(prefill)*p.PrefillPerToken
+	if p.AttentionPerPair > 0 || p.DecodePerContextToken > 0 {
+		pairs, context := attention(batch)
+		d += time.Duration(pairs*float64(p.AttentionPerPair) + context*float64(p.DecodePerContextToken))
+	}
+	return e.scaled(d)
+}
+
+// attention counts what the batch's tokens attend to: pairs for the prompt
+// chunks (a chunk of k tokens read from position pos attends to k·pos +
+// k²/2), context for the decoding slots (the whole prompt and the answer so
+// far, each).
+func attention(batch []work) (pairs, context float64) {
+	for _, w := range batch {
+		if w.job == nil {
+			continue
+		}
+		if w.prefill > 0 {
+			k := float64(w.prefill)
+			pairs += k * (float64(w.job.engPos) + k/2)
+		} else {
+			context += float64(w.job.engLen + len(w.job.out))
+		}
+	}
+	return pairs, context
+}
+
+// microBatches is how many forward passes llama.cpp computes a batch in
+// (rule 4): tokens[i] is what the i-th slot in the batch adds, ids[i] its
+// slot id, size the micro-batch size; streams is true when every slot has
+// its own KV stream (more than one slot).
+func microBatches(tokens, ids []int, size int, streams bool) int {
+	total := 0
+	for _, t := range tokens {
+		total += t
+	}
+	if total == 0 {
+		return 0
+	}
+	if !streams || size <= 0 {
+		return max(1, (total+size-1)/max(1, size))
+	}
+	rem := append([]int(nil), tokens...)
+	n := 0
+	for {
+		// The first slot with tokens left starts the set; the slots after
+		// it join while their ids follow on (split_equal's sequential rule).
+		first := -1
+		for i, r := range rem {
+			if r > 0 {
+				first = i
+				break
+			}
+		}
+		if first < 0 {
+			return n
+		}
+		set := []int{first}
+		for i := first + 1; i < len(rem) && rem[i] > 0 && ids[i] == ids[set[len(set)-1]]+1; i++ {
+			set = append(set, i)
+		}
+		per := max(1, size/len(set))
+		for _, i := range set {
+			per = min(per, rem[i])
+		}
+		for _, i := range set {
+			rem[i] -= per
+		}
+		n++
+	}
+}

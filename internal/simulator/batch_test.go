@@ -1,0 +1,168 @@
+package simulator
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// batchEngine is an engine without its loop: the tests plan and finish
+// batches by hand, so no timing is involved.
+func batchEngine(p Profile, parallel int) *engine {
+	return &engine{prof: p, scale: 1, maxQueue: 10, ctxLen: 4096, slots: make([]slot, parallel), wake: make(chan struct{}, 1)}
+}
+
+func admit(e *engine, promptLen, limit int) *job {
+	j := newJob(make([]uint32, promptLen), limit, 0, newTextGen(1, 100))
+	for i := range j.prompt {
+		j.prompt[i] = uint32(i + 1)
+	}
+	e.queue = append(e.queue, j)
+	e.admitLocked(time.Now())
+	return j
+}
+
+// step plans one batch, finishes it and returns what each slot read.
+func step(e *engine) []work {
+	b := e.planLocked()
+	e.finishLocked(b, time.Now())
+	return b
+}
+
+func prefills(b []work) []int {
+	var out []int
+	for _, w := range b {
+		out = append(out, w.prefill)
+	}
+	return out
+}
+
+// A prompt of n of the simulator's tokens is offset + ratio·n of the
+// engine's, at least 1.
+func TestEngineTokens(t *testing.T) {
+	tests := []struct {
+		ratio, offset float64
+		n, want       int
+	}{
+		{0, 0, 37, 37},       // nothing measured: the simulator's count
+		{3, 0, 10, 30},       // ratio only
+		{5.2, -42.6, 15, 35}, // the generated model's vocabulary and template
+		{5.2, -42.6, 210, 1049},
+		{5.2, -42.6, 1, 1}, // never below one token
+		{2, 0, 0, 0},
+	}
+	for _, tc := range tests {
+		p := Profiles["tiny"]
+		p.PromptTokenRatio, p.PromptTokenOffset = tc.ratio, tc.offset
+		if got := p.engineTokens(tc.n); got != tc.want {
+			t.Errorf("ratio %g offset %g: %d tokens → %d, want %d", tc.ratio, tc.offset, tc.n, got, tc.want)
+		}
+	}
+}
+
+// Rule 2: a prompt is read in chunks of BatchSize of the engine's tokens,
+// the rest last, and the slot's cache ends up holding the whole prompt.
+// Rule 3: the slot samples when the batch with its last prompt token ends.
+func TestPromptChunksInEngineTokens(t *testing.T) {
+	p := Profiles["tiny"]
+	p.PromptTokenRatio, p.PromptTokenOffset = 5, -4 // 210 tokens → 1046
+	e := batchEngine(p, 1)
+	j := admit(e, 210, 5)
+	if j.engLen != 1046 {
+		t.Fatalf("engine tokens %d, want 1046", j.engLen)
+	}
+	var chunks []int
+	for len(j.out) == 0 {
+		chunks = append(chunks, prefills(step(e))...)
+		if len(chunks) > 5 {
+			t.Fatal("the prompt is never read")
+		}
+	}
+	if want := []int{512, 512, 22}; !slices.Equal(chunks, want) {
+		t.Errorf("chunks %v, want %v", chunks, want)
+	}
+	if j.pos != 210 || len(e.slots[0].cache) != 210 || len(j.out) != 1 {
+		t.Errorf("after the prompt: pos %d, cache %d tokens, %d sampled; want 210, 210, 1", j.pos, len(e.slots[0].cache), len(j.out))
+	}
+	// A cached prefix is skipped in proportion: the same prompt again
+	// reads only its last token (5 of the engine's tokens).
+	e.slots[0].job = nil
+	k := admit(e, 210, 5)
+	if b := step(e); k.cached != 209 || prefills(b)[0] != 1046-209*1046/210 || len(k.out) != 1 {
+		t.Errorf("cached %d, read %v, sampled %d", k.cached, prefills(b), len(k.out))
+	}
+}
+
+// Rule 1: every busy slot is in every batch. BatchSize bounds each slot's
+// chunk, not the batch, and a generating slot gets its token in the same
+// batch as another slot's prompt chunk.
+func TestMixedBatches(t *testing.T) {
+	e := batchEngine(Profiles["tiny"], 3)
+	a := admit(e, 10, 50)
+	if got := prefills(step(e)); !slices.Equal(got, []int{10}) || len(a.out) != 1 {
+		t.Fatalf("first batch read %v, a sampled %d", got, len(a.out))
+	}
+	b := admit(e, 1100, 50)
+	c := admit(e, 600, 50)
+	for i, want := range [][]int{{0, 512, 512}, {0, 512, 88}, {0, 76, 0}} {
+		got := prefills(step(e))
+		if !slices.Equal(got, want) {
+			t.Errorf("batch %d read %v, want %v", i+2, got, want)
+		}
+	}
+	// a generated in every batch; c sampled after its second chunk, b after its third.
+	if len(a.out) != 4 || len(b.out) != 1 || len(c.out) != 2 {
+		t.Errorf("sampled a %d, b %d, c %d; want 4, 1, 2", len(a.out), len(b.out), len(c.out))
+	}
+}
+
+// Rule 4: llama.cpp's micro-batches.
+func TestMicroBatches(t *testing.T) {
+	tests := []struct {
+		name    string
+		tokens  []int
+		ids     []int
+		streams bool
+		want    int
+	}{
+		{"one slot, one chunk", []int{512}, []int{0}, false, 1},
+		{"one slot, one token", []int{1}, []int{0}, false, 1},
+		{"one stream cuts in order", []int{600, 1}, []int{0, 1}, false, 2},
+		{"decode beside a chunk", []int{1, 512}, []int{0, 1}, true, 2},
+		{"two chunks, 256 of each per pass", []int{512, 512}, []int{0, 1}, true, 2},
+		{"a short last chunk beside a full one", []int{22, 512}, []int{0, 1}, true, 2},
+		{"four decoding slots", []int{1, 1, 1, 1}, []int{0, 1, 2, 3}, true, 1},
+		{"three chunks, 170 of each per pass", []int{512, 512, 512}, []int{0, 1, 2}, true, 4},
+		{"a short chunk, then two", []int{19, 512, 512}, []int{0, 1, 2}, true, 3},
+		{"ids that do not follow on", []int{1, 1}, []int{0, 2}, true, 2},
+		{"empty", nil, nil, true, 0},
+	}
+	for _, tc := range tests {
+		if got := microBatches(tc.tokens, tc.ids, 512, tc.streams); got != tc.want {
+			t.Errorf("%s: %d micro-batches, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// stepTime charges StepBase per micro-batch, StepPerSeq per slot, and
+// prefill and attention in the engine's tokens.
+func TestStepTime(t *testing.T) {
+	p := Profiles["tiny"]
+	p.StepBase, p.StepPerSeq, p.PrefillPerToken = 4*time.Millisecond, 8*time.Millisecond, time.Millisecond
+	p.AttentionPerPair, p.DecodePerContextToken = time.Microsecond, 2*time.Microsecond
+	e := batchEngine(p, 2)
+	// A chunk of 100 read from position 50 attends to 100·(50+50) pairs;
+	// a slot decoding after a 40-token prompt and 3 tokens to 43.
+	reading := &job{slot: 1, engPos: 50, engLen: 300}
+	decoding := &job{slot: 0, engLen: 40, out: make([]uint32, 3)}
+	want := 2*p.StepBase + 2*p.StepPerSeq + 100*time.Millisecond + 10000*time.Microsecond + 86*time.Microsecond
+	if got := e.stepTime([]work{{job: decoding}, {job: reading, prefill: 100}}); got != want {
+		t.Errorf("mixed batch = %v, want %v", got, want)
+	}
+	// With one slot the same chunk is one pass.
+	e = batchEngine(p, 1)
+	reading.slot = 0
+	if got, want := e.stepTime([]work{{job: reading, prefill: 100}}), p.StepBase+p.StepPerSeq+110*time.Millisecond; got != want {
+		t.Errorf("chunk alone = %v, want %v", got, want)
+	}
+}
