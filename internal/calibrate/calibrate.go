@@ -161,10 +161,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if sc.Concurrency == 1 {
 					samples.Prefill = append(samples.Prefill, Point{float64(ob.PromptTokens), ob.TTFT.Seconds()})
 				}
-				if ob.TPOT > 0 {
+				if ob.Step > 0 {
 					busy := float64(sc.Concurrency)
 					context := busy * (float64(ob.PromptTokens) + float64(ob.OutputTokens)/2)
-					samples.Decode = append(samples.Decode, DecodeSample{busy, context, ob.TPOT.Seconds()})
+					samples.Decode = append(samples.Decode, DecodeSample{busy, context, ob.Step.Seconds()})
 				}
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -159,4 +160,26 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// The decode step is the median gap, so one long step (another slot's
+// prompt read in the same batch) does not move it; when most chunks carry
+// several tokens there is no step to read.
+func TestMedianStep(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		gaps   []time.Duration
+		tokens int
+		want   time.Duration
+	}{
+		{"steady with one long step", []time.Duration{10 * ms, 10 * ms, 600 * ms, 11 * ms, 10 * ms}, 6, 10 * ms},
+		{"even count", []time.Duration{10 * ms, 12 * ms, 14 * ms, 600 * ms}, 5, 13 * ms},
+		{"chunks of several tokens", []time.Duration{20 * ms, 20 * ms}, 8, 0},
+		{"no gaps", nil, 1, 0},
+	} {
+		if got := medianStep(tc.gaps, tc.tokens); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -316,7 +316,8 @@ func FitDecode(samples []DecodeSample) (Decode, error) {
 
 // DecodeSample is one request's decode: the slots decoding together, the
 // context tokens all of them attend to per step on average (each slot's
-// prompt and half its answer), and its time per output token in seconds.
+// prompt and half its answer), and its decode step in seconds (the median
+// gap between its tokens, see Observation.Step).
 type DecodeSample struct{ Busy, Context, TPOT float64 }
 
 // Samples are the measurements a fit is made from.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +33,12 @@ func (s Scenario) String() string {
 type Observation struct {
 	TTFT time.Duration
 	// TPOT is the mean time per output token after the first.
-	TPOT         time.Duration
+	TPOT time.Duration
+	// Step is the median time between output chunks: one decode step with
+	// every slot of the scenario generating. The mean (TPOT) also carries
+	// the steps in which another slot read its prompt, which the simulator
+	// plays by itself; 0 when fewer than half the chunks carry one token.
+	Step         time.Duration
 	PromptTokens int
 	OutputTokens int
 }
@@ -126,8 +132,24 @@ func (p *prober) one(ctx context.Context, text string) (Observation, error) {
 	ob := Observation{TTFT: ttft, PromptTokens: res.InputTokens, OutputTokens: res.OutputTokens}
 	if tpot, ok := res.TPOT(); ok {
 		ob.TPOT = tpot
+		ob.Step = medianStep(res.Gaps, res.OutputTokens)
 	}
 	return ob, nil
+}
+
+// medianStep is the median gap between output chunks, when at least half
+// the chunks carry a single token (a chunk holding several tokens, as
+// when a byte-level vocabulary splits a character, spans several steps).
+func medianStep(gaps []time.Duration, tokens int) time.Duration {
+	if len(gaps) == 0 || 2*(len(gaps)+1) < tokens {
+		return 0
+	}
+	s := slices.Clone(gaps)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 // run sends the scenario's rounds: Concurrency requests at once, the next

@@ -24,7 +24,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
 	fmt.Fprintf(w, "| parameter | value | from |\n|---|---:|---|\n")
-	fmt.Fprintf(w, "| step base | %s | TPOT = base + busy slots × per-seq + context tokens × per-context (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.Decode.Fit.R2, p.Decode.Fit.N, quality(p.Decode.Fit))
+	fmt.Fprintf(w, "| step base | %s | decode step (median gap between a request's tokens) = base + busy slots × per-seq + context tokens × per-context (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.Decode.Fit.R2, p.Decode.Fit.N, quality(p.Decode.Fit))
 	fmt.Fprintf(w, "| step per sequence | %s | per-seq of the same fit |\n", ms(prof.StepPerSeq))
 	fmt.Fprintf(w, "| decode per context token | %.2f µs | per-context of the same fit: each token a decoding slot attends to |\n", us(prof.DecodePerContextToken))
 	fmt.Fprintf(w, "| prefill per token | %s | TTFT by prompt tokens x at concurrency 1 = a + b·x + c·x²/2: b (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.PrefillPerToken), p.Prefill.Fit.R2, p.Prefill.Fit.N, quality(p.Prefill.Fit))

@@ -17,6 +17,8 @@ import "time"
 //  2. A prompt is read in chunks of BatchSize of the engine's tokens, the
 //     rest last: a prompt's last chunk can be short, and how short decides
 //     how long the slots generating beside it wait for their next token.
+//     The simulator's positions map onto the engine's by the profile's
+//     token line (Profile.enginePos), a cached prefix included.
 //  3. A slot samples when the batch that read its last prompt token ends
 //     (lines 514-539); a request that arrives while a batch runs joins the
 //     next one (processBatch holds the runner's lock for the whole batch,

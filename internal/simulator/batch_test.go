@@ -60,6 +60,28 @@ func TestEngineTokens(t *testing.T) {
 	}
 }
 
+// Positions inside a prompt map by the same line as whole prompts, and
+// back: a prefix of template tokens alone counts for little.
+func TestEnginePositions(t *testing.T) {
+	p := Profiles["tiny"]
+	p.PromptTokenRatio, p.PromptTokenOffset = 5.2, -42.6 // 208 tokens → 1039
+	for _, tc := range []struct{ pos, eng int }{{0, 0}, {4, 0}, {9, 4}, {100, 477}, {207, 1034}, {208, 1039}} {
+		if got := p.enginePos(tc.pos, 208); got != tc.eng {
+			t.Errorf("enginePos(%d) = %d, want %d", tc.pos, got, tc.eng)
+		}
+	}
+	for _, tc := range []struct{ eng, pos int }{{0, 8}, {512, 106}, {1024, 205}, {1038, 207}, {1039, 208}, {2000, 208}} {
+		if got := p.promptPos(tc.eng, 208); got != tc.pos {
+			t.Errorf("promptPos(%d) = %d, want %d", tc.eng, got, tc.pos)
+		}
+	}
+	// Without a measured line positions are the same in both.
+	q := Profiles["tiny"]
+	if q.enginePos(17, 40) != 17 || q.promptPos(17, 40) != 17 || q.promptPos(40, 40) != 40 {
+		t.Error("the identity map moves positions")
+	}
+}
+
 // Rule 2: a prompt is read in chunks of BatchSize of the engine's tokens,
 // the rest last, and the slot's cache ends up holding the whole prompt.
 // Rule 3: the slot samples when the batch with its last prompt token ends.
@@ -84,11 +106,11 @@ func TestPromptChunksInEngineTokens(t *testing.T) {
 	if j.pos != 210 || len(e.slots[0].cache) != 210 || len(j.out) != 1 {
 		t.Errorf("after the prompt: pos %d, cache %d tokens, %d sampled; want 210, 210, 1", j.pos, len(e.slots[0].cache), len(j.out))
 	}
-	// A cached prefix is skipped in proportion: the same prompt again
-	// reads only its last token (5 of the engine's tokens).
+	// A cached prefix maps by the same line: the same prompt again reads
+	// only its last token, 1046 - (5·209 - 4) = 5 of the engine's tokens.
 	e.slots[0].job = nil
 	k := admit(e, 210, 5)
-	if b := step(e); k.cached != 209 || prefills(b)[0] != 1046-209*1046/210 || len(k.out) != 1 {
+	if b := step(e); k.cached != 209 || prefills(b)[0] != 5 || len(k.out) != 1 {
 		t.Errorf("cached %d, read %v, sampled %d", k.cached, prefills(b), len(k.out))
 	}
 }

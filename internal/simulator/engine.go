@@ -219,7 +219,7 @@ func (e *engine) admitLocked(now time.Time) {
 		s.job = j
 		j.slot, j.pos, j.cached, j.assigned = best, cached, cached, now
 		j.engLen = e.prof.engineTokens(len(j.prompt))
-		j.engPos = cached * j.engLen / len(j.prompt)
+		j.engPos = e.prof.enginePos(cached, len(j.prompt))
 	}
 }
 
@@ -308,13 +308,8 @@ func (e *engine) finishLocked(batch []work, now time.Time) {
 		j := w.job
 		s := &e.slots[j.slot]
 		if w.prefill > 0 {
-			// The engine's tokens read map back onto the simulator's
-			// in proportion; the last chunk ends the prompt.
 			j.engPos += w.prefill
-			next := len(j.prompt)
-			if j.engPos < j.engLen {
-				next = max(j.pos, j.engPos*len(j.prompt)/j.engLen)
-			}
+			next := max(j.pos, e.prof.promptPos(j.engPos, len(j.prompt)))
 			s.cache = append(s.cache, j.prompt[j.pos:next]...)
 			j.pos = next
 		} else if n := len(j.out); n > 0 {

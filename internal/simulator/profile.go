@@ -98,11 +98,39 @@ func (p Profile) engineTokens(n int) int {
 	if n <= 0 {
 		return 0
 	}
-	r := p.PromptTokenRatio
-	if r <= 0 {
-		r = 1
+	return max(1, int(math.Round(p.PromptTokenOffset+p.tokenRatio()*float64(n))))
+}
+
+// enginePos is where the engine is in a prompt of n of the simulator's
+// tokens when the simulator is at position pos: the same line as for whole
+// prompts, so a cached prefix made only of the template's first tokens
+// (where ChatML spends more than the engine's template) counts for little.
+func (p Profile) enginePos(pos, n int) int {
+	total := p.engineTokens(n)
+	if pos >= n {
+		return total
 	}
-	return max(1, int(math.Round(p.PromptTokenOffset+r*float64(n))))
+	if pos <= 0 {
+		return 0
+	}
+	return min(max(0, int(math.Round(p.PromptTokenOffset+p.tokenRatio()*float64(pos)))), total-1)
+}
+
+// promptPos is enginePos's inverse: the simulator's position in a prompt of
+// n tokens once the engine has read eng of its tokens; n only when the
+// engine has read the whole prompt.
+func (p Profile) promptPos(eng, n int) int {
+	if eng >= p.engineTokens(n) {
+		return n
+	}
+	return min(max(0, int((float64(eng)-p.PromptTokenOffset)/p.tokenRatio())), n-1)
+}
+
+func (p Profile) tokenRatio() float64 {
+	if p.PromptTokenRatio <= 0 {
+		return 1
+	}
+	return p.PromptTokenRatio
 }
 
 // HeadDim is the size of one attention head.
