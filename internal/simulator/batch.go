@@ -33,6 +33,9 @@ import "time"
 //     506-609): one decode token beside a prompt chunk is two micro-batches.
 //     The simulator's slot index stands for both the runner's sequence
 //     index and its cache slot id.
+//  5. A slot freed when a batch ends takes a waiting request only after the
+//     next batch if other slots are busy (engine.admitLocked says why); an
+//     idle runner takes it at once.
 
 // stepTime is how long a batch takes:
 //

@@ -18,12 +18,14 @@ func admit(e *engine, promptLen, limit int) *job {
 		j.prompt[i] = uint32(i + 1)
 	}
 	e.queue = append(e.queue, j)
-	e.admitLocked(time.Now())
+	e.admitLocked(time.Now(), false)
 	return j
 }
 
-// step plans one batch, finishes it and returns what each slot read.
+// step runs one turn of the engine's loop: it admits waiting jobs, plans
+// one batch, finishes it and returns what each slot read.
 func step(e *engine) []work {
+	e.admitLocked(time.Now(), true)
 	b := e.planLocked()
 	e.finishLocked(b, time.Now())
 	return b
@@ -186,5 +188,36 @@ func TestStepTime(t *testing.T) {
 	reading.slot = 0
 	if got, want := e.stepTime([]work{{job: reading, prefill: 100}}), p.StepBase+p.StepPerSeq+110*time.Millisecond; got != want {
 		t.Errorf("chunk alone = %v, want %v", got, want)
+	}
+}
+
+// Rule 5: a slot freed at the end of a batch takes a waiting request only
+// after the next batch while other slots keep the engine busy; an idle
+// engine takes it at once.
+func TestFreedSlotWaitsOneBatch(t *testing.T) {
+	e := batchEngine(Profiles["tiny"], 2)
+	a := admit(e, 5, 2)
+	b := admit(e, 5, 10)
+	c := admit(e, 5, 1) // both slots busy: it waits
+	step(e)             // a and b read their prompts and sample
+	step(e)             // a samples its second and last token
+	if a.slot != 0 || e.slots[0].job != nil || c.slot != -1 {
+		t.Fatalf("after a's last token: slot 0 holds %v, c in slot %d", e.slots[0].job, c.slot)
+	}
+	if got := step(e); len(got) != 1 || got[0].job != b || c.slot != -1 {
+		t.Errorf("the batch after a ended holds %d slots, c in slot %d; want b alone and c still waiting", len(got), c.slot)
+	}
+	if got := step(e); len(got) != 2 || got[0].job != c || got[0].prefill == 0 {
+		t.Errorf("the batch after that: %+v, want c reading its prompt beside b", got)
+	}
+
+	// Alone, a finished job's slot goes to the waiting request at once.
+	e = batchEngine(Profiles["tiny"], 2)
+	admit(e, 5, 1)
+	step(e) // it reads its prompt, samples its only token and ends
+	d := newJob([]uint32{9}, 1, 0, newTextGen(1, 100))
+	e.queue = append(e.queue, d)
+	if got := step(e); len(got) != 1 || got[0].job != d {
+		t.Errorf("a job waiting for an idle engine: batch %+v", got)
 	}
 }

@@ -24,10 +24,11 @@ type engine struct {
 	maxQueue int
 	ctxLen   int
 
-	mu     sync.Mutex
-	queue  []*job
-	slots  []slot
-	closed bool
+	mu      sync.Mutex
+	queue   []*job
+	slots   []slot
+	batches int // batches finished
+	closed  bool
 
 	wake chan struct{} // capacity 1: work arrived or a job was cancelled
 	quit chan struct{}
@@ -37,6 +38,8 @@ type engine struct {
 type slot struct {
 	cache []uint32 // the tokens whose KV entries the slot holds
 	job   *job
+	// freedAfter is the batch whose end freed the slot (0: none did).
+	freedAfter int
 }
 
 // job is one generation request inside the engine.
@@ -137,7 +140,7 @@ func (e *engine) submit(j *job) error {
 		return errQueueFull
 	}
 	e.queue = append(e.queue, j)
-	e.admitLocked(time.Now())
+	e.admitLocked(time.Now(), false)
 	e.poke()
 	return nil
 }
@@ -197,12 +200,24 @@ func (e *engine) hasFreeSlotLocked() bool {
 // runner (findLongestCacheSlot) a job takes the free slot whose cache shares
 // the longest prefix with its prompt, and always evaluates at least the last
 // prompt token.
-func (e *engine) admitLocked(now time.Time) {
+//
+// betweenBatches is true when the loop admits right after a batch ended:
+// then a slot that batch freed stays free for one more batch while other
+// slots keep the engine busy. Ollama's runner removes a sequence that
+// reached num_predict at the top of the next batch (runner/llamarunner/
+// runner.go line 425), and a request waiting for the slot needs the
+// runner's lock, which that batch holds until it ends (lines 406-410, 689);
+// a stopped sequence's answer has to reach the server and the next request
+// come back before the next batch starts. An idle runner takes it at once.
+func (e *engine) admitLocked(now time.Time, betweenBatches bool) {
 	for len(e.queue) > 0 {
 		best, bestCommon := -1, -1
 		j := e.queue[0]
 		for i := range e.slots {
 			if e.slots[i].job != nil {
+				continue
+			}
+			if betweenBatches && e.slots[i].freedAfter == e.batches && e.busyLocked() {
 				continue
 			}
 			if c := commonPrefix(e.slots[i].cache, j.prompt); c > bestCommon {
@@ -221,6 +236,15 @@ func (e *engine) admitLocked(now time.Time) {
 		j.engLen = e.prof.engineTokens(len(j.prompt))
 		j.engPos = e.prof.enginePos(cached, len(j.prompt))
 	}
+}
+
+func (e *engine) busyLocked() bool {
+	for _, s := range e.slots {
+		if s.job != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func commonPrefix(a, b []uint32) int {
@@ -246,7 +270,7 @@ func (e *engine) run() {
 	var lastEnd time.Time // when the previous batch was due to end
 	for {
 		e.mu.Lock()
-		e.admitLocked(time.Now())
+		e.admitLocked(time.Now(), true)
 		batch := e.planLocked()
 		e.mu.Unlock()
 		if len(batch) == 0 {
@@ -304,6 +328,7 @@ func (e *engine) planLocked() []work {
 // finishLocked ends a batch: prompt tokens and fed-back tokens enter the
 // caches, and every slot past its prompt samples a token.
 func (e *engine) finishLocked(batch []work, now time.Time) {
+	e.batches++
 	for _, w := range batch {
 		j := w.job
 		s := &e.slots[j.slot]
@@ -316,7 +341,7 @@ func (e *engine) finishLocked(batch []work, now time.Time) {
 			s.cache = append(s.cache, j.out[n-1]) // the token fed back this step
 		}
 		if j.canceled {
-			s.job = nil
+			s.job, s.freedAfter = nil, e.batches
 			continue
 		}
 		if j.pos < len(j.prompt) {
@@ -349,7 +374,7 @@ func (e *engine) finishLocked(batch []work, now time.Time) {
 }
 
 func (e *engine) endLocked(j *job, reason string, evalCount int) {
-	e.slots[j.slot].job = nil
+	e.slots[j.slot].job, e.slots[j.slot].freedAfter = nil, e.batches
 	j.box.put(event{done: &doneInfo{
 		reason:       reason,
 		promptTokens: len(j.prompt),

@@ -165,7 +165,7 @@ func TestLongestPrefixSlot(t *testing.T) {
 	e.slots[2].job = &job{} // busy
 	j := newJob([]uint32{1, 2, 3, 4, 5}, 1, 1, nil)
 	e.queue = []*job{j}
-	e.admitLocked(time.Now())
+	e.admitLocked(time.Now(), false)
 	if j.slot != 1 || j.cached != 4 {
 		t.Errorf("slot %d with %d cached, want slot 1 with 4", j.slot, j.cached)
 	}
@@ -173,7 +173,7 @@ func TestLongestPrefixSlot(t *testing.T) {
 	e.slots[1].job = nil
 	k := newJob([]uint32{1, 2, 3, 4}, 1, 1, nil)
 	e.queue = []*job{k}
-	e.admitLocked(time.Now())
+	e.admitLocked(time.Now(), false)
 	if k.cached != 3 {
 		t.Errorf("%d cached, want 3", k.cached)
 	}
