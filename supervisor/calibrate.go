@@ -53,7 +53,7 @@ func runCalibrate(args []string) error {
 	fs.StringVar(&f.promptWords, "prompt-words", "4,48,128,256", "prompt lengths in words at concurrency 1, comma-separated (the prefill fit)")
 	fs.IntVar(&f.maxTokens, "max-tokens", 32, "output tokens of every probe request")
 	fs.IntVar(&f.rounds, "rounds", 3, "repeats of every probe")
-	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
+	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96,p4-c4-w32", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
 	fs.StringVar(&f.base, "base-profile", "cpu-25m", "built-in profile or profile file whose model shape and names the fitted profile keeps")
 	fs.StringVar(&f.name, "name", "", "the fitted profile's name (default: calibrated-<model>)")
 	fs.StringVar(&f.out, "out", "", "folder for profile.json, calibration.md and calibration.json (default out/calibrate-<time>)")

@@ -43,7 +43,7 @@ func countField(field func(p *simulator.Profile) *int) func(*simulator.Profile, 
 var profileFlags = []profileFlag{
 	{"load-time", "time to load the model on the first request", durationField(func(p *simulator.Profile) *time.Duration { return &p.LoadTime })},
 	{"request-overhead", "fixed work of a request before the slots", durationField(func(p *simulator.Profile) *time.Duration { return &p.RequestOverhead })},
-	{"step-base", "fixed cost of one batch", durationField(func(p *simulator.Profile) *time.Duration { return &p.StepBase })},
+	{"step-base", "fixed cost of one forward pass (a batch is one or more micro-batches)", durationField(func(p *simulator.Profile) *time.Duration { return &p.StepBase })},
 	{"step-per-seq", "cost each busy slot adds to a batch", durationField(func(p *simulator.Profile) *time.Duration { return &p.StepPerSeq })},
 	{"prefill-per-token", "cost of each uncached prompt token", durationField(func(p *simulator.Profile) *time.Duration { return &p.PrefillPerToken })},
 	{"batch-size", "prompt tokens one slot adds to a batch (num_batch)", countField(func(p *simulator.Profile) *int { return &p.BatchSize })},

@@ -55,7 +55,8 @@ type Profile struct {
 	// RequestOverhead is the fixed work of a request before it reaches the
 	// slots: parsing, templating, tokenizing, the runner round trip.
 	RequestOverhead time.Duration
-	// StepBase is the fixed cost of one batch (one forward pass).
+	// StepBase is the fixed cost of one forward pass: a batch is one or
+	// more micro-batches of at most BatchSize tokens (batch.go, rule 4).
 	StepBase time.Duration
 	// StepPerSeq is what every sequence in a batch adds to it: with n slots
 	// decoding, a step takes StepBase + n·StepPerSeq, so each stream runs at
@@ -65,8 +66,8 @@ type Profile struct {
 	PrefillPerToken time.Duration
 	// AttentionPerPair is the cost of one prompt token of a batch attending
 	// to one token before it in its sequence: what makes a long prompt's
-	// prefill grow with its square. In the engine's tokens
-	// (PromptTokenRatio converts); 0 leaves it out.
+	// prefill grow with its square. In the engine's tokens (the token line,
+	// PromptTokenRatio and PromptTokenOffset, converts); 0 leaves it out.
 	AttentionPerPair time.Duration
 	// DecodePerContextToken is what each token of a decoding slot's context
 	// (its prompt, in the engine's tokens, and its answer so far) adds to
