@@ -161,10 +161,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if sc.Concurrency == 1 {
 					samples.Prefill = append(samples.Prefill, Point{float64(ob.PromptTokens), ob.TTFT.Seconds()})
 				}
-				if ob.Step > 0 {
+				// The median gap, or the mean when most chunks carried
+				// several tokens.
+				if step := cmp.Or(ob.Step, ob.TPOT); step > 0 {
 					busy := float64(sc.Concurrency)
 					context := busy * (float64(ob.PromptTokens) + float64(ob.OutputTokens)/2)
-					samples.Decode = append(samples.Decode, DecodeSample{busy, context, ob.Step.Seconds()})
+					samples.Decode = append(samples.Decode, DecodeSample{busy, context, step.Seconds()})
 				}
 			}
 		}
