@@ -45,20 +45,25 @@ type Observation struct {
 
 // Outcome summarises a scenario's requests.
 type Outcome struct {
-	Scenario     Scenario      `json:"scenario"`
-	Requests     int           `json:"requests"`
-	TTFTP50Ms    float64       `json:"ttft_p50_ms"`
-	TokPerSecAvg float64       `json:"tok_per_s_mean"`
+	Scenario     Scenario `json:"scenario"`
+	Requests     int      `json:"requests"`
+	TTFTP50Ms    float64  `json:"ttft_p50_ms"`
+	TokPerSecAvg float64  `json:"tok_per_s_mean"`
+	// StepP50Ms is the median of the requests' decode steps (Observation.Step).
+	StepP50Ms    float64       `json:"step_p50_ms"`
 	PromptTokens float64       `json:"prompt_tokens_mean"`
 	Observations []Observation `json:"-"`
 }
 
 func summarize(sc Scenario, obs []Observation) Outcome {
 	o := Outcome{Scenario: sc, Requests: len(obs), Observations: obs}
-	var ttft, speed []float64
+	var ttft, speed, step []float64
 	var prompt float64
 	for _, ob := range obs {
 		ttft = append(ttft, float64(ob.TTFT)/float64(time.Millisecond))
+		if ob.Step > 0 {
+			step = append(step, float64(ob.Step)/float64(time.Millisecond))
+		}
 		if ob.TPOT > 0 {
 			speed = append(speed, float64(time.Second)/float64(ob.TPOT))
 		}
@@ -66,6 +71,9 @@ func summarize(sc Scenario, obs []Observation) Outcome {
 	}
 	o.TTFTP50Ms = stats.Quantile(ttft, 0.5)
 	o.TokPerSecAvg = stats.Summarize(speed).Mean
+	if len(step) > 0 {
+		o.StepP50Ms = stats.Quantile(step, 0.5)
+	}
 	if len(obs) > 0 {
 		o.PromptTokens = prompt / float64(len(obs))
 	}

@@ -17,6 +17,7 @@ import (
 func TestEventAPIsAgainstSimulator(t *testing.T) {
 	prof := simulator.Profiles["cpu-25m"]
 	prof.LoadTime, prof.RequestOverhead, prof.PrefillPerToken, prof.StepBase, prof.StepPerSeq = 0, time.Millisecond, 0, 2*time.Millisecond, 0
+	prof.AttentionPerPair, prof.DecodePerContextToken = 0, 0
 	sim, err := simulator.New(simulator.Config{CustomProfile: &prof, Parallel: 2, ThinkingTokens: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ func TestTimingMatchesSimulator(t *testing.T) {
 		t.Run(tc.api+"/c"+itoa(tc.concurrency), func(t *testing.T) {
 			prof := simulator.Profiles["cpu-25m"]
 			prof.LoadTime, prof.RequestOverhead, prof.PrefillPerToken = 0, time.Millisecond, 10*time.Microsecond
+			prof.AttentionPerPair, prof.DecodePerContextToken = 0, 0
 			// One decode step every 5 ms for one stream (24 answers, so p99 is
 			// not just the worst of a few), every 20 ms for 256.
 			prof.StepBase, prof.StepPerSeq = 5*time.Millisecond, 0
@@ -95,6 +96,7 @@ func TestTimingMatchesSimulator(t *testing.T) {
 func TestBuiltinPromptTokens(t *testing.T) {
 	prof := simulator.Profiles["cpu-25m"]
 	prof.LoadTime, prof.StepBase, prof.StepPerSeq, prof.PrefillPerToken, prof.RequestOverhead = 0, time.Millisecond, 0, 0, 0
+	prof.AttentionPerPair, prof.DecodePerContextToken = 0, 0
 	prof.SystemPrompt = ""
 	sim, err := simulator.New(simulator.Config{CustomProfile: &prof, Parallel: 1})
 	if err != nil {
