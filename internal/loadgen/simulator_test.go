@@ -30,6 +30,7 @@ func TestTimingMatchesSimulator(t *testing.T) {
 			prof := simulator.Profiles["cpu-25m"]
 			prof.LoadTime, prof.RequestOverhead, prof.PrefillPerToken = 0, time.Millisecond, 10*time.Microsecond
 			prof.AttentionPerPair, prof.DecodePerContextToken = 0, 0
+			prof.PromptTokenRatio, prof.PromptTokenOffset = 1, 0 // prompts as short as the simulator counts them
 			// One decode step every 5 ms for one stream (24 answers, so p99 is
 			// not just the worst of a few), every 20 ms for 256.
 			prof.StepBase, prof.StepPerSeq = 5*time.Millisecond, 0
