@@ -15,10 +15,11 @@ import (
 	"github.com/tokentrace/tokentrace/internal/stream"
 )
 
-// fakeUpstream streams OpenAI chat completions over SSE: ?tokens= content
-// chunks, the first after ?first=, then one every ?gap= (0: back to back),
-// then a finish chunk, a usage chunk and [DONE]. With ?hold=H every stream
-// stops after H tokens until release is closed.
+// fakeUpstream streams answers in the API of the request's path
+// (benchAPIs): ?tokens= output events, the first after ?first=, then one
+// every ?gap= (0: back to back), then the events that end the answer with
+// its usage. With ?hold=H every stream stops after H tokens until release
+// is closed.
 type fakeUpstream struct {
 	held    atomic.Int64
 	mu      sync.Mutex
@@ -31,14 +32,6 @@ func (u *fakeUpstream) releaser() chan struct{} {
 	return u.release
 }
 
-const (
-	chunkHead   = `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[{"index":0,"delta":{"content":" tok`
-	chunkTail   = `"},"finish_reason":null}]}` + "\n\n"
-	finishChunk = `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n"
-	usageFmt    = `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1767225600,"model":"bench","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}}` + "\n\n" +
-		"data: [DONE]\n\n"
-)
-
 func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	q := r.URL.Query()
@@ -46,10 +39,18 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hold, _ := strconv.Atoi(q.Get("hold"))
 	first, _ := time.ParseDuration(q.Get("first"))
 	gap, _ := time.ParseDuration(q.Get("gap"))
+	api, ok := apiByPath[r.URL.Path]
+	if !ok {
+		http.Error(w, "the bench upstream does not serve "+r.URL.Path, http.StatusNotFound)
+		return
+	}
 	release := u.releaser()
-	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Content-Type", api.contentType)
 	w.WriteHeader(200)
 	f := w.(http.Flusher)
+	if api.head != "" {
+		_, _ = io.WriteString(w, api.head)
+	}
 	f.Flush()
 	ctx := r.Context()
 	if first > 0 && !sleep(ctx, first) {
@@ -68,16 +69,13 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		buf = append(buf[:0], chunkHead...)
-		buf = strconv.AppendInt(buf, int64(i), 10)
-		buf = append(buf, chunkTail...)
+		buf = api.token(buf[:0], i)
 		if _, err := w.Write(buf); err != nil {
 			return
 		}
 		f.Flush()
 	}
-	_, _ = io.WriteString(w, finishChunk)
-	_, _ = fmt.Fprintf(w, usageFmt, tokens, tokens+8)
+	_, _ = w.Write(api.tail(buf[:0], tokens))
 	f.Flush()
 }
 
@@ -95,6 +93,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // answer is what the fake upstream is asked to stream.
 type answer struct {
+	api    *benchAPI // nil: OpenAI chat completions
 	tokens int
 	first  time.Duration // before the first token
 	gap    time.Duration // between tokens; 0: back to back
@@ -121,20 +120,27 @@ type result struct {
 	broken string // why the stream is not the upstream's answer, whole; "" when it is
 }
 
-const requestBody = `{"model":"bench","messages":[{"role":"user","content":"hello"}],"stream":true,"stream_options":{"include_usage":true}}`
+// wire is the answer's API.
+func (a answer) wire() *benchAPI {
+	if a.api == nil {
+		return benchAPIs["openai"]
+	}
+	return a.api
+}
 
-// streamOnce sends one streaming chat request to base and reads the answer
+// streamOnce sends one streaming request to base and reads the answer
 // through the project's stream parser. A stream is broken unless it ends
 // cleanly with exactly the tokens asked for and the usage saying so.
 // onChunk, when set, sees each output chunk.
 func streamOnce(ctx context.Context, c *http.Client, base string, a answer, onChunk func(int)) result {
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/chat/completions?"+a.query(), strings.NewReader(requestBody))
+	api := a.wire()
+	req, err := http.NewRequestWithContext(ctx, "POST", base+api.path+"?"+a.query(), strings.NewReader(api.body))
 	if err != nil {
 		return result{broken: err.Error()}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	cfg := stream.Config{API: stream.APIOpenAI, Start: start, NoChunkText: true}
+	cfg := stream.Config{API: api.api, Start: start, NoChunkText: true}
 	if onChunk != nil {
 		cfg.OnChunk = func(ev stream.ChunkEvent) { onChunk(ev.Index) }
 	}

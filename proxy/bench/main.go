@@ -33,6 +33,9 @@ type options struct {
 	rounds         int
 	requestTimeout time.Duration
 	variants       []string
+	apis           []*benchAPI
+	apiStreams     int
+	apiGap         time.Duration
 	otelcol        string
 	nginx          string
 	memStreams     int
@@ -42,17 +45,22 @@ type options struct {
 	tracePrefix    string
 }
 
-// scale is one load: streams at once, tokens gap apart.
+// scale is one load: streams at once, tokens gap apart, in one API.
 type scale struct {
 	streams int
 	gap     time.Duration
+	api     *benchAPI // nil: OpenAI chat completions
 }
 
 func (s scale) String() string {
+	load := fmt.Sprintf("%d streams, a token every %v", s.streams, s.gap)
 	if s.gap == 0 {
-		return fmt.Sprintf("%d streams, unpaced", s.streams)
+		load = fmt.Sprintf("%d streams, unpaced", s.streams)
 	}
-	return fmt.Sprintf("%d streams, a token every %v", s.streams, s.gap)
+	if s.api != nil {
+		load += fmt.Sprintf(", %s API (%s)", s.api.name, s.api.path)
+	}
+	return load
 }
 
 func (o options) scales() []scale {
@@ -64,6 +72,9 @@ func (o options) scales() []scale {
 		}
 		out = append(out, scale{streams: n, gap: g})
 	}
+	for _, a := range o.apis {
+		out = append(out, scale{streams: o.apiStreams, gap: o.apiGap, api: a})
+	}
 	return out
 }
 
@@ -71,12 +82,15 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	var o options
-	var streams, gaps, variants string
+	var streams, gaps, variants, apis string
 	flag.StringVar(&o.serve, "serve", "", "internal: serve this proxy variant (bare or gateway) as a child process")
 	flag.StringVar(&o.upstream, "upstream", "", "internal: the upstream the child proxies to")
 	flag.StringVar(&o.otlp, "otlp", "", "internal: the collector's OTLP/gRPC address for the gateway child (empty: spans are discarded in-process)")
 	flag.StringVar(&streams, "streams", "32,256,1000", "concurrent streams of each scale, comma-separated")
 	flag.StringVar(&gaps, "token-gap", "0,20ms,20ms", "the upstream's pause between tokens at each scale (one value: all scales); 0 is unpaced")
+	flag.StringVar(&apis, "apis", "openai,responses,anthropic,ollama", "after the scales above, load each of these APIs (openai, responses, anthropic, ollama) at -api-streams and -api-token-gap, for the CPU per token of each; empty: none")
+	flag.IntVar(&o.apiStreams, "api-streams", 256, "concurrent streams of each -apis load")
+	flag.DurationVar(&o.apiGap, "api-token-gap", 20*time.Millisecond, "the upstream's pause between tokens in each -apis load")
 	flag.DurationVar(&o.firstToken, "first-token", 50*time.Millisecond, "the upstream's pause before the first token")
 	flag.IntVar(&o.tokens, "tokens", 32, "tokens per answer")
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "how long each variant is loaded in each round (requests under way then finish)")
@@ -99,7 +113,7 @@ func run() int {
 		}
 		return 0
 	}
-	if err := o.parse(streams, gaps, variants); err != nil {
+	if err := o.parse(streams, gaps, variants, apis); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
@@ -113,7 +127,11 @@ func run() int {
 }
 
 // parse reads the list flags and checks every option.
-func (o *options) parse(streams, gaps, variants string) error {
+func (o *options) parse(streams, gaps, variants, apis string) error {
+	var err error
+	if o.apis, err = parseAPIs(apis); err != nil {
+		return err
+	}
 	for _, s := range strings.Split(streams, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -150,6 +168,8 @@ func (o *options) parse(streams, gaps, variants string) error {
 		return fmt.Errorf("-variants %q: direct is required (added TTFT is against it)", variants)
 	case o.tokens < 2:
 		return fmt.Errorf("-tokens %d: want at least 2", o.tokens)
+	case len(o.apis) > 0 && (o.apiStreams < 1 || o.apiGap < 0):
+		return fmt.Errorf("-api-streams %d and -api-token-gap %v: want a positive count and a duration ≥ 0", o.apiStreams, o.apiGap)
 	case o.rounds < 1:
 		return fmt.Errorf("-rounds %d: want at least 1", o.rounds)
 	case o.duration <= 0 || o.requestTimeout <= 0:

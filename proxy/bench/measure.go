@@ -119,10 +119,10 @@ func measure(o options) (*report, error) {
 	}
 
 	for si, sc := range rep.scales {
-		a := answer{tokens: o.tokens, first: o.firstToken, gap: sc.gap}
+		a := answer{api: sc.api, tokens: o.tokens, first: o.firstToken, gap: sc.gap}
 		for _, t := range targets {
 			t.vr.rounds = append(t.vr.rounds, nil)
-			if err := warm(client, t, sc.streams, o.requestTimeout); err != nil {
+			if err := warm(client, t, sc.api, sc.streams, o.requestTimeout); err != nil {
 				return nil, err
 			}
 			if isGateway(t.vr.name) {
@@ -170,7 +170,7 @@ func measure(o options) (*report, error) {
 		if t.child == nil || !t.child.goStats || o.memStreams == 0 {
 			continue
 		}
-		if err := warm(client, t, o.memStreams, o.requestTimeout); err != nil {
+		if err := warm(client, t, nil, o.memStreams, o.requestTimeout); err != nil {
 			return nil, err
 		}
 		if err := memoryPhases(o, up, client, t.base, t.vr); err != nil {
@@ -203,8 +203,8 @@ func isGateway(v string) bool { return v == "gateway" || v == "gateway-events-of
 // warm opens the scale's connections and runs the code paths once: every
 // stream sends one short answer. A proxy that breaks most of them is not
 // worth measuring.
-func warm(c *http.Client, t *target, streams int, timeout time.Duration) error {
-	a := answer{tokens: 2}
+func warm(c *http.Client, t *target, api *benchAPI, streams int, timeout time.Duration) error {
+	a := answer{api: api, tokens: 2}
 	var wg sync.WaitGroup
 	var broken atomic.Int64
 	var why atomic.Value

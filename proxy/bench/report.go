@@ -30,6 +30,7 @@ func (r *report) write(w io.Writer) {
 	for si, sc := range r.scales {
 		r.writeScale(w, si, sc)
 	}
+	r.writeAPIs(w)
 	r.writeMemory(w)
 	fmt.Fprintf(w, "\nEach figure is the median over the %d rounds, (min–max) beside it. added TTFT: the variant's TTFT percentile minus the direct connection's in the same round.\n"+
 		"CPU / token: the proxy process's user + system time in /proc (nginx: master and workers) over the round, divided by the output tokens its clients received.\n"+
@@ -75,20 +76,8 @@ func (r *report) writeScale(w io.Writer, si int, sc scale) {
 			return pct(p)(f) - pct(p)(direct.rounds[si][i]), true
 		}
 	}
-	cpuTok := func(f roundFig, _ int) (float64, bool) {
-		return float64(f.cpu.Nanoseconds()) / float64(max(f.tokens, 1)), f.measured
-	}
-	ratio := func(other string) perRound {
-		ov := r.byName(other)
-		return func(f roundFig, i int) (float64, bool) {
-			if ov == nil || !f.measured || !ov.rounds[si][i].measured {
-				return 0, false
-			}
-			a, _ := cpuTok(f, i)
-			b, _ := cpuTok(ov.rounds[si][i], i)
-			return a / b, b > 0
-		}
-	}
+	cpuTok := perRound(cpuPerToken)
+	ratio := func(other string) perRound { return r.cpuRatio(si, other) }
 	allocs := func(f roundFig, _ int) (float64, bool) {
 		return float64(f.mallocs) / float64(max(f.tokens, 1)), f.hasMallocs
 	}
@@ -176,6 +165,68 @@ func (r *report) writeGoal(w io.Writer, si int, v *variantReport, added func(flo
 	fmt.Fprintf(w, "\n%s at this scale:\n", v.name)
 	for _, l := range lines {
 		fmt.Fprintf(w, "- %s\n", l)
+	}
+}
+
+// cpuPerToken is the proxy's CPU time per output token its clients received.
+func cpuPerToken(f roundFig, _ int) (float64, bool) {
+	return float64(f.cpu.Nanoseconds()) / float64(max(f.tokens, 1)), f.measured
+}
+
+// cpuRatio is a variant's CPU per token over other's in the same round at scale si.
+func (r *report) cpuRatio(si int, other string) perRound {
+	ov := r.byName(other)
+	return func(f roundFig, i int) (float64, bool) {
+		if ov == nil || !f.measured || !ov.rounds[si][i].measured {
+			return 0, false
+		}
+		a, _ := cpuPerToken(f, i)
+		b, _ := cpuPerToken(ov.rounds[si][i], i)
+		return a / b, b > 0
+	}
+}
+
+// writeAPIs sums up the -apis loads: CPU per token of each proxy in each API.
+func (r *report) writeAPIs(w io.Writer) {
+	var proxies []*variantReport
+	for _, v := range r.variants {
+		if v.name != "direct" {
+			proxies = append(proxies, v)
+		}
+	}
+	if len(r.o.apis) == 0 || len(proxies) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n### CPU per token by API (%d streams, a token every %v)\n\n| API |", r.o.apiStreams, r.o.apiGap)
+	for _, v := range proxies {
+		fmt.Fprintf(w, " %s |", v.name)
+	}
+	gw, bare := r.byName("gateway"), r.byName("bare")
+	if gw != nil && bare != nil {
+		fmt.Fprint(w, " gateway × bare |")
+	}
+	fmt.Fprint(w, " broken |\n|---|")
+	fmt.Fprint(w, strings.Repeat("---:|", len(proxies)))
+	if gw != nil && bare != nil {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w, "---:|")
+	for si, sc := range r.scales {
+		if sc.api == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %s (%s) |", sc.api.name, sc.api.path)
+		broken := 0
+		for _, v := range proxies {
+			fmt.Fprintf(w, " %s |", spread(r.series(v, si, cpuPerToken), usFmt))
+			for _, f := range v.rounds[si] {
+				broken += f.broken
+			}
+		}
+		if gw != nil && bare != nil {
+			fmt.Fprintf(w, " %s |", spread(r.series(gw, si, r.cpuRatio(si, "bare")), xFmt))
+		}
+		fmt.Fprintf(w, " %d |\n", broken)
 	}
 }
 
