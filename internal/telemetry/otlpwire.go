@@ -14,44 +14,77 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// traceCodec is the gRPC codec of the span exporter's connection: it
-// writes an ExportTraceServiceRequest in protobuf's wire format by hand,
-// field by field, instead of through the protobuf runtime's reflection
-// (which computed the sizes and then wrote the bytes at about a third of
-// the gateway's export cost). Every other message (the response) goes to
-// the registered "proto" codec. The bytes are the ones proto.Marshal
-// writes (TestTraceCodecWritesWhatProtoMarshalDoes).
-type traceCodec struct{ proto encoding.CodecV2 }
+// traceCodec is the gRPC codec of the span exporter's connection. The
+// exporter writes each batch's ExportTraceServiceRequest itself, straight
+// from the SDK's spans (otlpdirect.go), and hands the client a placeholder
+// message the codec recognises: Marshal then sends the bytes held for it.
+// Any other ExportTraceServiceRequest is written by hand from its messages,
+// field by field, instead of through the protobuf runtime's reflection;
+// every other message (the response) goes to the registered "proto" codec.
+// Either way the bytes are the ones proto.Marshal writes
+// (TestTraceCodecWritesWhatProtoMarshalDoes,
+// TestDirectEncodingMatchesMessages).
+type traceCodec struct {
+	proto encoding.CodecV2
+	mu    sync.Mutex
+	held  map[*tracepb.ResourceSpans]mem.Buffer
+}
 
-func newTraceCodec() (traceCodec, error) {
+func newTraceCodec() (*traceCodec, error) {
 	c := encoding.GetCodecV2("proto")
 	if c == nil {
-		return traceCodec{}, fmt.Errorf("the gRPC proto codec is not registered")
+		return nil, fmt.Errorf("the gRPC proto codec is not registered")
 	}
-	return traceCodec{proto: c}, nil
+	return &traceCodec{proto: c, held: map[*tracepb.ResourceSpans]mem.Buffer{}}, nil
 }
 
 // Name is the content subtype: the request is plain protobuf.
-func (traceCodec) Name() string { return "proto" }
+func (*traceCodec) Name() string { return "proto" }
 
-func (c traceCodec) Marshal(v any) (mem.BufferSlice, error) {
+// hold keeps a request's bytes for the placeholder key, until Marshal
+// sends them or drop frees them.
+func (c *traceCodec) hold(key *tracepb.ResourceSpans, data mem.Buffer) {
+	c.mu.Lock()
+	c.held[key] = data
+	c.mu.Unlock()
+}
+
+// take returns the bytes held for key, once.
+func (c *traceCodec) take(key *tracepb.ResourceSpans) (mem.Buffer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data, ok := c.held[key]
+	delete(c.held, key)
+	return data, ok
+}
+
+// drop frees what is still held for key (the client never sent it).
+func (c *traceCodec) drop(key *tracepb.ResourceSpans) {
+	if data, ok := c.take(key); ok {
+		data.Free()
+	}
+}
+
+func (c *traceCodec) Marshal(v any) (mem.BufferSlice, error) {
 	req, ok := v.(*coltracepb.ExportTraceServiceRequest)
 	if !ok {
 		return c.proto.Marshal(v)
 	}
+	if len(req.ResourceSpans) == 1 {
+		if data, ok := c.take(req.ResourceSpans[0]); ok {
+			return mem.BufferSlice{data}, nil
+		}
+	}
 	e := wireEncoders.Get().(*wireEncoder)
 	defer e.release()
 	size := e.sizeRequest(req)
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		return mem.BufferSlice{mem.SliceBuffer(e.appendRequest(make([]byte, 0, size), req))}, nil
-	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
 	*buf = e.appendRequest((*buf)[:0], req)
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
-func (c traceCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+func (c *traceCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
 
 // wireEncoder writes OTLP trace messages in two passes: the first computes
 // every message's size, in the order the second writes them (pre-order),

@@ -2,7 +2,17 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
 	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -110,6 +120,142 @@ func BenchmarkTraceCodec(b *testing.B) {
 	b.Run("proto", func(b *testing.B) {
 		for b.Loop() {
 			data, _ := codec.proto.Marshal(req)
+			data.Free()
+		}
+	})
+}
+
+// TestDirectEncodingMatchesMessages: a batch written straight from the SDK's
+// spans is byte for byte what proto.Marshal writes for otlpSpans' messages
+// of the same batch (every attribute type, events, links, status, flags,
+// resources and scopes in the order first seen, nil spans skipped).
+func TestDirectEncodingMatchesMessages(t *testing.T) {
+	spans := testSpans()
+	batches := map[string][]sdktrace.ReadOnlySpan{
+		"test spans": spans,
+		"repeated":   append(append(append([]sdktrace.ReadOnlySpan{nil}, spans...), nil), spans...),
+		"reversed":   reversed(spans),
+	}
+	for name, batch := range batches {
+		t.Run(name, func(t *testing.T) {
+			want, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: otlpSpans(batch)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := new(wireEncoder)
+			g := groupSpans(batch)
+			size := e.sizeGroups(g)
+			got := e.appendGroups(nil, g)
+			if len(got) != size || !bytes.Equal(got, want) {
+				t.Fatalf("direct encoding: %d bytes (sized %d), proto.Marshal of the messages %d; they differ", len(got), size, len(want))
+			}
+		})
+	}
+}
+
+func reversed(spans []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+	out := slices.Clone(spans)
+	slices.Reverse(out)
+	return out
+}
+
+// TestSpansReachAGRPCCollector: spans go through NewTracing's exporter,
+// its gRPC client and codec to a gRPC trace service on loopback, whole.
+func TestSpansReachAGRPCCollector(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &traceService{}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, col)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+
+	ctx := context.Background()
+	tr, err := NewTracing(ctx, TraceConfig{ServiceName: "codec-test", Endpoint: ln.Addr().String(), Insecure: true,
+		Batch: BatchConfig{BatchSize: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracer := tr.Provider.Tracer("test")
+	for i := range 20 {
+		_, s := tracer.Start(ctx, fmt.Sprintf("span %d", i), trace.WithAttributes(attribute.Int("i", i)))
+		for j := range i {
+			s.AddEvent("token", trace.WithAttributes(attribute.Int("tokentrace.chunk.index", j)))
+		}
+		s.End()
+	}
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	got := map[string]int{}
+	for _, req := range col.got {
+		for _, rs := range req.ResourceSpans {
+			if sn := attrValue(rs.Resource.GetAttributes(), "service.name"); sn != "codec-test" {
+				t.Errorf("resource service.name %q", sn)
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					got[s.Name] = len(s.Events)
+				}
+			}
+		}
+	}
+	if len(got) != 20 || len(col.got) < 3 {
+		t.Fatalf("the collector got %d spans in %d requests, want 20 in at least 3", len(got), len(col.got))
+	}
+	for i := range 20 {
+		if n := got[fmt.Sprintf("span %d", i)]; n != i {
+			t.Errorf("span %d arrived with %d events, want %d", i, n, i)
+		}
+	}
+}
+
+type traceService struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu  sync.Mutex
+	got []*coltracepb.ExportTraceServiceRequest
+}
+
+func (s *traceService) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	s.mu.Lock()
+	s.got = append(s.got, req)
+	s.mu.Unlock()
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func attrValue(kvs []*commonpb.KeyValue, key string) string {
+	for _, kv := range kvs {
+		if kv.Key == key {
+			return kv.Value.GetStringValue()
+		}
+	}
+	return ""
+}
+
+func BenchmarkDirectEncoding(b *testing.B) {
+	var batch []sdktrace.ReadOnlySpan
+	for range 100 {
+		batch = append(batch, testSpans()...)
+	}
+	b.Run("direct", func(b *testing.B) {
+		e := new(wireEncoder)
+		var buf []byte
+		for b.Loop() {
+			g := groupSpans(batch)
+			e.sizes, e.next = e.sizes[:0], 0
+			buf = buf[:0]
+			e.sizeGroups(g)
+			buf = e.appendGroups(buf, g)
+		}
+	})
+	b.Run("messages+codec", func(b *testing.B) {
+		codec, _ := newTraceCodec()
+		for b.Loop() {
+			data, _ := codec.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: otlpSpans(batch)})
 			data.Free()
 		}
 	})

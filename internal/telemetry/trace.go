@@ -142,7 +142,8 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 
 // newExporter makes the OTLP span exporter of cfg.Protocol: the SDK's
 // client for the protocol under tokentrace's own conversion of spans
-// (spanExporter); over gRPC, the request is written by traceCodec. The batch
+// (spanExporter); over gRPC, each batch is written straight from the SDK's
+// spans into the request's bytes, which traceCodec sends. The batch
 // processor bounds each export; retrying inside the exporter would only hold
 // the queue longer while the collector is away, so retries are off.
 func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, error) {
@@ -192,6 +193,7 @@ func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, e
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
 	}
+	exp.direct = codec
 	return exp, nil
 }
 
