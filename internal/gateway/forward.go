@@ -38,7 +38,22 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := f.g
-	out := r.Clone(r.Context())
+	// 1xx answers (103 Early Hints) pass on while the final one is awaited.
+	var mu sync.Mutex
+	done := false
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return nil
+		}
+		h := w.Header()
+		copyHeader(h, http.Header(header))
+		w.WriteHeader(code)
+		clear(h)
+		return nil
+	}}
+	out := r.Clone(httptrace.WithClientTrace(r.Context(), trace))
 	if r.ContentLength == 0 {
 		out.Body = nil // as ReverseProxy: lets the transport retry on a dead idle connection
 	}
@@ -56,23 +71,6 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header.Set("User-Agent", "") // not Go's own
 	}
-
-	// 1xx answers (103 Early Hints) pass on while the final one is awaited.
-	var mu sync.Mutex
-	done := false
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if done {
-			return nil
-		}
-		h := w.Header()
-		copyHeader(h, http.Header(header))
-		w.WriteHeader(code)
-		clear(h)
-		return nil
-	}}
-	out = out.WithContext(httptrace.WithClientTrace(out.Context(), trace))
 
 	res, err := f.p.RoundTrip(out)
 	mu.Lock()

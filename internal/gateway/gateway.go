@@ -232,7 +232,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		scenario = boundScenario(vs[0])
 		r.Header.Del(g.cfg.ScenarioHeader)
 	}
-	g.instrument(w, r.WithContext(ctx), scenario)
+	g.instrument(ctx, w, r, scenario)
 }
 
 var errDrainTimeout = errors.New("the proxy's drain timed out")
