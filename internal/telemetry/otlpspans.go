@@ -32,10 +32,11 @@ type spanExporter struct {
 	// direct, over gRPC, is the connection's codec: each batch is written
 	// straight from the SDK's spans into the request's bytes, and the
 	// client is handed a placeholder for them.
-	direct   *traceCodec
-	mu       sync.Mutex
-	started  bool
-	stopOnce sync.Once
+	direct     *traceCodec
+	maxRequest int // bytes, with direct
+	mu         sync.Mutex
+	started    bool
+	stopOnce   sync.Once
 }
 
 func newSpanExporter(ctx context.Context, client otlptrace.Client) (*spanExporter, error) {
@@ -60,6 +61,11 @@ func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	return nil
 }
 
+// maxRequestSize is the gRPC client's default bound on a request
+// (otlptracegrpc.WithMaxRequestSize), which it checks on the placeholder
+// only, so exportDirect checks it on the bytes.
+const maxRequestSize = 64 << 20
+
 // exportDirect sends one batch written straight from the SDK's spans. The
 // placeholder holds as many (empty) spans as the batch, so what the client
 // counts of it is right.
@@ -77,6 +83,10 @@ func (e *spanExporter) exportDirect(ctx context.Context, spans []sdktrace.ReadOn
 	key := &tracepb.ResourceSpans{ScopeSpans: []*tracepb.ScopeSpans{{Spans: make([]*tracepb.Span, n)}}}
 	enc := wireEncoders.Get().(*wireEncoder)
 	size := enc.sizeGroups(groups)
+	if size > e.maxRequest {
+		enc.release()
+		return fmt.Errorf("traces export: request message too large: %d bytes, exceeded %d bytes", size, e.maxRequest)
+	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
 	*buf = enc.appendGroups((*buf)[:0], groups)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -157,6 +158,26 @@ func reversed(spans []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
 	out := slices.Clone(spans)
 	slices.Reverse(out)
 	return out
+}
+
+// TestDirectExportKeepsTheRequestBound: a batch whose request would pass
+// the gRPC client's size bound is refused, as the client refuses one, and
+// nothing is held for it.
+func TestDirectExportKeepsTheRequestBound(t *testing.T) {
+	codec, err := newTraceCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent recordingClient
+	e := &spanExporter{client: &sent, direct: codec, maxRequest: 100, started: true}
+	err = e.ExportSpans(context.Background(), testSpans())
+	if err == nil || !strings.Contains(err.Error(), "too large") || len(sent.got) != 0 || len(codec.held) != 0 {
+		t.Fatalf("export of a batch over the bound: %v; %d sent, %d held", err, len(sent.got), len(codec.held))
+	}
+	e.maxRequest = maxRequestSize
+	if err := e.ExportSpans(context.Background(), testSpans()); err != nil || len(sent.got) != 1 || len(codec.held) != 0 {
+		t.Fatalf("export under the bound: %v; %d sent, %d held", err, len(sent.got), len(codec.held))
+	}
 }
 
 // TestSpansReachAGRPCCollector: spans go through NewTracing's exporter,

@@ -193,7 +193,7 @@ func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, e
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
 	}
-	exp.direct = codec
+	exp.direct, exp.maxRequest = codec, maxRequestSize
 	return exp, nil
 }
 
