@@ -90,6 +90,11 @@ func (res *result) report(w io.Writer, o options) {
 	}
 	fmt.Fprintf(w, "\nrequests: %d completed, %d left early by their client, %d failed (the upstream down or restarting); %d samples (%d failed)\n",
 		res.ok.Load(), res.leftEarly.Load(), res.failed.Load(), len(res.samples), res.sampleErrors)
+	per := make([]string, len(res.paths))
+	for i, p := range res.paths {
+		per[i] = fmt.Sprintf("%s %d", p, res.completed[i].Load())
+	}
+	fmt.Fprintf(w, "completed per path: %s\n", strings.Join(per, ", "))
 	for _, g := range res.growth {
 		fmt.Fprintf(w, "- %s: %.1f in the minute after the warm-up, %.1f in the last minute: %+.1f%%\n", g.series, g.baseline, g.final, 100*g.ratio())
 	}

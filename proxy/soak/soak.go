@@ -25,6 +25,7 @@ type result struct {
 	started      time.Time
 	samples      []proxyproc.Health
 	paths        []string
+	completed    []atomic.Int64 // answers read to their end, per path
 	skipped      []skippedPath
 	ok, failed   atomic.Int64
 	leftEarly    atomic.Int64
@@ -160,7 +161,7 @@ func soak(ctx context.Context, o options, logw io.Writer) (*result, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("the upstream streams none of the inference paths")
 	}
-	res := &result{started: time.Now(), paths: paths, skipped: skipped}
+	res := &result{started: time.Now(), paths: paths, skipped: skipped, completed: make([]atomic.Int64, len(paths))}
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	tr := &http.Transport{MaxIdleConnsPerHost: 2 * o.streams, DisableCompression: true}
@@ -218,9 +219,9 @@ func (res *result) drive(ctx context.Context, client *http.Client, base, model s
 	body := requestBody(model, o.tokens)
 	limit := time.Duration(o.tokens)*o.tokenGap*4 + 30*time.Second
 	for n := 0; ctx.Err() == nil; n++ {
-		path := res.paths[(worker+n)%len(res.paths)]
+		pi := (worker + n) % len(res.paths)
 		leave := o.disconnect > 0 && (worker*7+n)%o.disconnect == 0
-		ok := res.one(ctx, client, base+path, body, leave, limit)
+		ok := res.one(ctx, client, base+res.paths[pi], body, leave, limit, &res.completed[pi])
 		if !ok && ctx.Err() == nil {
 			select { // the upstream is restarting: do not spin
 			case <-ctx.Done():
@@ -230,7 +231,8 @@ func (res *result) drive(ctx context.Context, client *http.Client, base, model s
 	}
 }
 
-func (res *result) one(ctx context.Context, client *http.Client, url string, body []byte, leave bool, limit time.Duration) bool {
+// one sends one request; an answer read to its end counts in completed.
+func (res *result) one(ctx context.Context, client *http.Client, url string, body []byte, leave bool, limit time.Duration, completed *atomic.Int64) bool {
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
@@ -270,6 +272,7 @@ func (res *result) one(ctx context.Context, client *http.Client, url string, bod
 		return false
 	}
 	res.ok.Add(1)
+	completed.Add(1)
 	return true
 }
 
