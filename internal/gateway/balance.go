@@ -64,7 +64,8 @@ type pool struct {
 	next    http.RoundTripper
 	backoff time.Duration
 	chosen  func(*http.Request, *upstream) // tells the exchange which upstream serves it
-	proxy   http.Handler                   // the forwarder using this pool
+	proxy   http.Handler                   // the ReverseProxy using this pool
+	stream  http.Handler                   // the forwarder of inference exchanges using this pool
 }
 
 // pick returns the upstream with the fewest requests in flight among those

@@ -4,12 +4,13 @@
 //
 // It is composed of http.Handlers: the instrumenting handler reads the
 // request and owns the span; a router picks the upstream pool (by model);
-// the pool's httputil.ReverseProxy copies the exchange, flushing every
-// chunk, through the pool as its transport, which picks the upstream with
-// the fewest requests in flight, ejects one that refuses connections and
-// retries elsewhere a request that reached none; a tap on the response body
-// (decoding a copy when it is compressed) feeds the stream parser
-// (internal/stream). Nothing is global: providers come in Config.
+// the pool's forwarder copies the exchange (an httputil.ReverseProxy
+// copies other requests), flushing every chunk, through the pool as its
+// transport, which picks the upstream with the fewest requests in flight,
+// ejects one that refuses connections and retries elsewhere a request that
+// reached none; a tap on the response body (decoding a copy when it is
+// compressed) feeds the stream parser (internal/stream). Nothing is
+// global: providers come in Config.
 package gateway
 
 import (
@@ -140,9 +141,10 @@ func newTransport(cfg Config) *http.Transport {
 	}
 }
 
-// newPool makes a pool of upstreams and the forwarder that uses it: an
-// httputil.ReverseProxy writing every chunk to the client as it arrives,
-// whose transport is the pool itself.
+// newPool makes a pool of upstreams and the two forwarders that use it as
+// their transport: the forwarder of inference exchanges (forward.go), and
+// an httputil.ReverseProxy for every other request, writing every chunk to
+// the client as it arrives.
 func (g *Gateway) newPool(name string, urls []string, next http.RoundTripper) (*pool, error) {
 	p := &pool{name: name, next: next, backoff: g.cfg.EjectBackoff, chosen: g.upstreamChosen}
 	for _, s := range urls {
@@ -166,6 +168,7 @@ func (g *Gateway) newPool(name string, urls []string, next http.RoundTripper) (*
 		BufferPool:     bufferPool{},
 		ErrorLog:       g.errorLog,
 	}
+	p.stream = &forwarder{g: g, p: p}
 	g.pools = append(g.pools, p)
 	return p, nil
 }
@@ -229,7 +232,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		scenario = boundScenario(vs[0])
 		r.Header.Del(g.cfg.ScenarioHeader)
 	}
-	g.instrument(w, r.WithContext(ctx), scenario)
+	g.instrument(ctx, w, r, scenario)
 }
 
 var errDrainTimeout = errors.New("the proxy's drain timed out")

@@ -26,15 +26,16 @@ func exchangeFrom(ctx context.Context) *exchange {
 }
 
 // instrument measures an inference request around the rest of the chain,
-// and passes any other request straight on.
-func (g *Gateway) instrument(w http.ResponseWriter, r *http.Request, scenario string) {
+// and passes any other request straight on, with ctx (the request's, made
+// cancellable by ServeHTTP) as the request's context.
+func (g *Gateway) instrument(ctx context.Context, w http.ResponseWriter, r *http.Request, scenario string) {
 	ep, ok := stream.EndpointOf(r.URL.Path)
 	if !ok || r.Method != http.MethodPost {
-		g.handler.ServeHTTP(w, r)
+		g.handler.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
 	start := time.Now()
-	ctx := g.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx = g.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	ex := &exchange{g: g, start: start, ep: ep, scenario: scenario, provider: g.cfg.ProviderName}
 	ctx, ex.span = g.tracer.Start(ctx, ep.Operation, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(start))

@@ -2,21 +2,22 @@ package gateway
 
 import "net/http"
 
-// router sends an inference request to the pool routed to its model, and
-// everything else to the default pool.
+// router sends an inference request to the forwarder of the pool routed
+// to its model, and everything else to the default pool's ReverseProxy.
 type router struct {
 	def     *pool
 	byModel map[string]*pool
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if len(rt.byModel) > 0 {
-		if ex := exchangeFrom(r.Context()); ex != nil {
-			if p, ok := rt.byModel[ex.req.Model]; ok {
-				p.proxy.ServeHTTP(w, r)
-				return
-			}
-		}
+	ex := exchangeFrom(r.Context())
+	if ex == nil {
+		rt.def.proxy.ServeHTTP(w, r)
+		return
 	}
-	rt.def.proxy.ServeHTTP(w, r)
+	p := rt.def
+	if q, ok := rt.byModel[ex.req.Model]; ok {
+		p = q
+	}
+	p.stream.ServeHTTP(w, r)
 }

@@ -35,12 +35,12 @@ func (t *clientTracing) RoundTrip(req *http.Request) (*http.Response, error) {
 			semconv.ServerAddressKey.String(host),
 			semconv.ServerPortKey.Int(port),
 			semconv.URLFullKey.String(req.URL.Scheme+"://"+req.URL.Host+req.URL.Path)))
-	// The request is the forwarder's own outgoing copy (httputil.ReverseProxy
-	// clones the client's request, headers included, before its transport
-	// sees it; the pool copies it shallowly per attempt), so the trace
-	// context is written into its headers without cloning them again; a
-	// second attempt overwrites it with its own span's.
-	req = req.WithContext(ctx)
+	// The request is the forwarder's own outgoing copy (the forwarder clones
+	// the client's request, headers included, before its transport sees it;
+	// the pool copies it shallowly per attempt), so the trace context is
+	// written into its headers without cloning them again; a second attempt
+	// overwrites it with its own span's. The transport below needs nothing
+	// of the span's context, so the request keeps its own.
 	t.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {

@@ -43,20 +43,28 @@ const (
 // maxFieldName is the longest name above, "completion_tokens_details".
 const maxFieldName = 25
 
-// fieldOf names a key as encoding/json matches it to a struct field: an
-// exact match first, else a case-insensitive one under Unicode simple
-// folding. Every name is lower-case ASCII, so a key matches when it is the
-// name with any letter in either case, s also as U+017F (ſ) and k also as
-// U+212A (Kelvin sign): no other non-ASCII rune folds to ASCII.
+// fieldOf names a key as encoding/json matches it to a struct field of a
+// chunk (see matchKey).
 func (sc *chunkScanner) fieldOf(k jstr) field {
+	return matchKey(k, &sc.scratch, exactField, fUnknown)
+}
+
+// matchKey names a key as encoding/json matches it to a struct field: an
+// exact match first, else a case-insensitive one under Unicode simple
+// folding. Every name exact knows is lower-case ASCII of at most
+// maxFieldName bytes, so a key matches when it is the name with any letter
+// in either case, s also as U+017F (ſ) and k also as U+212A (Kelvin sign):
+// no other non-ASCII rune folds to ASCII. scratch holds an escaped key's
+// value.
+func matchKey[F comparable](k jstr, scratch *[]byte, exact func([]byte) F, unknown F) F {
 	raw := k.raw
 	if !k.esc {
-		if f := exactField(raw); f != fUnknown || !mayFold(raw) {
+		if f := exact(raw); f != unknown || !mayFold(raw) {
 			return f
 		}
 	} else {
-		sc.scratch = appendUnquoted(sc.scratch[:0], raw)
-		raw = sc.scratch
+		*scratch = appendUnquoted((*scratch)[:0], raw)
+		raw = *scratch
 	}
 	var buf [maxFieldName]byte
 	n := 0
@@ -70,7 +78,7 @@ func (sc *chunkScanner) fieldOf(k jstr) field {
 			case '\u212a':
 				c = 'k'
 			default:
-				return fUnknown
+				return unknown
 			}
 			j += size
 		} else {
@@ -80,12 +88,12 @@ func (sc *chunkScanner) fieldOf(k jstr) field {
 			j++
 		}
 		if n == len(buf) {
-			return fUnknown
+			return unknown
 		}
 		buf[n] = c
 		n++
 	}
-	return exactField(buf[:n])
+	return exact(buf[:n])
 }
 
 // mayFold reports whether a key that matches no name exactly may match one

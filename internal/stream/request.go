@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -24,7 +25,166 @@ type Request struct {
 // ParseRequest reads the model, stream flag and output limit from an
 // inference request body without changing it. A body that is not a JSON
 // object is an error.
+//
+// It reads the body in place with the chunk scanner's lexer, exactly as
+// encoding/json would decode it into parseRequestJSON's struct
+// (FuzzParseRequestMatchesReference); a body that lexer refuses goes to
+// parseRequestJSON, for encoding/json's own error.
 func ParseRequest(e Endpoint, body []byte) (Request, error) {
+	if w, ok := scanRequest(body); ok {
+		return w.request(e), nil
+	}
+	return parseRequestJSON(e, body)
+}
+
+// requestFields are the request's fields as read, before defaults.
+type requestFields struct {
+	model                    jstr
+	stream, streamSet        bool
+	maxTokens, maxCompletion int64
+	maxOutput, numPredict    int64
+}
+
+func (w requestFields) request(e Endpoint) Request {
+	r := Request{Model: string(w.model.raw), Stream: e.StreamsByDefault}
+	if w.model.esc {
+		r.Model = string(w.model.appendTo(nil))
+	}
+	if w.streamSet {
+		r.Stream = w.stream
+	}
+	r.MaxTokens = int(firstPositive(w.maxCompletion, w.maxOutput, w.maxTokens, w.numPredict))
+	return r
+}
+
+func firstPositive(ns ...int64) int64 {
+	for _, n := range ns {
+		if n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+// requestField names a member of a request body ParseRequest reads.
+type requestField uint8
+
+const (
+	rUnknown requestField = iota
+	rModel
+	rStream
+	rMaxTokens
+	rMaxCompletionTokens
+	rMaxOutputTokens
+	rOptions
+	rNumPredict
+)
+
+func exactRequestField(key []byte) requestField {
+	switch string(key) {
+	case "model":
+		return rModel
+	case "stream":
+		return rStream
+	case "max_tokens":
+		return rMaxTokens
+	case "max_completion_tokens":
+		return rMaxCompletionTokens
+	case "max_output_tokens":
+		return rMaxOutputTokens
+	case "options":
+		return rOptions
+	case "num_predict":
+		return rNumPredict
+	}
+	return rUnknown
+}
+
+// scanRequest reads body as encoding/json decodes it into
+// parseRequestJSON's struct; false when encoding/json would fail.
+func scanRequest(body []byte) (requestFields, bool) {
+	var w requestFields
+	l := &lexer{data: body}
+	var scratch []byte
+	switch l.peek() {
+	case '{':
+		scanRequestObject(l, &w, &scratch)
+	case 'n':
+		l.literal("null") // leaves the struct as it is
+	default:
+		return w, false
+	}
+	l.ws()
+	return w, !l.bad && l.i == len(l.data)
+}
+
+func scanRequestObject(l *lexer, w *requestFields, scratch *[]byte) {
+	if !l.beginObject() {
+		return
+	}
+	for {
+		k := l.key()
+		if l.bad {
+			return
+		}
+		switch matchKey(k, scratch, exactRequestField, rUnknown) {
+		case rModel:
+			l.stringInto(&w.model)
+		case rStream: // a *bool: null makes it nil
+			if l.peek() == 'n' {
+				l.literal("null")
+				w.stream, w.streamSet = false, false
+			} else {
+				l.boolInto(&w.stream)
+				w.streamSet = true
+			}
+		case rMaxTokens:
+			l.intInto(&w.maxTokens, strconv.IntSize)
+		case rMaxCompletionTokens:
+			l.intInto(&w.maxCompletion, strconv.IntSize)
+		case rMaxOutputTokens:
+			l.intInto(&w.maxOutput, strconv.IntSize)
+		case rOptions: // a struct: null leaves it as it is
+			switch l.peek() {
+			case '{':
+				scanOptions(l, w, scratch)
+			case 'n':
+				l.literal("null")
+			default:
+				l.fail()
+			}
+		default:
+			l.skipValue()
+		}
+		if !l.more('}') {
+			return
+		}
+	}
+}
+
+func scanOptions(l *lexer, w *requestFields, scratch *[]byte) {
+	if !l.beginObject() {
+		return
+	}
+	for {
+		k := l.key()
+		if l.bad {
+			return
+		}
+		if matchKey(k, scratch, exactRequestField, rUnknown) == rNumPredict {
+			l.intInto(&w.numPredict, strconv.IntSize)
+		} else {
+			l.skipValue()
+		}
+		if !l.more('}') {
+			return
+		}
+	}
+}
+
+// parseRequestJSON is ParseRequest with encoding/json: the reference the
+// scanner is held to, and the error for a body it refuses.
+func parseRequestJSON(e Endpoint, body []byte) (Request, error) {
 	var w struct {
 		Model               string `json:"model"`
 		Stream              *bool  `json:"stream"`

@@ -16,6 +16,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc/mem"
 )
 
 // spanExporter is otlptrace.Exporter with a cheaper conversion of spans
@@ -27,10 +28,15 @@ import (
 // or HTTP, configured from the OTEL_EXPORTER_OTLP_* settings as before)
 // sends them unchanged.
 type spanExporter struct {
-	client   otlptrace.Client
-	mu       sync.Mutex
-	started  bool
-	stopOnce sync.Once
+	client otlptrace.Client
+	// direct, over gRPC, is the connection's codec: each batch is written
+	// straight from the SDK's spans into the request's bytes, and the
+	// client is handed a placeholder for them.
+	direct     *traceCodec
+	maxRequest int // bytes, with direct
+	mu         sync.Mutex
+	started    bool
+	stopOnce   sync.Once
 }
 
 func newSpanExporter(ctx context.Context, client otlptrace.Client) (*spanExporter, error) {
@@ -42,11 +48,53 @@ func newSpanExporter(ctx context.Context, client otlptrace.Client) (*spanExporte
 
 // ExportSpans sends one batch.
 func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if e.direct != nil {
+		return e.exportDirect(ctx, spans)
+	}
 	rs := otlpSpans(spans)
 	if len(rs) == 0 {
 		return nil
 	}
 	if err := e.client.UploadTraces(ctx, rs); err != nil {
+		return fmt.Errorf("traces export: %w", err)
+	}
+	return nil
+}
+
+// maxRequestSize is the gRPC client's default bound on a request
+// (otlptracegrpc.WithMaxRequestSize), which it checks on the placeholder
+// only, so exportDirect checks it on the bytes.
+const maxRequestSize = 64 << 20
+
+// exportDirect sends one batch written straight from the SDK's spans. The
+// placeholder holds as many (empty) spans as the batch, so what the client
+// counts of it is right.
+func (e *spanExporter) exportDirect(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	groups := groupSpans(spans)
+	if len(groups) == 0 {
+		return nil
+	}
+	n := 0
+	for _, rg := range groups {
+		for _, sg := range rg.scopes {
+			n += len(sg.spans)
+		}
+	}
+	key := &tracepb.ResourceSpans{ScopeSpans: []*tracepb.ScopeSpans{{Spans: make([]*tracepb.Span, n)}}}
+	enc := wireEncoders.Get().(*wireEncoder)
+	size := enc.sizeGroups(groups)
+	if size > e.maxRequest {
+		enc.release()
+		return fmt.Errorf("traces export: request message too large: %d bytes, exceeded %d bytes", size, e.maxRequest)
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	*buf = enc.appendGroups((*buf)[:0], groups)
+	enc.release()
+	e.direct.hold(key, mem.NewBuffer(buf, pool))
+	err := e.client.UploadTraces(ctx, []*tracepb.ResourceSpans{key})
+	e.direct.drop(key)
+	if err != nil {
 		return fmt.Errorf("traces export: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"google.golang.org/grpc"
 )
 
 // TraceConfig configures the tracer provider. TraceConfigFromEnv fills it
@@ -141,7 +142,8 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 
 // newExporter makes the OTLP span exporter of cfg.Protocol: the SDK's
 // client for the protocol under tokentrace's own conversion of spans
-// (spanExporter). The batch
+// (spanExporter); over gRPC, each batch is written straight from the SDK's
+// spans into the request's bytes, which traceCodec sends. The batch
 // processor bounds each export; retrying inside the exporter would only hold
 // the queue longer while the collector is away, so retries are off.
 func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, error) {
@@ -167,7 +169,12 @@ func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, e
 		}
 		return exp, nil
 	}
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false})}
+	codec, err := newTraceCodec()
+	if err != nil {
+		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
+	}
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
+		otlptracegrpc.WithDialOption(grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec)))}
 	if !cfg.FromEnv {
 		switch {
 		case strings.Contains(cfg.Endpoint, "://"):
@@ -186,6 +193,7 @@ func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, e
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
 	}
+	exp.direct, exp.maxRequest = codec, maxRequestSize
 	return exp, nil
 }
 

@@ -77,7 +77,9 @@ func startNginx(bin, upstream, dir string) (*childProc, error) {
 	}
 	cmd := exec.Command(bin, "-p", prefix, "-c", cfg, "-e", filepath.Join(prefix, "error.log"), "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// When the benchmark dies, nginx's master gets SIGTERM (a fast shutdown:
+	// it stops its workers, then itself). SIGKILL left the workers running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start nginx: %w", err)
 	}
