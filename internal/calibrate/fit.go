@@ -301,17 +301,41 @@ func (d Decode) At(s DecodeSample) float64 {
 }
 
 // FitDecode fits the decode model to relative errors, every coefficient ≥ 0.
+//
+// A step needs a fixed or per-slot cost for the simulator to run it: when
+// the fit puts everything on the context (the samples cannot tell the
+// columns apart), it is fitted again without the context.
 func FitDecode(samples []DecodeSample) (Decode, error) {
+	d, err := fitDecode(samples, true)
+	if err != nil || d.StepBase+d.PerSeq > 0 {
+		return d, err
+	}
+	d, err = fitDecode(samples, false)
+	d.Fit.Clamped = true
+	return d, err
+}
+
+func fitDecode(samples []DecodeSample, context bool) (Decode, error) {
 	rows := make([][]float64, len(samples))
 	ys := make([]float64, len(samples))
 	for i, s := range samples {
-		rows[i], ys[i] = []float64{1, s.Busy, s.Context}, s.TPOT
+		rows[i], ys[i] = []float64{1, s.Busy}, s.TPOT
+		if context {
+			rows[i] = append(rows[i], s.Context)
+		}
 	}
 	beta, q, err := fitNonNegative(rows, ys)
 	if err != nil {
 		return Decode{}, err
 	}
-	return Decode{StepBase: beta[0], PerSeq: beta[1], PerContext: beta[2], Fit: q}, nil
+	d := Decode{StepBase: beta[0], PerSeq: beta[1], Fit: q}
+	if context {
+		d.PerContext = beta[2]
+	}
+	if d.StepBase+d.PerSeq <= 0 && !context {
+		return d, errors.New("fit: no step cost: the decode steps do not grow with busy slots and have no fixed part")
+	}
+	return d, nil
 }
 
 // DecodeSample is one request's decode: the slots decoding together, the

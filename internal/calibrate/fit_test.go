@@ -226,3 +226,19 @@ func TestFitTokenMap(t *testing.T) {
 		})
 	}
 }
+
+// Decode steps that only the context explains still get a step cost: the
+// simulator cannot run a step that costs nothing without context.
+func TestFitDecodeKeepsAStepCost(t *testing.T) {
+	var samples []DecodeSample
+	for _, c := range []float64{100, 200, 400, 800} {
+		samples = append(samples, DecodeSample{Busy: 1, Context: c, TPOT: c * 1e-5})
+	}
+	d, err := FitDecode(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.StepBase+d.PerSeq <= 0 || d.PerContext != 0 || !d.Fit.Clamped {
+		t.Errorf("FitDecode = %+v, want a positive step cost, no context term, clamped", d)
+	}
+}
