@@ -269,40 +269,22 @@ func otlpSpans(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans {
 		return nil
 	}
 	sl := newSlabs(spans)
-	type scopeKey struct {
-		r  attribute.Distinct
-		is instrumentation.Scope
-	}
-	resources := map[attribute.Distinct]*tracepb.ResourceSpans{}
-	scopes := map[scopeKey]*tracepb.ScopeSpans{}
-	var out []*tracepb.ResourceSpans
 	protoSpans := make([]tracepb.Span, len(spans))
 	statuses := make([]tracepb.Status, len(spans))
-	for i, s := range spans {
-		if s == nil {
-			continue
-		}
-		res := s.Resource()
-		rk := res.Equivalent()
-		scope := s.InstrumentationScope()
-		sk := scopeKey{r: rk, is: scope}
-		ss, known := scopes[sk]
-		if !known {
-			ss = &tracepb.ScopeSpans{Scope: otlpScope(sl, scope), Spans: []*tracepb.Span{}, SchemaUrl: scope.SchemaURL}
-			scopes[sk] = ss
-		}
-		sl.span(&protoSpans[i], &statuses[i], s)
-		ss.Spans = append(ss.Spans, &protoSpans[i])
-		rs, ok := resources[rk]
-		if !ok {
-			rs = &tracepb.ResourceSpans{Resource: otlpResource(sl, res), ScopeSpans: []*tracepb.ScopeSpans{ss}, SchemaUrl: res.SchemaURL()}
-			resources[rk] = rs
-			out = append(out, rs)
-			continue
-		}
-		if !known {
+	next := 0
+	var out []*tracepb.ResourceSpans
+	for _, rg := range groupSpans(spans) {
+		rs := &tracepb.ResourceSpans{Resource: otlpResource(sl, rg.res), SchemaUrl: rg.res.SchemaURL()}
+		for _, sg := range rg.scopes {
+			ss := &tracepb.ScopeSpans{Scope: otlpScope(sl, sg.scope), Spans: make([]*tracepb.Span, 0, len(sg.spans)), SchemaUrl: sg.scope.SchemaURL}
+			for _, s := range sg.spans {
+				sl.span(&protoSpans[next], &statuses[next], s)
+				ss.Spans = append(ss.Spans, &protoSpans[next])
+				next++
+			}
 			rs.ScopeSpans = append(rs.ScopeSpans, ss)
 		}
+		out = append(out, rs)
 	}
 	return out
 }
