@@ -40,6 +40,17 @@ func countField(field func(p *simulator.Profile) *int) func(*simulator.Profile, 
 	}
 }
 
+func shareField(field func(p *simulator.Profile) *float64) func(*simulator.Profile, string) error {
+	return func(p *simulator.Profile, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 1) {
+			return fmt.Errorf("%q is not a share from 0 to 1", v)
+		}
+		*field(p) = f
+		return nil
+	}
+}
+
 var profileFlags = []profileFlag{
 	{"load-time", "time to load the model on the first request", durationField(func(p *simulator.Profile) *time.Duration { return &p.LoadTime })},
 	{"request-overhead", "fixed work of a request before the slots", durationField(func(p *simulator.Profile) *time.Duration { return &p.RequestOverhead })},
@@ -47,6 +58,7 @@ var profileFlags = []profileFlag{
 	{"step-per-seq", "cost each busy slot adds to a batch", durationField(func(p *simulator.Profile) *time.Duration { return &p.StepPerSeq })},
 	{"prefill-per-token", "cost of each uncached prompt token", durationField(func(p *simulator.Profile) *time.Duration { return &p.PrefillPerToken })},
 	{"batch-size", "prompt tokens one slot adds to a batch (num_batch)", countField(func(p *simulator.Profile) *int { return &p.BatchSize })},
+	{"late-join-rate", "share (0-1) of batch ends at which requests that became ready during the batch miss the next one too", shareField(func(p *simulator.Profile) *float64 { return &p.LateJoinRate })},
 	{"layers", "model blocks (sizes the KV cache)", countField(func(p *simulator.Profile) *int { return &p.Layers })},
 	{"embedding", "model width", countField(func(p *simulator.Profile) *int { return &p.Embedding })},
 	{"heads", "attention heads", countField(func(p *simulator.Profile) *int { return &p.Heads })},

@@ -161,19 +161,20 @@ func TestServeSimulatorExitsOnOOM(t *testing.T) {
 func TestSimulateProfileFlags(t *testing.T) {
 	none := func(string) string { return "" }
 	o, err := parseSimulate([]string{"--profile", "tiny", "--step-per-seq", "20ms", "--prefill-per-token", "1ms",
-		"--load-time", "0s", "--kv-heads", "4", "--weights-bytes", "1GiB"}, none)
+		"--load-time", "0s", "--kv-heads", "4", "--weights-bytes", "1GiB", "--late-join-rate", "0.75"}, none)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := o.cfg.CustomProfile
 	if p == nil || p.Name != "tiny" || p.StepPerSeq != 20*time.Millisecond || p.PrefillPerToken != time.Millisecond ||
-		p.KVHeads != 4 || p.WeightsBytes != 1<<30 || p.StepBase != 500*time.Microsecond {
+		p.KVHeads != 4 || p.WeightsBytes != 1<<30 || p.StepBase != 500*time.Microsecond || p.LateJoinRate != 0.75 {
 		t.Errorf("custom profile %+v", p)
 	}
 	if o, _ := parseSimulate([]string{"--profile", "tiny"}, none); o.cfg.CustomProfile != nil {
 		t.Error("a custom profile without overrides")
 	}
-	for _, args := range [][]string{{"--step-base", "fast"}, {"--layers", "0"}, {"--heads", "5"}, {"--weights-bytes", "x"}} {
+	for _, args := range [][]string{{"--step-base", "fast"}, {"--layers", "0"}, {"--heads", "5"}, {"--weights-bytes", "x"},
+		{"--late-join-rate", "1.5"}, {"--late-join-rate", "-0.1"}, {"--late-join-rate", "NaN"}} {
 		if _, err := parseSimulate(args, none); !errors.As(err, new(subcommand.UsageError)) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
@@ -185,7 +186,7 @@ func TestSimulateProfileFlags(t *testing.T) {
 func TestSimulateProfileFile(t *testing.T) {
 	none := func(string) string { return "" }
 	p := simulator.Profiles["tiny"]
-	p.Name, p.StepBase, p.PromptTokenRatio = "fitted", 7*time.Millisecond, 2.5
+	p.Name, p.StepBase, p.PromptTokenRatio, p.LateJoinRate = "fitted", 7*time.Millisecond, 2.5, 0.6
 	b, err := simulator.MarshalProfile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +199,8 @@ func TestSimulateProfileFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := o.cfg.CustomProfile; got == nil || got.Name != "fitted" || got.StepBase != 7*time.Millisecond || got.PromptTokenRatio != 2.5 {
+	if got := o.cfg.CustomProfile; got == nil || got.Name != "fitted" || got.StepBase != 7*time.Millisecond || got.PromptTokenRatio != 2.5 ||
+		got.LateJoinRate != 0.6 {
 		t.Errorf("profile from file %+v", got)
 	}
 	o, err = parseSimulate([]string{"--profile", path, "--step-per-seq", "3ms"}, none)

@@ -157,6 +157,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			fmt.Fprintf(cfg.Log, "  probe %s: TTFT p50 %.0f ms, %.1f tok/s, %.0f prompt tokens\n", sc, o.TTFTP50Ms, o.TokPerSecAvg, o.PromptTokens)
 			res.Probes = append(res.Probes, o)
+			if sc.Concurrency > 1 {
+				samples.Joins = samples.Joins.Add(joins(o.Observations))
+			}
 			for _, ob := range o.Observations {
 				if sc.Concurrency == 1 {
 					samples.Prefill = append(samples.Prefill, Point{float64(ob.PromptTokens), ob.TTFT.Seconds()})
@@ -226,6 +229,7 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 	prof.AttentionPerPair, prof.DecodePerContextToken = p.AttentionPerPair, p.DecodePerContextToken
 	prof.RequestOverhead, prof.LoadTime = p.RequestOverhead, p.LoadTime
 	prof.KVBytesPerToken = p.KVBytesPerToken
+	prof.LateJoinRate = p.LateJoinRate
 	// The engine's own KV cache figure beats the memory fit.
 	for _, f := range res.Facts {
 		if kv, ok := KVFromLog(f.RunnerLog); ok {
@@ -246,6 +250,9 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 // words, each prompt new as on the engine).
 func tokenMap(ctx context.Context, cfg Config, prof simulator.Profile, probes []Outcome) (TokenMap, error) {
 	var pts []Point
+	// Without a token line the simulator counts its own tokens (with one it
+	// reports the engine's).
+	prof.PromptTokenRatio, prof.PromptTokenOffset = 0, 0
 	err := withSimulator(prof, 1, cfg.NumCtx, 0.001, func(url string) error {
 		p := &prober{client: &http.Client{Timeout: time.Minute}, url: url, model: cfg.Model, maxTokens: 2}
 		for _, o := range probes {

@@ -104,6 +104,16 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 4 || res.HeldOut[0].Sim.Requests != 4 {
 		t.Fatalf("held out %+v", res.HeldOut)
 	}
+	// Every request's timeline is kept: its round, and a time for each of
+	// its chunks after it was sent.
+	for _, o := range res.HeldOut[0].Real.Observations {
+		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 1 {
+			t.Errorf("held-out request: round %d, sent at %v, chunks %v", o.Round, o.Start, o.Chunks)
+		}
+	}
+	if r := res.Params.LateJoinRate; r < 0 || r > 1 || r != res.Profile.LateJoinRate {
+		t.Errorf("late join rate %v, profile's %v", r, res.Profile.LateJoinRate)
+	}
 	p := res.Profile
 	if p.Name != "fitted" || p.Model != "tiny:latest" || p.ContextLength != 512 || p.KVBytesPerToken != 512 ||
 		p.LoadTime.Seconds() != 0.25 || res.Params.Loads != 2 {
@@ -121,7 +131,8 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	if err := WriteReport(&report, cfg, res, "test"); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error"} {
+	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error",
+		"| late join rate |"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, report.String())
 		}

@@ -359,6 +359,10 @@ type Samples struct {
 	// Memory: x = KV cells (slots × context per slot), y = the engine's
 	// memory in bytes after the load; the slope is the KV bytes per token.
 	Memory []Point
+	// Joins counts, over the rounds of the probes with several requests,
+	// whether the requests that reached the runner during another's first
+	// batch joined the next batch or the one after (join.go).
+	Joins JoinCount
 }
 
 // Params are the fitted profile parameters.
@@ -371,6 +375,10 @@ type Params struct {
 	KVBytesPerToken int64
 	// Loads is how many load times LoadTime is the mean of.
 	Loads int
+	// LateJoinRate is the share of late joins in Joins (the profile's
+	// LateJoinRate); 0 when no probe round showed a join.
+	LateJoinRate float64
+	Joins        JoinCount
 	// The fitted models, for the report.
 	Prefill    Curve
 	Decode     Decode
@@ -414,6 +422,7 @@ func Fit(s Samples) (Params, error) {
 		}
 		p.LoadTime, p.Loads = seconds(sum/float64(len(s.Loads))), len(s.Loads)
 	}
+	p.Joins, p.LateJoinRate = s.Joins, s.Joins.Rate()
 	if len(s.Memory) > 0 {
 		mem, err := FitLine(s.Memory)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -41,6 +42,31 @@ type Observation struct {
 	Step         time.Duration
 	PromptTokens int
 	OutputTokens int
+	// Round is the round the request was sent in; Start is when it was
+	// sent and Chunks when each output chunk arrived, both from the start
+	// of its round (the timeline that shows which batch each request's
+	// tokens came out of).
+	Round  int
+	Start  time.Duration
+	Chunks []time.Duration
+}
+
+// MarshalJSON writes an observation with its timings in milliseconds.
+func (o Observation) MarshalJSON() ([]byte, error) {
+	ms := func(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)/100) / 10 }
+	chunks := make([]float64, len(o.Chunks))
+	for i, c := range o.Chunks {
+		chunks[i] = ms(c)
+	}
+	return json.Marshal(struct {
+		Round        int       `json:"round"`
+		StartMs      float64   `json:"start_ms"`
+		TTFTMs       float64   `json:"ttft_ms"`
+		StepMs       float64   `json:"step_ms"`
+		PromptTokens int       `json:"prompt_tokens"`
+		OutputTokens int       `json:"output_tokens"`
+		ChunksMs     []float64 `json:"chunks_ms"`
+	}{o.Round, ms(o.Start), ms(o.TTFT), ms(o.Step), o.PromptTokens, o.OutputTokens, chunks})
 }
 
 // Outcome summarises a scenario's requests.
@@ -52,7 +78,7 @@ type Outcome struct {
 	// StepP50Ms is the median of the requests' decode steps (Observation.Step).
 	StepP50Ms    float64       `json:"step_p50_ms"`
 	PromptTokens float64       `json:"prompt_tokens_mean"`
-	Observations []Observation `json:"-"`
+	Observations []Observation `json:"requests_timeline,omitempty"`
 }
 
 func summarize(sc Scenario, obs []Observation) Outcome {
@@ -110,8 +136,9 @@ func (p *prober) prompt(n int) string {
 	return b.String()
 }
 
-// one sends one /api/chat request and measures it.
-func (p *prober) one(ctx context.Context, text string) (Observation, error) {
+// one sends one /api/chat request and measures it; round0 is when its
+// round started.
+func (p *prober) one(ctx context.Context, text string, round0 time.Time) (Observation, error) {
 	body, _ := json.Marshal(map[string]any{"model": p.model, "stream": true,
 		"messages": []map[string]string{{"role": "user", "content": text}},
 		"options":  map[string]any{"num_predict": p.maxTokens, "temperature": 0, "seed": 1}})
@@ -120,7 +147,10 @@ func (p *prober) one(ctx context.Context, text string) (Observation, error) {
 		return Observation{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	m := stream.NewMeter(stream.Config{API: stream.APIOf("/api/chat"), Start: time.Now()})
+	start := time.Now()
+	var chunks []time.Duration
+	m := stream.NewMeter(stream.Config{API: stream.APIOf("/api/chat"), Start: start, NoChunkText: true,
+		OnChunk: func(ev stream.ChunkEvent) { chunks = append(chunks, ev.At.Sub(round0)) }})
 	resp, err := p.client.Do(req)
 	if err != nil {
 		m.Finish(err)
@@ -137,7 +167,8 @@ func (p *prober) one(ctx context.Context, text string) (Observation, error) {
 	if !ok {
 		return Observation{}, fmt.Errorf("probe request: no output token")
 	}
-	ob := Observation{TTFT: ttft, PromptTokens: res.InputTokens, OutputTokens: res.OutputTokens}
+	ob := Observation{TTFT: ttft, PromptTokens: res.InputTokens, OutputTokens: res.OutputTokens,
+		Start: start.Sub(round0), Chunks: chunks}
 	if tpot, ok := res.TPOT(); ok {
 		ob.TPOT = tpot
 		ob.Step = medianStep(res.Gaps, res.OutputTokens)
@@ -164,19 +195,24 @@ func medianStep(gaps []time.Duration, tokens int) time.Duration {
 // round when all have ended.
 func (p *prober) run(ctx context.Context, sc Scenario, rounds int) (Outcome, error) {
 	var obs []Observation
-	for range rounds {
+	for r := range rounds {
 		got := make([]Observation, sc.Concurrency)
 		errs := make([]error, sc.Concurrency)
 		var wg sync.WaitGroup
-		for i := range sc.Concurrency {
-			text := p.prompt(sc.PromptWords)
-			wg.Go(func() { got[i], errs[i] = p.one(ctx, text) })
+		texts := make([]string, sc.Concurrency)
+		for i := range texts {
+			texts[i] = p.prompt(sc.PromptWords)
+		}
+		round0 := time.Now()
+		for i, text := range texts {
+			wg.Go(func() { got[i], errs[i] = p.one(ctx, text, round0) })
 		}
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {
 				return Outcome{}, fmt.Errorf("scenario %s: %w", sc, err)
 			}
+			got[i].Round = r
 			obs = append(obs, got[i])
 		}
 	}

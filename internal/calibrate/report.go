@@ -32,6 +32,8 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| request overhead | %s | a of that curve less one step of one sequence |\n", ms(prof.RequestOverhead))
 	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
+	fmt.Fprintf(w, "| late join rate | %.2f | rounds of the probes with several requests in which the requests that reached the runner during the first request's first batch joined the batch after next, not the next (the first request two tokens ahead of their first token, not one): %d of %d |\n",
+		prof.LateJoinRate, p.Joins.Late, p.Joins.Late+p.Joins.Next)
 	fmt.Fprintf(w, "| prompt tokens | engine = %.1f + %.3f × simulator | %s |\n\n", prof.PromptTokenOffset, prof.PromptTokenRatio, tokenSource(res.Tokens))
 	fmt.Fprintf(w, "## What the engine said it ran\n\n| parallel | verified | engine log |\n|---:|---|---|\n")
 	for _, par := range cfg.Parallel {
@@ -42,18 +44,20 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		}
 		fmt.Fprintf(w, "| %d | %s | %s |\n", par, f.Verified, said)
 	}
-	fmt.Fprintf(w, "\n## Probes (used by the fit)\n\n| scenario | requests | prompt tokens | TTFT p50 | tok/s mean | decode step p50 |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "\n## Probes (used by the fit)\n\n| scenario | requests | prompt tokens | TTFT p50 | tok/s mean | decode step p50 | late joins |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, o := range res.Probes {
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f ms | %.1f | %.1f ms |\n", o.Scenario, o.Requests, o.PromptTokens, o.TTFTP50Ms, o.TokPerSecAvg, o.StepP50Ms)
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f ms | %.1f | %.1f ms | %s |\n", o.Scenario, o.Requests, o.PromptTokens, o.TTFTP50Ms, o.TokPerSecAvg, o.StepP50Ms, joinCell(o))
 	}
 	fmt.Fprintf(w, "\n## Held-out scenarios: engine vs simulation\n\n"+
 		"The simulator column is a **simulation** with the fitted profile, not a measurement of the engine. "+
 		"Errors are (simulated − measured) / measured; the bound is ±%.0f%%.\n\n", 100*Bound)
-	fmt.Fprintf(w, "| scenario | TTFT p50 engine | TTFT p50 simulated | error | tok/s engine | tok/s simulated | error | decode step p50 engine / simulated |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| scenario | TTFT p50 engine | TTFT p50 simulated | error | tok/s engine | tok/s simulated | error | decode step p50 engine / simulated | late joins engine / simulated |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range res.HeldOut {
-		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %s | %.1f | %.1f | %s | %.1f / %.1f ms |\n", c.Real.Scenario, c.Real.TTFTP50Ms, c.Sim.TTFTP50Ms,
-			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms)
+		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %s | %.1f | %.1f | %s | %.1f / %.1f ms | %s / %s |\n", c.Real.Scenario, c.Real.TTFTP50Ms, c.Sim.TTFTP50Ms,
+			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real), joinCell(c.Sim))
 	}
+	fmt.Fprintf(w, "\nLate joins: rounds in which the requests that reached the runner during the first request's first batch "+
+		"joined the batch after next, of the rounds in which they joined the next or the one after (join.go); – for one request a round.\n")
 	worst := res.WorstError()
 	verdict := "within"
 	if worst > Bound {
@@ -106,4 +110,13 @@ func tokenSource(m TokenMap) string {
 		return fmt.Sprintf("the engine's prompt tokens over the simulator's for the same prompt lengths (%d lengths: no line)", m.N)
 	}
 	return fmt.Sprintf("least squares over the %d prompt lengths, new prompts of the same words sent to both (R² %.4f)", m.N, m.R2)
+}
+
+// joinCell is a scenario's late joins of its rounds, as "late/rounds".
+func joinCell(o Outcome) string {
+	if o.Scenario.Concurrency < 2 {
+		return "–"
+	}
+	j := joins(o.Observations)
+	return fmt.Sprintf("%d/%d", j.Late, j.Late+j.Next)
 }

@@ -36,6 +36,21 @@ import "time"
 //  5. A slot freed when a batch ends takes a waiting request only after the
 //     next batch if other slots are busy (engine.admitLocked says why); an
 //     idle runner takes it at once.
+//  6. A request that becomes ready while a batch runs (it arrives, or rule
+//     5 releases its slot) often misses the next batch too, while the
+//     runner has other work: the runner computes each batch holding its
+//     lock (processBatch, lines 406-410) and takes it again at once for the
+//     next (the loop at lines 382-394), and the request needs that lock to
+//     take its slot (completion, line 689). Go's sync.Mutex wakes the
+//     waiting request when the batch ends, but the running loop usually
+//     locks again before the woken goroutine runs; only then does the
+//     mutex, its waiter starved for over 1 ms, hand the lock over at the
+//     next unlock. Sometimes the woken request wins. Profile.LateJoinRate
+//     is the share of batch ends at which the requests that became ready
+//     during the batch miss the next one (a calibration measures it from
+//     when each request's first token comes); lateJoins spreads those
+//     misses evenly over the batch ends, so the simulator stays
+//     deterministic. An idle runner takes a request at once.
 
 // stepTime is how long a batch takes:
 //
@@ -127,4 +142,36 @@ func microBatches(tokens, ids []int, size int, streams bool) int {
 		}
 		n++
 	}
+}
+
+// lateJoins decides rule 6 for each batch end at which requests became
+// ready, missing the next batch at a share rate of them: an accumulator
+// that gains the rate at each decision and misses when it reaches 1 (error
+// diffusion), so any run of decisions misses the rate's share of them,
+// rounded, without randomness.
+type lateJoins struct {
+	rate float64
+	acc  float64
+	// decided is the batch end last decided, missed its outcome.
+	decided int
+	missed  bool
+}
+
+func newLateJoins(rate float64) lateJoins {
+	return lateJoins{rate: rate, acc: 0.5, decided: -1}
+}
+
+// miss reports whether the requests that became ready during batch n miss
+// the next batch; asked again for the same n, it answers the same.
+func (l *lateJoins) miss(n int) bool {
+	if n == l.decided {
+		return l.missed
+	}
+	l.decided = n
+	l.acc += l.rate
+	l.missed = l.acc >= 1
+	if l.missed {
+		l.acc--
+	}
+	return l.missed
 }

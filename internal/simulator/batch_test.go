@@ -9,7 +9,8 @@ import (
 // batchEngine is an engine without its loop: the tests plan and finish
 // batches by hand, so no timing is involved.
 func batchEngine(p Profile, parallel int) *engine {
-	return &engine{prof: p, scale: 1, maxQueue: 10, ctxLen: 4096, slots: make([]slot, parallel), wake: make(chan struct{}, 1)}
+	return &engine{prof: p, scale: 1, maxQueue: 10, ctxLen: 4096, slots: make([]slot, parallel), wake: make(chan struct{}, 1),
+		late: newLateJoins(p.LateJoinRate)}
 }
 
 func admit(e *engine, promptLen, limit int) *job {
@@ -219,5 +220,156 @@ func TestFreedSlotWaitsOneBatch(t *testing.T) {
 	e.queue = append(e.queue, d)
 	if got := step(e); len(got) != 1 || got[0].job != d {
 		t.Errorf("a job waiting for an idle engine: batch %+v", got)
+	}
+}
+
+// arriveDuring runs one turn of the engine's loop with j submitted while
+// the batch is computed, as a request that reaches the runner while it
+// holds its lock; it returns what each slot read.
+func arriveDuring(t *testing.T, e *engine, j *job) []work {
+	t.Helper()
+	e.admitLocked(time.Now(), true)
+	b := e.planLocked()
+	e.running = len(b) > 0
+	if err := e.submit(j); err != nil {
+		t.Fatal(err)
+	}
+	e.finishLocked(b, time.Now())
+	return b
+}
+
+func promptJob(n, limit int) *job {
+	j := newJob(make([]uint32, n), limit, 0, newTextGen(1, 100))
+	for i := range j.prompt {
+		j.prompt[i] = uint32(1000 + i)
+	}
+	return j
+}
+
+// Rule 6: a request that arrives while a batch runs joins the next batch,
+// or, at the profile's late-join rate, the one after, while the runner has
+// other work; the slot decoding beside it then gets a token of its own in
+// between, before it waits for the new prompt's chunk.
+func TestLateJoin(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		want [][]int // what each batch after the arrival reads: a, b
+	}{
+		{0, [][]int{{88, 512}, {0, 88}, {0, 0}}},
+		{1, [][]int{{88}, {0, 512}, {0, 88}}},
+	} {
+		p := Profiles["tiny"]
+		p.LateJoinRate = tc.rate
+		e := batchEngine(p, 2)
+		a := admit(e, 600, 20)
+		b := promptJob(600, 20)
+		if got := prefills(arriveDuring(t, e, b)); !slices.Equal(got, []int{512}) {
+			t.Fatalf("rate %v: the batch b arrived during read %v", tc.rate, got)
+		}
+		for i, want := range tc.want {
+			if got := prefills(step(e)); !slices.Equal(got, want) {
+				t.Errorf("rate %v: batch %d read %v, want %v", tc.rate, i+2, got, want)
+			}
+		}
+		// At rate 1, a sampled its first token alone and its second in the
+		// batch with b's first chunk: two tokens ahead of b, not one.
+		if lead := len(a.out) - len(b.out); lead != 1+int(tc.rate) {
+			t.Errorf("rate %v: a is %d tokens ahead of b, want %d", tc.rate, lead, 1+int(tc.rate))
+		}
+	}
+}
+
+// Rule 6 holds only while the runner has other work: a request that
+// arrives during the last batch of another joins the next batch at once.
+func TestLateJoinIdle(t *testing.T) {
+	p := Profiles["tiny"]
+	p.LateJoinRate = 1
+	e := batchEngine(p, 2)
+	admit(e, 10, 1) // reads its prompt, samples its only token and ends
+	b := promptJob(10, 5)
+	arriveDuring(t, e, b)
+	if got := step(e); len(got) != 1 || got[0].job != b {
+		t.Errorf("the batch after: %+v, want b alone", got)
+	}
+}
+
+// Rules 5 and 6 together: the request waiting for a freed slot becomes
+// ready during the batch after the one that freed it, and at rate 1 misses
+// the next batch as well.
+func TestLateJoinFreedSlot(t *testing.T) {
+	p := Profiles["tiny"]
+	p.LateJoinRate = 1
+	e := batchEngine(p, 2)
+	admit(e, 5, 2)
+	b := admit(e, 5, 10)
+	c := admit(e, 5, 1)
+	step(e) // a and b read their prompts and sample
+	step(e) // a samples its last token; its slot is free after this batch
+	for i := range 2 {
+		if got := step(e); len(got) != 1 || got[0].job != b {
+			t.Errorf("batch %d after a ended: %d slots, want b alone", i+1, len(got))
+		}
+	}
+	if got := step(e); len(got) != 2 || got[0].job != c || got[0].prefill == 0 {
+		t.Errorf("the third batch: %+v, want c reading its prompt beside b", got)
+	}
+}
+
+// lateJoins misses the rate's share of batch ends, rounded, spread evenly,
+// and answers the same for the same batch end.
+func TestLateJoinsSpread(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		want string // "" checks only the count
+		n    int
+	}{
+		{0, "----------", 0},
+		{1, "xxxxxxxxxx", 10},
+		{0.5, "x-x-x-x-x-", 5},
+		{0.3, "", 3},
+		{0.75, "", 8},
+	} {
+		l := newLateJoins(tc.rate)
+		got, n := "", 0
+		for b := 1; b <= 10; b++ {
+			m := l.miss(b)
+			if l.miss(b) != m {
+				t.Errorf("rate %v: batch %d decided twice differently", tc.rate, b)
+			}
+			if m {
+				got, n = got+"x", n+1
+			} else {
+				got += "-"
+			}
+		}
+		if n != tc.n || (tc.want != "" && got != tc.want) {
+			t.Errorf("rate %v: %s, want %d misses %s", tc.rate, got, tc.n, tc.want)
+		}
+	}
+}
+
+// prompt_eval_count is in the engine's tokens, as the simulator charges
+// them: a calibration against the simulator then sees the engine's count.
+func TestPromptCountInEngineTokens(t *testing.T) {
+	for _, tc := range []struct {
+		ratio, offset float64
+		want          int
+	}{{5, -4, 1046}, {0, 0, 210}} {
+		p := Profiles["tiny"]
+		p.PromptTokenRatio, p.PromptTokenOffset = tc.ratio, tc.offset
+		e := batchEngine(p, 1)
+		j := admit(e, 210, 2)
+		var done *doneInfo
+		for range 6 {
+			step(e)
+			for _, ev := range j.box.take() {
+				if ev.done != nil {
+					done = ev.done
+				}
+			}
+		}
+		if done == nil || done.promptTokens != tc.want {
+			t.Errorf("line %v×n%+v: done %+v, want %d prompt tokens", tc.ratio, tc.offset, done, tc.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -27,8 +28,12 @@ type engine struct {
 	mu      sync.Mutex
 	queue   []*job
 	slots   []slot
-	batches int // batches finished
+	batches int  // batches finished
+	running bool // a batch is being computed (the runner holds its lock)
 	closed  bool
+	// late decides, once per batch end, whether the requests that became
+	// ready during that batch miss the next one (rule 6 in batch.go).
+	late lateJoins
 
 	wake chan struct{} // capacity 1: work arrived or a job was cancelled
 	quit chan struct{}
@@ -50,7 +55,11 @@ type job struct {
 	gen     *textGen
 
 	// Set by the engine under its lock.
-	slot        int
+	slot int
+	// readyIn is the batch during which the request became ready to take
+	// the runner's lock (it arrived, or the slot it waits for was
+	// released); 0 when the runner was idle.
+	readyIn     int
 	pos         int      // prompt tokens read into the slot's cache
 	cached      int      // prompt tokens the slot's cache already held
 	engLen      int      // the prompt in the engine's tokens
@@ -73,7 +82,7 @@ type event struct {
 
 type doneInfo struct {
 	reason       string // "stop" or "length"
-	promptTokens int    // prompt_eval_count: cached tokens included, as Ollama counts
+	promptTokens int    // prompt_eval_count in the engine's tokens: cached tokens included, as Ollama counts
 	evalCount    int    // sampled tokens, the end-of-sequence one included
 	promptEval   time.Duration
 	firstSample  time.Time
@@ -112,8 +121,8 @@ func newJob(prompt []uint32, limit, natural int, gen *textGen) *job {
 
 func newEngine(prof Profile, parallel, maxQueue, ctxLen int, scale float64) *engine {
 	e := &engine{prof: prof, scale: scale, maxQueue: maxQueue, ctxLen: ctxLen,
-		slots: make([]slot, parallel),
-		wake:  make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		slots: make([]slot, parallel), late: newLateJoins(prof.LateJoinRate),
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go e.run()
 	return e
 }
@@ -138,6 +147,9 @@ func (e *engine) submit(j *job) error {
 	}
 	if len(e.queue) >= e.maxQueue && !e.hasFreeSlotLocked() {
 		return errQueueFull
+	}
+	if e.running {
+		j.readyIn = e.batches + 1 // the batch in flight, once it ends
 	}
 	e.queue = append(e.queue, j)
 	e.admitLocked(time.Now(), false)
@@ -228,6 +240,11 @@ func (e *engine) admitLocked(now time.Time, betweenBatches bool) {
 			return
 		}
 		e.queue = e.queue[1:]
+		if betweenBatches && e.batches > 0 {
+			// It waited through the batch that just ended: its slot, or
+			// the runner's lock, became free at the end of it.
+			j.readyIn = e.batches
+		}
 		cached := min(bestCommon, len(j.prompt)-1)
 		s := &e.slots[best]
 		s.cache = s.cache[:cached]
@@ -272,6 +289,7 @@ func (e *engine) run() {
 		e.mu.Lock()
 		e.admitLocked(time.Now(), true)
 		batch := e.planLocked()
+		e.running = len(batch) > 0
 		e.mu.Unlock()
 		if len(batch) == 0 {
 			select {
@@ -307,6 +325,7 @@ func (e *engine) run() {
 
 func (e *engine) planLocked() []work {
 	var batch []work
+	var joining []work // requests that became ready during the last batch
 	for i := range e.slots {
 		j := e.slots[i].job
 		if j == nil {
@@ -320,7 +339,17 @@ func (e *engine) planLocked() []work {
 		if j.pos < len(j.prompt) {
 			w.prefill = max(1, min(j.engLen-j.engPos, e.prof.BatchSize))
 		}
+		if j.readyIn > 0 && j.readyIn == e.batches && j.pos == j.cached {
+			joining = append(joining, w)
+			continue
+		}
 		batch = append(batch, w)
+	}
+	// Rule 6: while the runner has other work, the requests that became
+	// ready during the last batch may miss this one.
+	if len(joining) > 0 && (len(batch) == 0 || !e.late.miss(e.batches)) {
+		batch = append(batch, joining...)
+		slices.SortFunc(batch, func(a, b work) int { return a.job.slot - b.job.slot })
 	}
 	return batch
 }
@@ -329,6 +358,7 @@ func (e *engine) planLocked() []work {
 // caches, and every slot past its prompt samples a token.
 func (e *engine) finishLocked(batch []work, now time.Time) {
 	e.batches++
+	e.running = false
 	for _, w := range batch {
 		j := w.job
 		s := &e.slots[j.slot]
@@ -377,7 +407,7 @@ func (e *engine) endLocked(j *job, reason string, evalCount int) {
 	e.slots[j.slot].job, e.slots[j.slot].freedAfter = nil, e.batches
 	j.box.put(event{done: &doneInfo{
 		reason:       reason,
-		promptTokens: len(j.prompt),
+		promptTokens: j.engLen, // the engine's tokens, as it charged them (the simulator's without a token line)
 		evalCount:    evalCount,
 		promptEval:   j.firstSample.Sub(j.assigned),
 		firstSample:  j.firstSample,

@@ -41,6 +41,7 @@ type profileFile struct {
 	PromptTokenRatio  float64 `json:"prompt_token_ratio,omitempty"`
 	PromptTokenOffset float64 `json:"prompt_token_offset,omitempty"`
 	KVBytesPerToken   int64   `json:"kv_bytes_per_token,omitempty"`
+	LateJoinRate      float64 `json:"late_join_rate,omitempty"`
 }
 
 type jsonDur time.Duration
@@ -90,6 +91,7 @@ func MarshalProfile(p Profile) ([]byte, error) {
 		PromptTokenRatio:  p.PromptTokenRatio,
 		PromptTokenOffset: p.PromptTokenOffset,
 		KVBytesPerToken:   p.KVBytesPerToken,
+		LateJoinRate:      p.LateJoinRate,
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -139,6 +141,7 @@ func UnmarshalProfile(b []byte) (Profile, error) {
 		PromptTokenRatio:      f.PromptTokenRatio,
 		PromptTokenOffset:     f.PromptTokenOffset,
 		KVBytesPerToken:       f.KVBytesPerToken,
+		LateJoinRate:          f.LateJoinRate,
 	}
 	if err := p.validate(); err != nil {
 		return Profile{}, err

@@ -1,0 +1,105 @@
+package calibrate
+
+import (
+	"slices"
+	"time"
+)
+
+// A request sent while the runner computes a batch cannot join that batch;
+// the question is whether it joins the next one or the one after. Ollama's
+// runner computes each batch holding its lock, and a request needs that
+// lock to take a slot (runner/llamarunner/runner.go, processBatch and
+// completion). When a batch ends, Go's sync.Mutex wakes the waiting request
+// but the runner's loop, already running, usually takes the lock back
+// first (a woken waiter does not get the lock handed over until it has
+// missed it once: sync.Mutex's starvation mode), so the request joins the
+// batch after next; sometimes the woken request wins and joins the next.
+//
+// The client sees which: the request that got its first token first (the
+// leader) has one token (next batch) or two (batch after next) before the
+// late request's first token, which comes out of the batch that read the
+// end of its prompt. For a decoding leader beside a long prompt that is the
+// difference between a stall of one short batch and one of a whole prompt
+// chunk.
+
+// JoinCount counts, over rounds where requests joined after the leader's
+// first batch, how often they joined the next batch (Next) and how often
+// one batch later (Late).
+type JoinCount struct {
+	Next, Late int
+}
+
+// Rate is the share of late joins; 0 when no round showed either.
+func (j JoinCount) Rate() float64 {
+	if j.Next+j.Late == 0 {
+		return 0
+	}
+	return float64(j.Late) / float64(j.Next+j.Late)
+}
+
+// Add adds another count.
+func (j JoinCount) Add(o JoinCount) JoinCount {
+	return JoinCount{Next: j.Next + o.Next, Late: j.Late + o.Late}
+}
+
+// joins counts the rounds of one scenario's observations (Observation.Round
+// groups them; each needs its chunk times).
+func joins(obs []Observation) JoinCount {
+	var c JoinCount
+	rounds := map[int][]Observation{}
+	for _, o := range obs {
+		rounds[o.Round] = append(rounds[o.Round], o)
+	}
+	for _, r := range rounds {
+		switch l := roundLead(r); {
+		case l == 1:
+			c.Next++
+		case l >= 2:
+			c.Late++
+		}
+	}
+	return c
+}
+
+// roundLead is how many tokens the round's leader had sent before the first
+// token of the earliest request that started after it (0 when every
+// request started in the leader's first batch, or the round cannot tell).
+// Chunks closer together than half the leader's median gap count as the
+// same batch.
+func roundLead(round []Observation) int {
+	var leader *Observation
+	for i := range round {
+		if len(round[i].Chunks) == 0 {
+			return 0
+		}
+		if leader == nil || round[i].Chunks[0] < leader.Chunks[0] {
+			leader = &round[i]
+		}
+	}
+	if leader == nil || len(leader.Chunks) < 3 {
+		return 0
+	}
+	gaps := make([]time.Duration, len(leader.Chunks)-1)
+	for i := range gaps {
+		gaps[i] = leader.Chunks[i+1] - leader.Chunks[i]
+	}
+	slices.Sort(gaps)
+	tol := gaps[len(gaps)/2] / 2
+	lead := 0
+	for i := range round {
+		o := &round[i]
+		if o == leader {
+			continue
+		}
+		n := 0
+		for _, t := range leader.Chunks {
+			if t < o.Chunks[0]-tol {
+				n++
+			}
+		}
+		if n > 0 && (lead == 0 || n < lead) {
+			lead = n
+		}
+	}
+	return lead
+}
