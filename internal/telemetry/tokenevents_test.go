@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"slices"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -63,18 +61,7 @@ func TestPackedTokenEventsExportAsEvents(t *testing.T) {
 			if got := otlpSpans(packed); !equalResourceSpans(got, want) {
 				t.Fatalf("messages of the packed spans differ from those of the spans with events")
 			}
-			wantBytes, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: want})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := new(wireEncoder)
-			g := groupSpans(packed)
-			size := e.sizeGroups(g)
-			got := e.appendGroups(nil, g)
-			if len(got) != size || !bytes.Equal(got, wantBytes) {
-				t.Fatalf("direct encoding of the packed spans: %d bytes (sized %d), of the spans with events %d; they differ",
-					len(got), size, len(wantBytes))
-			}
+			checkDirectEncoding(t, packed, want)
 		})
 	}
 }
