@@ -126,6 +126,14 @@ func checkRequestTrace(tr jaegerTrace, clientService, proxyService string) error
 	if ev["first_token"] != 1 || ev["token"] < 1 {
 		return fmt.Errorf("trace %s: proxy span events %v, want one first_token and token events", tr.TraceID, ev)
 	}
+	// The proxy packs its token events into one attribute that its exporter
+	// writes out as the events: one per output chunk, the attribute gone.
+	if chunks := server.tag("tokentrace.output_chunks"); chunks != fmt.Sprint(ev["token"]) {
+		return fmt.Errorf("trace %s: %d token events for %s output chunks", tr.TraceID, ev["token"], chunks)
+	}
+	if packed := server.tag("tokentrace.token_events.packed"); packed != "" {
+		return fmt.Errorf("trace %s: the packed token events reached the trace store as an attribute", tr.TraceID)
+	}
 	if server.tag("gen_ai.request.model") == "" {
 		return fmt.Errorf("trace %s: proxy span has no gen_ai.request.model", tr.TraceID)
 	}

@@ -179,6 +179,7 @@ func serve(o options, cfg gateway.Config, tcfg telemetry.TraceConfig, logger *lo
 		}
 	}
 	cfg.TracerProvider, cfg.MeterProvider = tracing.Provider, metrics.Provider
+	cfg.TokenEvents.Packed = true // tracing's exporters are the only span processor
 	cfg.Propagator = telemetry.Propagator()
 	cfg.ErrorLog = logger
 	gw, err := gateway.New(cfg)

@@ -43,7 +43,7 @@ func BenchmarkTapPerChunk(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		ev   TokenEvents
-	}{{"events=all", TokenEvents{}}, {"events=off", TokenEvents{Mode: TokenEventsOff}}} {
+	}{{"events=all", TokenEvents{}}, {"events=packed", TokenEvents{Packed: true}}, {"events=off", TokenEvents{Mode: TokenEventsOff}}} {
 		b.Run(tc.name, func(b *testing.B) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()),
 				sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{EventCountLimit: 2000, AttributeCountLimit: 128,

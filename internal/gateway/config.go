@@ -47,6 +47,14 @@ type TokenEvents struct {
 	// tracer provider must allow as many events per span (telemetry.NewTracing
 	// does; the SDK's own default is 128).
 	Cap int
+	// Packed puts the events on the span as one attribute
+	// (telemetry.PackTokenEvents) instead of one SDK event each, which costs
+	// a fifth of the gateway's CPU per token at 256 paced streams. Only the
+	// exporters of telemetry.NewTracing turn the attribute back into the
+	// events, so set it only when every span processor of the tracer
+	// provider exports through them, as the proxy command's does. Chunk text
+	// (CaptureContent) is never packed.
+	Packed bool
 }
 
 // Defaults of Config.

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokentrace/tokentrace/internal/stream"
+	"github.com/tokentrace/tokentrace/internal/telemetry"
 )
 
 // Span attributes and events of tokentrace's own (not gen_ai.*).
@@ -24,8 +25,8 @@ const (
 	attrEstimated       = attribute.Key("tokentrace.usage.output_tokens_estimated")
 	attrOutputChunks    = attribute.Key("tokentrace.output_chunks")
 	attrEventsLeftOut   = attribute.Key("tokentrace.token_events.left_out")
-	attrChunkIndex      = attribute.Key("tokentrace.chunk.index")
-	attrChunkTokens     = attribute.Key("tokentrace.chunk.tokens")
+	attrChunkIndex      = telemetry.ChunkIndexKey
+	attrChunkTokens     = telemetry.ChunkTokensKey
 	attrChunkText       = attribute.Key("tokentrace.chunk.text")
 	attrErrorMessage    = attribute.Key("tokentrace.error.message")
 	attrOllamaLoad      = attribute.Key("tokentrace.ollama.load_duration")
@@ -38,7 +39,7 @@ const (
 	attrOllamaDecode    = attribute.Key("tokentrace.ollama.decode_speed")
 
 	eventFirstToken = "first_token"
-	eventToken      = "token"
+	eventToken      = telemetry.TokenEventName
 )
 
 // maxContent bounds captured prompt and completion text (bytes).
@@ -117,7 +118,8 @@ func (ex *exchange) onChunk(ev stream.ChunkEvent) {
 	}
 }
 
-// addTokenEvents puts the token events on the span. The SDK copies an
+// addTokenEvents puts the token events on the span: packed into one
+// attribute when TokenEvents.Packed allows, else through AddEvent. The SDK copies an
 // event's attributes and keeps none of its options, so one options slice
 // serves every event of the span and the attributes of the first
 // DefaultTokenEventCap chunk indexes come ready-made (tokenEventAttrs):
@@ -126,6 +128,13 @@ func (ex *exchange) addTokenEvents() {
 	step := 1
 	if ex.g.cfg.TokenEvents.Mode == TokenEventsEveryN {
 		step = ex.g.cfg.TokenEvents.Every
+	}
+	if ex.texts == nil && ex.g.cfg.TokenEvents.Packed {
+		if len(ex.marks) > 0 {
+			ex.span.SetAttributes(telemetry.PackTokenEvents(ex.firstAt, step, ex.marks))
+		}
+		ex.marks = nil
+		return
 	}
 	opts := make([]trace.EventOption, 2)
 	for i, us := range ex.marks {

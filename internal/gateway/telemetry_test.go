@@ -3,10 +3,12 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokentrace/tokentrace/internal/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -203,6 +205,9 @@ func TestTokenCountsEstimatedWhenServerGivesNone(t *testing.T) {
 	}
 }
 
+// TestTokenEventModes: each mode puts its events on the span, as SDK
+// events or packed into one attribute (TokenEvents.Packed) that stands for
+// the same events.
 func TestTokenEventModes(t *testing.T) {
 	const n = 10
 	srv := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { chunked(w, ndjson, ollamaStream(n), 0, 0) })
@@ -217,34 +222,47 @@ func TestTokenEventModes(t *testing.T) {
 		{"every 3", TokenEvents{Mode: TokenEventsEveryN, Every: 3}, 4, n - 4},
 		{"capped", TokenEvents{Cap: 6}, 6, n - 6},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rg := newRig(t, Config{TokenEvents: tc.ev}, srv.URL)
-			rg.do(t, "POST", "/api/generate", `{"model":"m1"}`, nil)
-			s := rg.span(t, "text_completion")
-			tokens := 0
-			step := max(tc.ev.Every, 1)
-			for _, e := range s.Events() {
-				if e.Name != eventToken {
-					continue
-				}
-				for _, kv := range e.Attributes {
-					if kv.Key == attrChunkIndex && kv.Value.AsInt64() != int64(tokens*step) {
-						t.Errorf("token event %d has index %d, want %d", tokens, kv.Value.AsInt64(), tokens*step)
+		for _, packed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s packed=%v", tc.name, packed), func(t *testing.T) {
+				ev := tc.ev
+				ev.Packed = packed
+				rg := newRig(t, Config{TokenEvents: ev}, srv.URL)
+				rg.do(t, "POST", "/api/generate", `{"model":"m1"}`, nil)
+				s := rg.span(t, "text_completion")
+				events := s.Events()
+				if packed {
+					for _, e := range events {
+						if e.Name == eventToken {
+							t.Fatalf("a token event made through AddEvent although packed")
+						}
 					}
+					events = append(slices.Clone(events), telemetry.UnpackTokenEvents(s.Attributes())...)
 				}
-				if e.Time.Before(s.Events()[0].Time) || e.Time.After(s.EndTime()) {
-					t.Errorf("token event %d at %v, outside first token %v .. end %v", tokens, e.Time, s.Events()[0].Time, s.EndTime())
+				tokens := 0
+				step := max(tc.ev.Every, 1)
+				for _, e := range events {
+					if e.Name != eventToken {
+						continue
+					}
+					for _, kv := range e.Attributes {
+						if kv.Key == attrChunkIndex && kv.Value.AsInt64() != int64(tokens*step) {
+							t.Errorf("token event %d has index %d, want %d", tokens, kv.Value.AsInt64(), tokens*step)
+						}
+					}
+					if e.Time.Before(events[0].Time) || e.Time.After(s.EndTime()) {
+						t.Errorf("token event %d at %v, outside first token %v .. end %v", tokens, e.Time, events[0].Time, s.EndTime())
+					}
+					tokens++
 				}
-				tokens++
-			}
-			if tokens != tc.wantEvents || s.Events()[0].Name != eventFirstToken {
-				t.Errorf("%d token events (first %q), want %d", tokens, s.Events()[0].Name, tc.wantEvents)
-			}
-			lo, ok := attrs(s)[attrEventsLeftOut]
-			if tc.leftOut < 0 && ok || tc.leftOut >= 0 && lo.AsInt64() != tc.leftOut {
-				t.Errorf("left out = %v (present %v), want %d", lo.AsInt64(), ok, tc.leftOut)
-			}
-		})
+				if tokens != tc.wantEvents || events[0].Name != eventFirstToken {
+					t.Errorf("%d token events (first %q), want %d", tokens, events[0].Name, tc.wantEvents)
+				}
+				lo, ok := attrs(s)[attrEventsLeftOut]
+				if tc.leftOut < 0 && ok || tc.leftOut >= 0 && lo.AsInt64() != tc.leftOut {
+					t.Errorf("left out = %v (present %v), want %d", lo.AsInt64(), ok, tc.leftOut)
+				}
+			})
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -63,7 +64,27 @@ type Meter struct {
 	inStreamErr   string
 	finished      bool
 	now           time.Time // the time of the Write being read
-	scan          chunkScanner
+}
+
+// scanners hold the chunk scanners, which keep nothing from one chunk to
+// the next but their buffers. A Meter borrows one per chunk instead of
+// keeping its own: among hundreds of streams, each stream's own scanner (a
+// kilobyte, most of it cleared per chunk) would be out of the CPU's caches
+// at every chunk, while the one a goroutine just returned to its P is in
+// them.
+var scanners = sync.Pool{New: func() any { return new(chunkScanner) }}
+
+// maxPooledBuffer bounds the buffers a pooled scanner keeps: one outsized
+// chunk's do not stay pinned.
+const maxPooledBuffer = 64 << 10
+
+func borrowScanner() *chunkScanner { return scanners.Get().(*chunkScanner) }
+
+func returnScanner(sc *chunkScanner) {
+	if cap(sc.scratch) > maxPooledBuffer || cap(sc.text) > maxPooledBuffer || cap(sc.ev.keyBuf) > maxPooledBuffer {
+		return
+	}
+	scanners.Put(sc)
 }
 
 // NewMeter returns a Meter for one response.
@@ -103,7 +124,9 @@ func (mt *Meter) Write(p []byte) (int, error) {
 func (mt *Meter) chunk(payload []byte) {
 	m := &mt.m
 	wantText := mt.cfg.OnChunk != nil && !mt.cfg.NoChunkText
-	ci := mt.scan.inspect(mt.cfg.API, payload, m.Model, m.FinishReason, wantText)
+	sc := borrowScanner()
+	ci := sc.inspect(mt.cfg.API, payload, m.Model, m.FinishReason, wantText)
+	returnScanner(sc)
 	switch {
 	case ci.malformed:
 		mt.malformedSeen = true

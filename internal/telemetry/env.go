@@ -3,11 +3,12 @@ package telemetry
 import (
 	"fmt"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // TraceConfigFromEnv reads the standard OpenTelemetry variables through

@@ -157,6 +157,7 @@ func (e *wireEncoder) sizeSDKSpan(s sdktrace.ReadOnlySpan) int {
 			varintLen(4, uint64(clampUint32(ev.DroppedAttributeCount)))
 		n += msgLen(11, e.close(j, en))
 	}
+	n += sizePacked(packedOf(s.Attributes()))
 	n += varintLen(12, uint64(clampUint32(s.DroppedEvents())))
 	for _, l := range s.Links() {
 		j := e.open()
@@ -195,6 +196,7 @@ func (e *wireEncoder) appendSDKSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = e.appendAttrs(b, 3, ev.Attributes)
 		b = appendVarint(b, 4, uint64(clampUint32(ev.DroppedAttributeCount)))
 	}
+	b = appendPacked(b, packedOf(s.Attributes()))
 	b = appendVarint(b, 12, uint64(clampUint32(s.DroppedEvents())))
 	for _, l := range s.Links() {
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
@@ -213,10 +215,19 @@ func (e *wireEncoder) appendSDKSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 	return appendFixed32(b, 16, spanFlags(sc.TraceFlags(), s.Parent()))
 }
 
-// sizeAttrs sizes attributes as the repeated KeyValue field num.
+// sizeAttrs sizes attributes as the repeated KeyValue field num, leaving
+// out packed token events. An attribute with a scalar value, nearly every
+// one, is sized again when written rather than kept in the table.
 func (e *wireEncoder) sizeAttrs(num protowire.Number, kvs []attribute.KeyValue) int {
 	n := 0
 	for _, kv := range kvs {
+		if isPacked(kv) {
+			continue
+		}
+		if vn, ok := scalarLen(kv.Value); ok {
+			n += msgLen(num, strLen(1, string(kv.Key))+msgLen(2, vn))
+			continue
+		}
 		i := e.open()
 		kn := strLen(1, string(kv.Key)) + msgLen(2, e.sizeValue(kv.Value))
 		n += msgLen(num, e.close(i, kn))
@@ -226,6 +237,17 @@ func (e *wireEncoder) sizeAttrs(num protowire.Number, kvs []attribute.KeyValue) 
 
 func (e *wireEncoder) appendAttrs(b []byte, num protowire.Number, kvs []attribute.KeyValue) []byte {
 	for _, kv := range kvs {
+		if isPacked(kv) {
+			continue
+		}
+		if vn, ok := scalarLen(kv.Value); ok {
+			b = protowire.AppendTag(b, num, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(strLen(1, string(kv.Key))+msgLen(2, vn)))
+			b = appendStr(b, 1, string(kv.Key))
+			b = protowire.AppendVarint(protowire.AppendTag(b, 2, protowire.BytesType), uint64(vn))
+			b = e.appendValue(b, kv.Value)
+			continue
+		}
 		b = e.message(b, num)
 		b = appendStr(b, 1, string(kv.Key))
 		b = e.appendValue(e.message(b, 2), kv.Value)
@@ -233,18 +255,32 @@ func (e *wireEncoder) appendAttrs(b []byte, num protowire.Number, kvs []attribut
 	return b
 }
 
-// sizeValue sizes an AnyValue as slabs.value converts it.
-func (e *wireEncoder) sizeValue(v attribute.Value) int {
-	i, n := e.open(), 0
+// scalarLen is the size of a scalar value's AnyValue message; false for
+// the others (slices, maps, bytes).
+func scalarLen(v attribute.Value) (int, bool) {
 	switch v.Type() {
 	case attribute.BOOL:
-		n = protowire.SizeTag(2) + 1
+		return protowire.SizeTag(2) + 1, true
 	case attribute.INT64:
-		n = protowire.SizeTag(3) + protowire.SizeVarint(uint64(v.AsInt64()))
+		return protowire.SizeTag(3) + protowire.SizeVarint(uint64(v.AsInt64())), true
 	case attribute.FLOAT64:
-		n = protowire.SizeTag(4) + 8
+		return protowire.SizeTag(4) + 8, true
 	case attribute.STRING:
-		n = msgLen(1, len(v.AsString()))
+		return msgLen(1, len(v.AsString())), true
+	case attribute.EMPTY:
+		return 0, true
+	}
+	return 0, false
+}
+
+// sizeValue sizes an AnyValue as slabs.value converts it.
+func (e *wireEncoder) sizeValue(v attribute.Value) int {
+	i := e.open()
+	n, scalar := scalarLen(v)
+	if scalar {
+		return e.close(i, n)
+	}
+	switch v.Type() {
 	case attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE, attribute.STRINGSLICE, attribute.SLICE:
 		j, an := e.open(), 0
 		for _, x := range elements(v) {
@@ -256,7 +292,6 @@ func (e *wireEncoder) sizeValue(v attribute.Value) int {
 		n = msgLen(6, e.close(j, e.sizeAttrs(1, v.AsMap())))
 	case attribute.BYTESLICE:
 		n = msgLen(7, len(v.AsByteSlice()))
-	case attribute.EMPTY:
 	default:
 		n = msgLen(1, len("INVALID"))
 	}

@@ -81,7 +81,7 @@ func (e *spanExporter) exportDirect(ctx context.Context, spans []sdktrace.ReadOn
 		}
 	}
 	key := &tracepb.ResourceSpans{ScopeSpans: []*tracepb.ScopeSpans{{Spans: make([]*tracepb.Span, n)}}}
-	enc := wireEncoders.Get().(*wireEncoder)
+	enc := getWireEncoder()
 	size := enc.sizeGroups(groups)
 	if size > e.maxRequest {
 		enc.release()
@@ -160,6 +160,9 @@ func newSlabs(spans []sdktrace.ReadOnlySpan) *slabs {
 		count(s.Attributes())
 		evs := s.Events()
 		events += len(evs)
+		if n := packedOf(s.Attributes()).len(); n > 0 {
+			events, attrs, ints = events+n, attrs+2*n, ints+2*n
+		}
 		for i := range evs {
 			count(evs[i].Attributes)
 		}
@@ -337,8 +340,12 @@ func (sl *slabs) span(s *tracepb.Span, st *tracepb.Status, sd sdktrace.ReadOnlyS
 	s.Links = sl.links(sd.Links())
 	s.Kind = spanKind(sd.SpanKind())
 	s.Name = sd.Name()
-	s.Attributes = sl.keyValues(sd.Attributes())
+	attrs := sd.Attributes()
+	s.Attributes = sl.keyValues(withoutPacked(attrs))
 	s.Events = sl.spanEvents(sd.Events())
+	if p := packedOf(attrs); p.len() > 0 {
+		s.Events = append(s.Events, sl.packedSpanEvents(p)...)
+	}
 	s.DroppedAttributesCount = clampUint32(sd.DroppedAttributes())
 	s.DroppedEventsCount = clampUint32(sd.DroppedEvents())
 	s.DroppedLinksCount = clampUint32(sd.DroppedLinks())

@@ -75,7 +75,7 @@ func (c *traceCodec) Marshal(v any) (mem.BufferSlice, error) {
 			return mem.BufferSlice{data}, nil
 		}
 	}
-	e := wireEncoders.Get().(*wireEncoder)
+	e := getWireEncoder()
 	defer e.release()
 	size := e.sizeRequest(req)
 	pool := mem.DefaultBufferPool()
@@ -94,14 +94,29 @@ type wireEncoder struct {
 	next  int
 }
 
-var wireEncoders = sync.Pool{New: func() any { return new(wireEncoder) }}
+// wireEncoders keep a few encoders, with their size tables, from batch to
+// batch. A sync.Pool loses them at every garbage collection, and the table
+// of a 512-span batch then grows again from nothing.
+var wireEncoders = make(chan *wireEncoder, 2)
+
+func getWireEncoder() *wireEncoder {
+	select {
+	case e := <-wireEncoders:
+		return e
+	default:
+		return new(wireEncoder)
+	}
+}
 
 func (e *wireEncoder) release() {
 	if cap(e.sizes) > 1<<20 {
 		e.sizes = nil // an outsized batch does not pin its table
 	}
 	e.sizes, e.next = e.sizes[:0], 0
-	wireEncoders.Put(e)
+	select {
+	case wireEncoders <- e:
+	default:
+	}
 }
 
 // open reserves the size of the message about to be sized.

@@ -139,18 +139,25 @@ func TestDirectEncodingMatchesMessages(t *testing.T) {
 	}
 	for name, batch := range batches {
 		t.Run(name, func(t *testing.T) {
-			want, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: otlpSpans(batch)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := new(wireEncoder)
-			g := groupSpans(batch)
-			size := e.sizeGroups(g)
-			got := e.appendGroups(nil, g)
-			if len(got) != size || !bytes.Equal(got, want) {
-				t.Fatalf("direct encoding: %d bytes (sized %d), proto.Marshal of the messages %d; they differ", len(got), size, len(want))
-			}
+			checkDirectEncoding(t, batch, otlpSpans(batch))
 		})
+	}
+}
+
+// checkDirectEncoding fails t unless the direct encoding of batch is, byte
+// for byte and as sized, proto.Marshal of a request carrying want.
+func checkDirectEncoding(t *testing.T, batch []sdktrace.ReadOnlySpan, want []*tracepb.ResourceSpans) {
+	t.Helper()
+	wantBytes, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := new(wireEncoder)
+	g := groupSpans(batch)
+	size := e.sizeGroups(g)
+	got := e.appendGroups(nil, g)
+	if len(got) != size || !bytes.Equal(got, wantBytes) {
+		t.Fatalf("direct encoding: %d bytes (sized %d), proto.Marshal of the messages %d; they differ", len(got), size, len(wantBytes))
 	}
 }
 

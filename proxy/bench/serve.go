@@ -187,7 +187,7 @@ func serveProxy(o options) error {
 			return err
 		}
 		cfg := gateway.Config{Upstreams: []string{upstream}, TracerProvider: tp, MeterProvider: ms.Provider,
-			Propagator: telemetry.Propagator()}
+			Propagator: telemetry.Propagator(), TokenEvents: gateway.TokenEvents{Packed: true}} // as the proxy command
 		if variant == "gateway-events-off" {
 			cfg.TokenEvents.Mode = gateway.TokenEventsOff
 		}
