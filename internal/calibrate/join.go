@@ -43,7 +43,9 @@ func (j JoinCount) Add(o JoinCount) JoinCount {
 }
 
 // joins counts the rounds of one scenario's observations (Observation.Round
-// groups them; each needs its chunk times).
+// groups them; each needs its chunk times). A lead of more than two tokens
+// is something else (a request that waited for a slot, with fewer slots
+// than requests) and is not counted.
 func joins(obs []Observation) JoinCount {
 	var c JoinCount
 	rounds := map[int][]Observation{}
@@ -51,10 +53,10 @@ func joins(obs []Observation) JoinCount {
 		rounds[o.Round] = append(rounds[o.Round], o)
 	}
 	for _, r := range rounds {
-		switch l := roundLead(r); {
-		case l == 1:
+		switch roundLead(r) {
+		case 1:
 			c.Next++
-		case l >= 2:
+		case 2:
 			c.Late++
 		}
 	}

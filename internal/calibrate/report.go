@@ -57,7 +57,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real), joinCell(c.Sim))
 	}
 	fmt.Fprintf(w, "\nLate joins: rounds in which the requests that reached the runner during the first request's first batch "+
-		"joined the batch after next, of the rounds in which they joined the next or the one after (join.go); – for one request a round.\n")
+		"joined the batch after next, of the rounds in which they joined the next or the one after (join.go); – for one request a round, or more requests than slots.\n")
 	worst := res.WorstError()
 	verdict := "within"
 	if worst > Bound {
@@ -114,7 +114,7 @@ func tokenSource(m TokenMap) string {
 
 // joinCell is a scenario's late joins of its rounds, as "late/rounds".
 func joinCell(o Outcome) string {
-	if o.Scenario.Concurrency < 2 {
+	if o.Scenario.Concurrency < 2 || o.Scenario.Concurrency > o.Scenario.Parallel {
 		return "–"
 	}
 	j := joins(o.Observations)
