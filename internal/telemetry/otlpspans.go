@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -342,10 +343,11 @@ func (sl *slabs) span(s *tracepb.Span, st *tracepb.Status, sd sdktrace.ReadOnlyS
 	s.Name = sd.Name()
 	attrs := sd.Attributes()
 	s.Attributes = sl.keyValues(withoutPacked(attrs))
-	s.Events = sl.spanEvents(sd.Events())
-	if p := packedOf(attrs); p.len() > 0 {
-		s.Events = append(s.Events, sl.packedSpanEvents(p)...)
+	events := sd.Events()
+	if packed := UnpackTokenEvents(attrs); len(packed) > 0 {
+		events = slices.Concat(events, packed)
 	}
+	s.Events = sl.spanEvents(events)
 	s.DroppedAttributesCount = clampUint32(sd.DroppedAttributes())
 	s.DroppedEventsCount = clampUint32(sd.DroppedEvents())
 	s.DroppedLinksCount = clampUint32(sd.DroppedLinks())

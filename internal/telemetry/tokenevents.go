@@ -7,7 +7,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -143,20 +142,6 @@ func withoutPacked(attrs []attribute.KeyValue) []attribute.KeyValue {
 		return out
 	}
 	return attrs
-}
-
-// packedSpanEvents converts the packed events of sd into OTLP messages, as
-// spanEvents converts the SDK's events.
-func (sl *slabs) packedSpanEvents(p packedEvents) []*tracepb.Span_Event {
-	out := make([]*tracepb.Span_Event, 0, p.len())
-	for i := range p.len() {
-		t, index := p.event(i)
-		e := grab(&sl.events)
-		e.Name, e.TimeUnixNano = TokenEventName, t
-		e.Attributes = sl.keyValues([]attribute.KeyValue{ChunkIndexKey.Int64(index), ChunkTokensKey.Int(1)})
-		out = append(out, e)
-	}
-	return out
 }
 
 // UnpackTokenEvents returns the token events that attrs carry packed
