@@ -91,13 +91,18 @@ type Profile struct {
 	// KVBytesPerToken, when positive, is one slot's KV cache per context
 	// token as measured, instead of the figure from the model's shape.
 	KVBytesPerToken int64
-	// LateJoinRate is the share, from 0 to 1, of batch ends at which the
-	// requests that became ready while the batch ran miss the next batch
-	// as well, while the runner has other work (batch.go, rule 6): how
-	// often the runner's loop takes its lock back before a woken request
-	// does. 0 lets them always join the next batch. A calibration
-	// measures it.
+	// LateJoinRate is the share, from 0 to 1, of batch ends at which some
+	// slot samples a token and the requests that became ready while the
+	// batch ran miss the next batch as well, while the runner has other
+	// work (batch.go, rule 6): how often the runner's loop takes its lock
+	// back before a woken request does. 0 lets them always join the next
+	// batch. A calibration measures it.
 	LateJoinRate float64
+	// LateJoinRateMidPrompt is the same share at batch ends at which no
+	// slot samples (every busy slot is still reading its prompt): there
+	// the unlock wakes the waiting request onto an idle thread, and it
+	// wins the lock more often (batch.go, rule 6).
+	LateJoinRateMidPrompt float64
 }
 
 // engineTokens is how many of the engine's tokens a prompt of n of the
