@@ -35,9 +35,19 @@ type Config struct {
 	// probe repeats.
 	MaxTokens int
 	Rounds    int
+	// JoinWords, when positive, adds a probe at each parallel setting
+	// above 1: two requests with prompts of JoinWords words, which should
+	// be longer than one batch of the engine's tokens, the second sent
+	// JoinDelay after the first, so it waits at a batch end in the middle
+	// of the first one's prompt (the late-join rate of that kind; join.go).
+	// It is left out of the decode fit.
+	JoinWords int
+	JoinDelay time.Duration
 	// HeldOut are checked, not fitted: the real engine and the fitted
-	// simulator run each; their Parallel must be among Parallel.
-	HeldOut []Scenario
+	// simulator run each, HeldOutRounds times (0: Rounds); their Parallel
+	// must be among Parallel.
+	HeldOut       []Scenario
+	HeldOutRounds int
 	// Base gives the fitted profile its model shape and names.
 	Base simulator.Profile
 	// Log receives progress lines.
@@ -61,6 +71,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibrate: max tokens %d: decode speed needs at least 2", c.MaxTokens)
 	case c.Rounds <= 0:
 		return fmt.Errorf("calibrate: rounds %d: must be positive", c.Rounds)
+	case c.HeldOutRounds < 0:
+		return fmt.Errorf("calibrate: held-out rounds %d: must not be negative", c.HeldOutRounds)
+	case c.JoinWords < 0 || c.JoinDelay < 0:
+		return fmt.Errorf("calibrate: join probe of %d words after %v: must not be negative", c.JoinWords, c.JoinDelay)
+	case c.JoinWords > 0 && c.JoinDelay < time.Millisecond:
+		return fmt.Errorf("calibrate: join probe delay %v: give at least 1ms, so the second request comes while the first one's prompt is read", c.JoinDelay)
 	}
 	for _, p := range c.Parallel {
 		if p <= 0 {
@@ -82,6 +98,11 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+func (c Config) heldOutRounds() int { return cmp.Or(c.HeldOutRounds, c.Rounds) }
+
+// batchSize is the engine's batch in its tokens: the base profile's.
+func (c Config) batchSize() int { return cmp.Or(c.Base.BatchSize, 512) }
 
 // Comparison is a held-out scenario on the engine and on the simulator.
 type Comparison struct {
@@ -150,6 +171,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			probes = append(probes, Scenario{Parallel: p, Concurrency: c, PromptWords: cfg.PromptWords[0]})
 		}
+		if cfg.JoinWords > 0 && p > 1 {
+			probes = append(probes, Scenario{Parallel: p, Concurrency: 2, PromptWords: cfg.JoinWords, DelayMs: int(cfg.JoinDelay / time.Millisecond)})
+		}
 		for _, sc := range probes {
 			o, err := real.run(ctx, sc, cfg.Rounds)
 			if err != nil {
@@ -158,7 +182,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			fmt.Fprintf(cfg.Log, "  probe %s: TTFT p50 %.0f ms, %.1f tok/s, %.0f prompt tokens\n", sc, o.TTFTP50Ms, o.TokPerSecAvg, o.PromptTokens)
 			res.Probes = append(res.Probes, o)
 			if sc.Concurrency > 1 {
-				samples.Joins = samples.Joins.Add(joins(o.Observations))
+				samples.Joins = samples.Joins.Add(joins(o.Observations, cfg.batchSize()))
+			}
+			if sc.DelayMs > 0 {
+				continue // the join probe: its decode steps sit beside prompt chunks
 			}
 			for _, ob := range o.Observations {
 				if sc.Concurrency == 1 {
@@ -177,7 +204,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if h.Parallel != p {
 				continue
 			}
-			o, err := real.run(ctx, h, cfg.Rounds)
+			o, err := real.run(ctx, h, cfg.heldOutRounds())
 			if err != nil {
 				return nil, err
 			}
@@ -229,7 +256,7 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 	prof.AttentionPerPair, prof.DecodePerContextToken = p.AttentionPerPair, p.DecodePerContextToken
 	prof.RequestOverhead, prof.LoadTime = p.RequestOverhead, p.LoadTime
 	prof.KVBytesPerToken = p.KVBytesPerToken
-	prof.LateJoinRate = p.LateJoinRate
+	prof.LateJoinRate, prof.LateJoinRateMidPrompt = p.LateJoinRate, p.LateJoinRateMidPrompt
 	// The engine's own KV cache figure beats the memory fit.
 	for _, f := range res.Facts {
 		if kv, ok := KVFromLog(f.RunnerLog); ok {
@@ -287,7 +314,7 @@ func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Sc
 			return err
 		}
 		var err error
-		out, err = p.run(ctx, sc, cfg.Rounds)
+		out, err = p.run(ctx, sc, cfg.heldOutRounds())
 		return err
 	})
 	if err != nil {

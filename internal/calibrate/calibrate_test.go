@@ -82,7 +82,8 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	eng := &simEngine{prof: simulator.Profiles["tiny"], url: url}
 	cfg := Config{Engine: eng, URL: url, Model: "tiny:latest", Parallel: []int{1, 2}, NumCtx: 512,
 		PromptWords: []int{4, 40}, MaxTokens: 6, Rounds: 2, Base: simulator.Profiles["tiny"],
-		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}}
+		JoinWords: 80, JoinDelay: 20 * time.Millisecond,
+		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}, HeldOutRounds: 3}
 	cfg.Base.Name = "fitted"
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -98,21 +99,31 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 			t.Errorf("probe %s: %d requests, want %d", o.Scenario, o.Requests, 2*o.Scenario.Concurrency)
 		}
 	}
-	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4" {
+	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4 p2-c2-w80-d20" {
 		t.Errorf("probes %s", got)
 	}
-	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 4 || res.HeldOut[0].Sim.Requests != 4 {
+	// The join probe sends its second request the delay after the first.
+	join := res.Probes[len(res.Probes)-1].Observations
+	for i := 0; i+1 < len(join); i += 2 {
+		if d := join[i+1].Start - join[i].Start; d < 20*time.Millisecond {
+			t.Errorf("join probe round %d: second request sent %v after the first, want at least 20ms", join[i].Round, d)
+		}
+	}
+	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 6 || res.HeldOut[0].Sim.Requests != 6 {
 		t.Fatalf("held out %+v", res.HeldOut)
 	}
 	// Every request's timeline is kept: its round, and a time for each of
 	// its chunks after it was sent.
 	for _, o := range res.HeldOut[0].Real.Observations {
-		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 1 {
+		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 2 {
 			t.Errorf("held-out request: round %d, sent at %v, chunks %v", o.Round, o.Start, o.Chunks)
 		}
 	}
 	if r := res.Params.LateJoinRate; r < 0 || r > 1 || r != res.Profile.LateJoinRate {
 		t.Errorf("late join rate %v, profile's %v", r, res.Profile.LateJoinRate)
+	}
+	if r := res.Params.LateJoinRateMidPrompt; r < 0 || r > 1 || r != res.Profile.LateJoinRateMidPrompt {
+		t.Errorf("mid-prompt late join rate %v, profile's %v", r, res.Profile.LateJoinRateMidPrompt)
 	}
 	p := res.Profile
 	if p.Name != "fitted" || p.Model != "tiny:latest" || p.ContextLength != 512 || p.KVBytesPerToken != 512 ||
@@ -132,7 +143,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error",
-		"| late join rate |"} {
+		"| late join rate |", "| late join rate mid-prompt |", "| p2-c2-w80-d20 |", "Held-out scenarios: 3 rounds each"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, report.String())
 		}
@@ -152,9 +163,11 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"one prompt length", func(c *Config) { c.PromptWords = []int{4} }, "at least 2"},
 		{"one busy count", func(c *Config) { c.Parallel = []int{1} }, "two numbers of busy slots"},
-		{"held out parallel not probed", func(c *Config) { c.HeldOut = []Scenario{{3, 1, 5}} }, "must be probed"},
+		{"held out parallel not probed", func(c *Config) { c.HeldOut = []Scenario{{Parallel: 3, Concurrency: 1, PromptWords: 5}} }, "must be probed"},
 		{"max tokens", func(c *Config) { c.MaxTokens = 1 }, "max tokens"},
 		{"no engine", func(c *Config) { c.Engine = nil }, "no engine"},
+		{"join probe without a delay", func(c *Config) { c.JoinWords = 100 }, "join probe delay"},
+		{"negative held-out rounds", func(c *Config) { c.HeldOutRounds = -1 }, "held-out rounds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good

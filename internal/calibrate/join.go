@@ -22,6 +22,44 @@ import (
 // difference between a stall of one short batch and one of a whole prompt
 // chunk.
 
+// Which kind of batch end the requests waited at matters: when the
+// leader's first batch ends with its first token, the token's send to its
+// handler has already woken an idle thread, the unlock wakes none for the
+// waiting request, and the loop nearly always takes the lock back first;
+// when it ends in the middle of the leader's prompt (a prompt of more than
+// one batch), the unlock wakes a thread for the waiting request, which then
+// races the loop (docs/simulator.md, rule 6). Joins counts the two apart.
+
+// Joins counts the rounds by the kind of batch end at which the requests
+// waited: Sampled when the leader's first batch held its whole prompt (it
+// sampled when that batch ended), MidPrompt when it read only a part.
+type Joins struct {
+	Sampled   JoinCount `json:"sampled"`
+	MidPrompt JoinCount `json:"mid_prompt"`
+}
+
+// Add adds another count.
+func (j Joins) Add(o Joins) Joins {
+	return Joins{Sampled: j.Sampled.Add(o.Sampled), MidPrompt: j.MidPrompt.Add(o.MidPrompt)}
+}
+
+// Total is both kinds together.
+func (j Joins) Total() JoinCount { return j.Sampled.Add(j.MidPrompt) }
+
+// Rates are the late-join shares of each kind; a kind no round showed
+// takes the other's share (nothing better is known), and both are 0 when
+// no round showed either.
+func (j Joins) Rates() (sampled, midPrompt float64) {
+	sampled, midPrompt = j.Sampled.Rate(), j.MidPrompt.Rate()
+	switch {
+	case j.Sampled.Next+j.Sampled.Late == 0:
+		sampled = midPrompt
+	case j.MidPrompt.Next+j.MidPrompt.Late == 0:
+		midPrompt = sampled
+	}
+	return sampled, midPrompt
+}
+
 // JoinCount counts, over rounds where requests joined after the leader's
 // first batch, how often they joined the next batch (Next) and how often
 // one batch later (Late).
@@ -43,21 +81,27 @@ func (j JoinCount) Add(o JoinCount) JoinCount {
 }
 
 // joins counts the rounds of one scenario's observations (Observation.Round
-// groups them; each needs its chunk times). A lead of more than two tokens
+// groups them; each needs its chunk times), by whether the leader's prompt
+// fit one batch of batchSize engine tokens. A lead of more than two tokens
 // is something else (a request that waited for a slot, with fewer slots
 // than requests) and is not counted.
-func joins(obs []Observation) JoinCount {
-	var c JoinCount
+func joins(obs []Observation, batchSize int) Joins {
+	var c Joins
 	rounds := map[int][]Observation{}
 	for _, o := range obs {
 		rounds[o.Round] = append(rounds[o.Round], o)
 	}
 	for _, r := range rounds {
-		switch roundLead(r) {
+		lead, leader := roundLead(r)
+		kind := &c.Sampled
+		if leader != nil && leader.PromptTokens > batchSize {
+			kind = &c.MidPrompt
+		}
+		switch lead {
 		case 1:
-			c.Next++
+			kind.Next++
 		case 2:
-			c.Late++
+			kind.Late++
 		}
 	}
 	return c
@@ -67,19 +111,19 @@ func joins(obs []Observation) JoinCount {
 // token of the earliest request that started after it (0 when every
 // request started in the leader's first batch, or the round cannot tell).
 // Chunks closer together than half the leader's median gap count as the
-// same batch.
-func roundLead(round []Observation) int {
+// same batch. It returns the leader too (nil when the round cannot tell).
+func roundLead(round []Observation) (int, *Observation) {
 	var leader *Observation
 	for i := range round {
 		if len(round[i].Chunks) == 0 {
-			return 0
+			return 0, nil
 		}
 		if leader == nil || round[i].Chunks[0] < leader.Chunks[0] {
 			leader = &round[i]
 		}
 	}
 	if leader == nil || len(leader.Chunks) < 3 {
-		return 0
+		return 0, nil
 	}
 	gaps := make([]time.Duration, len(leader.Chunks)-1)
 	for i := range gaps {
@@ -103,5 +147,5 @@ func roundLead(round []Observation) int {
 			lead = n
 		}
 	}
-	return lead
+	return lead, leader
 }

@@ -20,13 +20,20 @@ import (
 // Scenario is one probe: Concurrency requests sent together, Rounds times,
 // to an engine with Parallel slots, each with a new prompt of about
 // PromptWords words (no prefix cache hits) and MaxTokens output tokens.
+// With DelayMs, the requests after the first are sent that many
+// milliseconds after it, so they reach the runner while it reads the first
+// one's prompt and never share its first batch.
 type Scenario struct {
 	Parallel    int `json:"parallel"`
 	Concurrency int `json:"concurrency"`
 	PromptWords int `json:"prompt_words"`
+	DelayMs     int `json:"delay_ms,omitempty"`
 }
 
 func (s Scenario) String() string {
+	if s.DelayMs > 0 {
+		return fmt.Sprintf("p%d-c%d-w%d-d%d", s.Parallel, s.Concurrency, s.PromptWords, s.DelayMs)
+	}
 	return fmt.Sprintf("p%d-c%d-w%d", s.Parallel, s.Concurrency, s.PromptWords)
 }
 
@@ -205,6 +212,12 @@ func (p *prober) run(ctx context.Context, sc Scenario, rounds int) (Outcome, err
 		}
 		round0 := time.Now()
 		for i, text := range texts {
+			if i == 1 && sc.DelayMs > 0 {
+				select {
+				case <-time.After(time.Duration(sc.DelayMs) * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
 			wg.Go(func() { got[i], errs[i] = p.one(ctx, text, round0) })
 		}
 		wg.Wait()

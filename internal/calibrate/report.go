@@ -20,8 +20,13 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "# Calibration of the simulator to %s\n\n", cfg.Model)
 	fmt.Fprintf(w, "Started %s, took %s. Machine load: %s.\n\n", res.Started.UTC().Format(time.RFC3339), res.Took.Round(time.Second), load)
 	fmt.Fprintf(w, "Probes: prompts of %v words at concurrency 1, then every concurrency up to the slots at parallel %v; "+
-		"%d output tokens, %d rounds each, context %d per slot, every prompt new (no prefix cache hits).\n\n",
+		"%d output tokens, %d rounds each, context %d per slot, every prompt new (no prefix cache hits).",
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
+	if cfg.JoinWords > 0 {
+		fmt.Fprintf(w, " At each parallel setting above 1, a join probe: two prompts of %d words, the second sent %v after the first (not in the decode fit).",
+			cfg.JoinWords, cfg.JoinDelay)
+	}
+	fmt.Fprintf(w, " Held-out scenarios: %d rounds each.\n\n", cfg.heldOutRounds())
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
 	fmt.Fprintf(w, "| parameter | value | from |\n|---|---:|---|\n")
 	fmt.Fprintf(w, "| step base | %s | decode step (median gap between a request's tokens) = base + busy slots × per-seq + context tokens × per-context (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.Decode.Fit.R2, p.Decode.Fit.N, quality(p.Decode.Fit))
@@ -32,8 +37,10 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| request overhead | %s | a of that curve less one step of one sequence |\n", ms(prof.RequestOverhead))
 	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
-	fmt.Fprintf(w, "| late join rate | %.2f | rounds of the probes with several requests in which the requests that reached the runner during the first request's first batch joined the batch after next, not the next (the first request two tokens ahead of their first token, not one): %d of %d |\n",
-		prof.LateJoinRate, p.Joins.Late, p.Joins.Late+p.Joins.Next)
+	fmt.Fprintf(w, "| late join rate | %.2f | rounds of the probes with several requests whose first request read its whole prompt in its first batch (and sampled when it ended) in which the requests that reached the runner during that batch joined the batch after next, not the next (the first request two tokens ahead of their first token, not one): %s |\n",
+		prof.LateJoinRate, joinsOf(p.Joins.Sampled))
+	fmt.Fprintf(w, "| late join rate mid-prompt | %.2f | the same, in the rounds whose first request's prompt took more than one batch (no token sampled when its first batch ended): %s |\n",
+		prof.LateJoinRateMidPrompt, joinsOf(p.Joins.MidPrompt))
 	fmt.Fprintf(w, "| prompt tokens | engine = %.1f + %.3f × simulator | %s |\n\n", prof.PromptTokenOffset, prof.PromptTokenRatio, tokenSource(res.Tokens))
 	fmt.Fprintf(w, "## What the engine said it ran\n\n| parallel | verified | engine log |\n|---:|---|---|\n")
 	for _, par := range cfg.Parallel {
@@ -117,6 +124,13 @@ func joinCell(o Outcome) string {
 	if o.Scenario.Concurrency < 2 || o.Scenario.Concurrency > o.Scenario.Parallel {
 		return "–"
 	}
-	j := joins(o.Observations)
+	j := joins(o.Observations, 0).Total()
 	return fmt.Sprintf("%d/%d", j.Late, j.Late+j.Next)
+}
+
+func joinsOf(j JoinCount) string {
+	if j.Late+j.Next == 0 {
+		return "no such round; the other kind's rate"
+	}
+	return fmt.Sprintf("%d of %d", j.Late, j.Late+j.Next)
 }
