@@ -40,6 +40,7 @@ type calibrateFlags struct {
 	rounds      int
 	joinWords   int
 	joinDelay   time.Duration
+	joinRounds  int
 	heldOut     string
 	heldRounds  int
 	base        string
@@ -56,8 +57,9 @@ func runCalibrate(args []string) error {
 	fs.StringVar(&f.promptWords, "prompt-words", "4,48,128,256", "prompt lengths in words at concurrency 1, comma-separated (the prefill fit)")
 	fs.IntVar(&f.maxTokens, "max-tokens", 32, "output tokens of every probe request")
 	fs.IntVar(&f.rounds, "rounds", 3, "repeats of every probe")
-	fs.IntVar(&f.joinWords, "join-prompt-words", 112, "prompt length in words of the join probe at each parallel setting above 1: two requests whose prompts take more than one batch, the second sent --join-delay after the first (the mid-prompt late-join rate); 0 leaves it out")
+	fs.IntVar(&f.joinWords, "join-prompt-words", 104, "the join probe at each parallel setting above 1 (the mid-prompt late-join rate): its first request's prompt in words, more than one batch of the engine's tokens and less than two; its second has the first --prompt-words; 0 leaves it out")
 	fs.DurationVar(&f.joinDelay, "join-delay", 300*time.Millisecond, "how long after the first request the join probe sends the second (while the first one's first batch runs)")
+	fs.IntVar(&f.joinRounds, "join-rounds", 6, "repeats of the join probe")
 	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96,p4-c4-w32", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
 	fs.IntVar(&f.heldRounds, "held-out-rounds", 0, "repeats of every held-out scenario, on the engine and on the simulator (0: --rounds)")
 	fs.StringVar(&f.base, "base-profile", "cpu-25m", "built-in profile or profile file whose model shape and names the fitted profile keeps")
@@ -133,7 +135,7 @@ func (f *calibrateFlags) config() (calibrate.Config, error) {
 	}
 	cfg.Engine, cfg.URL, cfg.Model, cfg.Base = engine, url, f.model, base
 	cfg.NumCtx, cfg.MaxTokens, cfg.Rounds = f.numCtx, f.maxTokens, f.rounds
-	cfg.JoinWords, cfg.JoinDelay, cfg.HeldOutRounds = f.joinWords, f.joinDelay, f.heldRounds
+	cfg.JoinWords, cfg.JoinDelay, cfg.JoinRounds, cfg.HeldOutRounds = f.joinWords, f.joinDelay, f.joinRounds, f.heldRounds
 	return cfg, cfg.Validate()
 }
 

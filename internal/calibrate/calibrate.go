@@ -35,14 +35,16 @@ type Config struct {
 	// probe repeats.
 	MaxTokens int
 	Rounds    int
-	// JoinWords, when positive, adds a probe at each parallel setting
-	// above 1: two requests with prompts of JoinWords words, which should
-	// be longer than one batch of the engine's tokens, the second sent
-	// JoinDelay after the first, so it waits at a batch end in the middle
-	// of the first one's prompt (the late-join rate of that kind; join.go).
-	// It is left out of the decode fit.
-	JoinWords int
-	JoinDelay time.Duration
+	// JoinWords, when positive, adds a join probe at each parallel setting
+	// above 1, JoinRounds times: a first request whose prompt of JoinWords
+	// words takes more than one batch of the engine's tokens but less than
+	// two, and a second with a short prompt (PromptWords[0]) sent
+	// JoinDelay after it, so it waits at a batch end in the middle of the
+	// first one's prompt (the late-join rate of that kind; join.go). It is
+	// left out of the decode fit.
+	JoinWords  int
+	JoinDelay  time.Duration
+	JoinRounds int
 	// HeldOut are checked, not fitted: the real engine and the fitted
 	// simulator run each, HeldOutRounds times (0: Rounds); their Parallel
 	// must be among Parallel.
@@ -77,6 +79,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibrate: join probe of %d words after %v: must not be negative", c.JoinWords, c.JoinDelay)
 	case c.JoinWords > 0 && c.JoinDelay < time.Millisecond:
 		return fmt.Errorf("calibrate: join probe delay %v: give at least 1ms, so the second request comes while the first one's prompt is read", c.JoinDelay)
+	case c.JoinWords > 0 && c.JoinRounds <= 0:
+		return fmt.Errorf("calibrate: join probe rounds %d: must be positive", c.JoinRounds)
 	}
 	for _, p := range c.Parallel {
 		if p <= 0 {
@@ -172,17 +176,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			probes = append(probes, Scenario{Parallel: p, Concurrency: c, PromptWords: cfg.PromptWords[0]})
 		}
 		if cfg.JoinWords > 0 && p > 1 {
-			probes = append(probes, Scenario{Parallel: p, Concurrency: 2, PromptWords: cfg.JoinWords, DelayMs: int(cfg.JoinDelay / time.Millisecond)})
+			probes = append(probes, Scenario{Parallel: p, Concurrency: 2, PromptWords: cfg.PromptWords[0], FirstWords: cfg.JoinWords,
+				DelayMs: int(cfg.JoinDelay / time.Millisecond)})
 		}
 		for _, sc := range probes {
-			o, err := real.run(ctx, sc, cfg.Rounds)
+			rounds := cfg.Rounds
+			if sc.DelayMs > 0 {
+				rounds = cfg.JoinRounds
+			}
+			o, err := real.run(ctx, sc, rounds)
 			if err != nil {
 				return nil, err
 			}
 			fmt.Fprintf(cfg.Log, "  probe %s: TTFT p50 %.0f ms, %.1f tok/s, %.0f prompt tokens\n", sc, o.TTFTP50Ms, o.TokPerSecAvg, o.PromptTokens)
 			res.Probes = append(res.Probes, o)
 			if sc.Concurrency > 1 {
-				samples.Joins = samples.Joins.Add(joins(o.Observations, cfg.batchSize()))
+				samples.Joins = samples.Joins.Add(o.joins(cfg.batchSize()))
 			}
 			if sc.DelayMs > 0 {
 				continue // the join probe: its decode steps sit beside prompt chunks

@@ -82,7 +82,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	eng := &simEngine{prof: simulator.Profiles["tiny"], url: url}
 	cfg := Config{Engine: eng, URL: url, Model: "tiny:latest", Parallel: []int{1, 2}, NumCtx: 512,
 		PromptWords: []int{4, 40}, MaxTokens: 6, Rounds: 2, Base: simulator.Profiles["tiny"],
-		JoinWords: 80, JoinDelay: 20 * time.Millisecond,
+		JoinWords: 80, JoinDelay: 20 * time.Millisecond, JoinRounds: 3,
 		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}, HeldOutRounds: 3}
 	cfg.Base.Name = "fitted"
 	res, err := Run(context.Background(), cfg)
@@ -95,18 +95,21 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	var names []string
 	for _, o := range res.Probes {
 		names = append(names, o.Scenario.String())
-		if o.Requests != 2*o.Scenario.Concurrency {
+		if o.Requests != 2*o.Scenario.Concurrency && o.Scenario.DelayMs == 0 {
 			t.Errorf("probe %s: %d requests, want %d", o.Scenario, o.Requests, 2*o.Scenario.Concurrency)
 		}
 	}
-	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4 p2-c2-w80-d20" {
+	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4 p2-c2-w4-f80-d20" {
 		t.Errorf("probes %s", got)
 	}
-	// The join probe sends its second request the delay after the first.
+	// The join probe sends its second request the delay after the round starts.
 	join := res.Probes[len(res.Probes)-1].Observations
+	if len(join) != 6 {
+		t.Errorf("join probe: %d requests, want 2 in each of 3 rounds", len(join))
+	}
 	for i := 0; i+1 < len(join); i += 2 {
-		if d := join[i+1].Start - join[i].Start; d < 20*time.Millisecond {
-			t.Errorf("join probe round %d: second request sent %v after the first, want at least 20ms", join[i].Round, d)
+		if d := join[i+1].Start; d < 20*time.Millisecond {
+			t.Errorf("join probe round %d: second request sent %v after the round started, want at least 20ms", join[i].Round, d)
 		}
 	}
 	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 6 || res.HeldOut[0].Sim.Requests != 6 {
@@ -143,7 +146,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error",
-		"| late join rate |", "| late join rate mid-prompt |", "| p2-c2-w80-d20 |", "Held-out scenarios: 3 rounds each"} {
+		"| late join rate |", "| late join rate mid-prompt |", "| p2-c2-w4-f80-d20 |", "Held-out scenarios: 3 rounds each"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, report.String())
 		}
@@ -166,7 +169,8 @@ func TestConfigValidate(t *testing.T) {
 		{"held out parallel not probed", func(c *Config) { c.HeldOut = []Scenario{{Parallel: 3, Concurrency: 1, PromptWords: 5}} }, "must be probed"},
 		{"max tokens", func(c *Config) { c.MaxTokens = 1 }, "max tokens"},
 		{"no engine", func(c *Config) { c.Engine = nil }, "no engine"},
-		{"join probe without a delay", func(c *Config) { c.JoinWords = 100 }, "join probe delay"},
+		{"join probe without a delay", func(c *Config) { c.JoinWords, c.JoinRounds = 100, 2 }, "join probe delay"},
+		{"join probe without rounds", func(c *Config) { c.JoinWords, c.JoinDelay = 100, time.Second }, "join probe rounds"},
 		{"negative held-out rounds", func(c *Config) { c.HeldOutRounds = -1 }, "held-out rounds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

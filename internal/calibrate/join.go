@@ -107,6 +107,84 @@ func joins(obs []Observation, batchSize int) Joins {
 	return c
 }
 
+// joins counts the outcome's rounds: a join probe's by joinProbe, any
+// other's by joins.
+func (o Outcome) joins(batchSize int) Joins {
+	if o.Scenario.DelayMs > 0 {
+		return joinProbe(o.Observations, batchSize)
+	}
+	return joins(o.Observations, batchSize)
+}
+
+// joinProbe counts the rounds of a join probe (Scenario.DelayMs): the
+// request sent first took the runner's lock alone, and the others, sent
+// later with prompts of one batch, waited at the end of its first batch.
+// A follower that joined the next batch samples when that batch ends,
+// after the first request's token 1 if the first's prompt took one batch,
+// with its token 1 (0 tokens before) if it took two; one that missed it
+// samples a batch later, one token further behind. A round whose prompts
+// do not fit these shapes is not counted.
+func joinProbe(obs []Observation, batchSize int) Joins {
+	var c Joins
+	rounds := map[int][]Observation{}
+	for _, o := range obs {
+		rounds[o.Round] = append(rounds[o.Round], o)
+	}
+	for _, r := range rounds {
+		first := &r[0]
+		for i := range r {
+			if r[i].Start < first.Start {
+				first = &r[i]
+			}
+		}
+		batches := (first.PromptTokens + batchSize - 1) / max(batchSize, 1)
+		if len(r) < 2 || len(first.Chunks) < 3 || batches < 1 || batches > 2 {
+			continue
+		}
+		tol := medianGap(first.Chunks) / 2
+		lead := -1
+		for i := range r {
+			o := &r[i]
+			if o == first {
+				continue
+			}
+			if len(o.Chunks) == 0 || o.PromptTokens > batchSize {
+				lead = -1
+				break
+			}
+			n := 0
+			for _, t := range first.Chunks {
+				if t < o.Chunks[0]-tol {
+					n++
+				}
+			}
+			if lead < 0 || n < lead {
+				lead = n
+			}
+		}
+		kind := &c.Sampled
+		if batches == 2 {
+			kind = &c.MidPrompt
+		}
+		switch lead - (2 - batches) {
+		case 0:
+			kind.Next++
+		case 1:
+			kind.Late++
+		}
+	}
+	return c
+}
+
+func medianGap(chunks []time.Duration) time.Duration {
+	gaps := make([]time.Duration, len(chunks)-1)
+	for i := range gaps {
+		gaps[i] = chunks[i+1] - chunks[i]
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
+}
+
 // roundLead is how many tokens the round's leader had sent before the first
 // token of the earliest request that started after it (0 when every
 // request started in the leader's first batch, or the round cannot tell).
@@ -125,12 +203,7 @@ func roundLead(round []Observation) (int, *Observation) {
 	if leader == nil || len(leader.Chunks) < 3 {
 		return 0, nil
 	}
-	gaps := make([]time.Duration, len(leader.Chunks)-1)
-	for i := range gaps {
-		gaps[i] = leader.Chunks[i+1] - leader.Chunks[i]
-	}
-	slices.Sort(gaps)
-	tol := gaps[len(gaps)/2] / 2
+	tol := medianGap(leader.Chunks) / 2
 	lead := 0
 	for i := range round {
 		o := &round[i]

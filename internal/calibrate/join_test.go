@@ -119,7 +119,10 @@ func TestFitRecoversLateJoinRates(t *testing.T) {
 			prompt int
 			rate   float64
 		}{{60, tc.sampled}, {600, tc.midPrompt}} {
-			var obs []Observation
+			// The probes with several requests give the sampled kind, the
+			// join probe the mid-prompt kind, and so do the held-out
+			// scenarios' equal prompts of two batches (not fitted).
+			var obs, probe []Observation
 			acc := 0.5
 			for r := range 8 {
 				acc += kind.rate
@@ -128,8 +131,14 @@ func TestFitRecoversLateJoinRates(t *testing.T) {
 					acc--
 				}
 				obs = append(obs, joinRound(r, kind.prompt, late)...)
+				probe = append(probe, joinProbeRound(r, kind.prompt, late)...)
 			}
 			s.Joins = s.Joins.Add(joins(obs, 512))
+			if kind.prompt > 512 {
+				if j := joinProbe(probe, 512); j != joins(obs, 512) {
+					t.Errorf("rate %v: the join probe counts %+v, the equal prompts %+v", kind.rate, j, joins(obs, 512))
+				}
+			}
 		}
 		got, err := Fit(s)
 		if err != nil {
@@ -141,5 +150,53 @@ func TestFitRecoversLateJoinRates(t *testing.T) {
 		if n := got.Joins.Sampled.Next + got.Joins.Sampled.Late + got.Joins.MidPrompt.Next + got.Joins.MidPrompt.Late; n != 16 {
 			t.Errorf("rates %v / %v: %d rounds counted, want 16", tc.sampled, tc.midPrompt, n)
 		}
+	}
+}
+
+// joinProbeRound is one round of a join probe as the batch rules make it:
+// the first request (prompt of first tokens: 300 reads in one batch of
+// 200 ms, 600 in 300 ms and then 88 more) alone in its first batch, and a
+// 40-token request sent 100 ms later that joins the next batch or, late,
+// the one after; decode steps 12 ms.
+func joinProbeRound(round, first int, late bool) []Observation {
+	ms := time.Millisecond
+	var lead, follow []time.Duration
+	switch {
+	case first <= 512 && !late: // b2: the first decodes, the follower reads; it samples with the first's 2nd token
+		lead = append([]time.Duration{200 * ms}, chunksAt(250*ms, 12*ms, 8)...)
+		follow = chunksAt(250*ms, 12*ms, 8)
+	case first <= 512: // b2: the first alone; b3: the follower reads
+		lead = append([]time.Duration{200 * ms, 212 * ms}, chunksAt(262*ms, 12*ms, 8)...)
+		follow = chunksAt(262*ms, 12*ms, 8)
+	case !late: // b2: the first's rest and the follower: both sample
+		lead = chunksAt(400*ms, 12*ms, 9)
+		follow = chunksAt(400*ms+200*time.Microsecond, 12*ms, 8)
+	default: // b2: the first's rest alone; b3: the follower reads beside its decoding
+		lead = append([]time.Duration{390 * ms}, chunksAt(430*ms, 12*ms, 8)...)
+		follow = chunksAt(430*ms, 12*ms, 8)
+	}
+	return []Observation{{Round: round, PromptTokens: first, Start: 0, Chunks: lead},
+		{Round: round, PromptTokens: 40, Start: 100 * ms, Chunks: follow}}
+}
+
+// A join probe's rounds count by the request sent first, whichever request's
+// token came first: next or late, and the kind by its prompt.
+func TestJoinProbe(t *testing.T) {
+	var obs []Observation
+	for r, tc := range []struct {
+		first int
+		late  bool
+	}{{600, false}, {600, true}, {600, true}, {300, false}, {300, true}, {300, true}, {300, true}} {
+		obs = append(obs, joinProbeRound(r, tc.first, tc.late)...)
+	}
+	// Not counted: a first prompt of three batches, a follower of two.
+	obs = append(obs, Observation{Round: 7, PromptTokens: 1200, Chunks: chunksAt(900*time.Millisecond, 12*time.Millisecond, 8)},
+		Observation{Round: 7, PromptTokens: 40, Start: 100 * time.Millisecond, Chunks: chunksAt(500*time.Millisecond, 12*time.Millisecond, 8)})
+	two := joinProbeRound(8, 600, false)
+	two[1].PromptTokens = 600
+	obs = append(obs, two...)
+	got := (Outcome{Scenario: Scenario{Parallel: 2, Concurrency: 2, PromptWords: 4, FirstWords: 104, DelayMs: 100}, Observations: obs}).joins(512)
+	if want := (Joins{Sampled: JoinCount{Next: 1, Late: 3}, MidPrompt: JoinCount{Next: 1, Late: 2}}); got != want {
+		t.Errorf("joins %+v, want %+v", got, want)
 	}
 }

@@ -20,19 +20,21 @@ import (
 // Scenario is one probe: Concurrency requests sent together, Rounds times,
 // to an engine with Parallel slots, each with a new prompt of about
 // PromptWords words (no prefix cache hits) and MaxTokens output tokens.
-// With DelayMs, the requests after the first are sent that many
-// milliseconds after it, so they reach the runner while it reads the first
-// one's prompt and never share its first batch.
+// A join probe (DelayMs > 0) gives the first request a prompt of
+// FirstWords words and sends the others DelayMs milliseconds after it, so
+// they reach the runner while it reads the first one's prompt and never
+// share its first batch.
 type Scenario struct {
 	Parallel    int `json:"parallel"`
 	Concurrency int `json:"concurrency"`
 	PromptWords int `json:"prompt_words"`
+	FirstWords  int `json:"first_prompt_words,omitempty"`
 	DelayMs     int `json:"delay_ms,omitempty"`
 }
 
 func (s Scenario) String() string {
 	if s.DelayMs > 0 {
-		return fmt.Sprintf("p%d-c%d-w%d-d%d", s.Parallel, s.Concurrency, s.PromptWords, s.DelayMs)
+		return fmt.Sprintf("p%d-c%d-w%d-f%d-d%d", s.Parallel, s.Concurrency, s.PromptWords, s.FirstWords, s.DelayMs)
 	}
 	return fmt.Sprintf("p%d-c%d-w%d", s.Parallel, s.Concurrency, s.PromptWords)
 }
@@ -209,6 +211,9 @@ func (p *prober) run(ctx context.Context, sc Scenario, rounds int) (Outcome, err
 		texts := make([]string, sc.Concurrency)
 		for i := range texts {
 			texts[i] = p.prompt(sc.PromptWords)
+			if i == 0 && sc.FirstWords > 0 {
+				texts[i] = p.prompt(sc.FirstWords)
+			}
 		}
 		round0 := time.Now()
 		for i, text := range texts {

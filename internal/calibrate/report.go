@@ -23,8 +23,8 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		"%d output tokens, %d rounds each, context %d per slot, every prompt new (no prefix cache hits).",
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
 	if cfg.JoinWords > 0 {
-		fmt.Fprintf(w, " At each parallel setting above 1, a join probe: two prompts of %d words, the second sent %v after the first (not in the decode fit).",
-			cfg.JoinWords, cfg.JoinDelay)
+		fmt.Fprintf(w, " At each parallel setting above 1, a join probe, %d rounds: a prompt of %d words, longer than one batch, and one of %d words sent %v after it (not in the decode fit).",
+			cfg.JoinRounds, cfg.JoinWords, cfg.PromptWords[0], cfg.JoinDelay)
 	}
 	fmt.Fprintf(w, " Held-out scenarios: %d rounds each.\n\n", cfg.heldOutRounds())
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
@@ -124,7 +124,7 @@ func joinCell(o Outcome) string {
 	if o.Scenario.Concurrency < 2 || o.Scenario.Concurrency > o.Scenario.Parallel {
 		return "–"
 	}
-	j := joins(o.Observations, 0).Total()
+	j := o.joins(0).Total()
 	return fmt.Sprintf("%d/%d", j.Late, j.Late+j.Next)
 }
 
