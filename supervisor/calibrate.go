@@ -43,6 +43,7 @@ type calibrateFlags struct {
 	joinRounds  int
 	heldOut     string
 	heldRounds  int
+	heldScale   float64
 	base        string
 	name        string
 	out         string
@@ -62,6 +63,7 @@ func runCalibrate(args []string) error {
 	fs.IntVar(&f.joinRounds, "join-rounds", 6, "repeats of the join probe")
 	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96,p4-c4-w32", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
 	fs.IntVar(&f.heldRounds, "held-out-rounds", 0, "repeats of every held-out scenario, on the engine and on the simulator (0: --rounds)")
+	fs.Float64Var(&f.heldScale, "held-out-time-scale", 0.25, "the fitted simulator runs the held-out scenarios this much faster (its --time-scale), its timings divided by it; 1 is real time")
 	fs.StringVar(&f.base, "base-profile", "cpu-25m", "built-in profile or profile file whose model shape and names the fitted profile keeps")
 	fs.StringVar(&f.name, "name", "", "the fitted profile's name (default: calibrated-<model>)")
 	fs.StringVar(&f.out, "out", "", "folder for profile.json, calibration.md and calibration.json (default out/calibrate-<time>)")
@@ -136,6 +138,7 @@ func (f *calibrateFlags) config() (calibrate.Config, error) {
 	cfg.Engine, cfg.URL, cfg.Model, cfg.Base = engine, url, f.model, base
 	cfg.NumCtx, cfg.MaxTokens, cfg.Rounds = f.numCtx, f.maxTokens, f.rounds
 	cfg.JoinWords, cfg.JoinDelay, cfg.JoinRounds, cfg.HeldOutRounds = f.joinWords, f.joinDelay, f.joinRounds, f.heldRounds
+	cfg.HeldOutTimeScale = f.heldScale
 	return cfg, cfg.Validate()
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	// must be among Parallel.
 	HeldOut       []Scenario
 	HeldOutRounds int
+	// HeldOutTimeScale runs the fitted simulator's side of the held-out
+	// scenarios that much faster (its TimeScale; 0 means 1, real time),
+	// its timings divided by it.
+	HeldOutTimeScale float64
 	// Base gives the fitted profile its model shape and names.
 	Base simulator.Profile
 	// Log receives progress lines.
@@ -73,6 +77,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibrate: max tokens %d: decode speed needs at least 2", c.MaxTokens)
 	case c.Rounds <= 0:
 		return fmt.Errorf("calibrate: rounds %d: must be positive", c.Rounds)
+	case c.HeldOutTimeScale < 0 || c.HeldOutTimeScale > 1 || math.IsNaN(c.HeldOutTimeScale):
+		return fmt.Errorf("calibrate: held-out time scale %v: must be in (0, 1], or 0 for real time", c.HeldOutTimeScale)
 	case c.HeldOutRounds < 0:
 		return fmt.Errorf("calibrate: held-out rounds %d: must not be negative", c.HeldOutRounds)
 	case c.JoinWords < 0 || c.JoinDelay < 0:
@@ -313,11 +319,13 @@ func tokenMap(ctx context.Context, cfg Config, prof simulator.Profile, probes []
 	return m, nil
 }
 
-// runSimulated runs a held-out scenario on the fitted simulator in real
-// time, after one warm-up request (the engine had its load and warm-up).
+// runSimulated runs a held-out scenario on the fitted simulator, after one
+// warm-up request (the engine had its load and warm-up), at the held-out
+// time scale, its timings then divided by the scale.
 func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Scenario) (Outcome, error) {
 	var out Outcome
-	err := withSimulator(prof, sc.Parallel, cfg.NumCtx, 1, func(url string) error {
+	scale := cmp.Or(cfg.HeldOutTimeScale, 1)
+	err := withSimulator(prof, sc.Parallel, cfg.NumCtx, scale, func(url string) error {
 		p := &prober{client: &http.Client{Timeout: 5 * time.Minute}, url: url, model: cfg.Model, maxTokens: cfg.MaxTokens}
 		if _, err := p.run(ctx, Scenario{Parallel: sc.Parallel, Concurrency: 1, PromptWords: 1}, 1); err != nil {
 			return err
@@ -329,7 +337,27 @@ func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Sc
 	if err != nil {
 		return out, fmt.Errorf("simulate held-out scenario %s: %w", sc, err)
 	}
-	return out, nil
+	return unscaled(out, scale), nil
+}
+
+// unscaled is an outcome measured at a time scale with its timings
+// divided by the scale.
+func unscaled(o Outcome, scale float64) Outcome {
+	if scale == 1 || len(o.Observations) == 0 {
+		return o
+	}
+	d := func(t time.Duration) time.Duration { return time.Duration(float64(t) / scale) }
+	obs := make([]Observation, len(o.Observations))
+	for i, ob := range o.Observations {
+		ob.TTFT, ob.TPOT, ob.Step, ob.Start = d(ob.TTFT), d(ob.TPOT), d(ob.Step), d(ob.Start)
+		chunks := make([]time.Duration, len(ob.Chunks))
+		for k, c := range ob.Chunks {
+			chunks[k] = d(c)
+		}
+		ob.Chunks = chunks
+		obs[i] = ob
+	}
+	return summarize(o.Scenario, obs)
 }
 
 // withSimulator serves the profile on a loopback port while fn runs.

@@ -83,7 +83,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	cfg := Config{Engine: eng, URL: url, Model: "tiny:latest", Parallel: []int{1, 2}, NumCtx: 512,
 		PromptWords: []int{4, 40}, MaxTokens: 6, Rounds: 2, Base: simulator.Profiles["tiny"],
 		JoinWords: 80, JoinDelay: 20 * time.Millisecond, JoinRounds: 3,
-		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}, HeldOutRounds: 3}
+		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}, HeldOutRounds: 3, HeldOutTimeScale: 0.5}
 	cfg.Base.Name = "fitted"
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -146,7 +146,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error",
-		"| late join rate |", "| late join rate mid-prompt |", "| p2-c2-w4-f80-d20 |", "Held-out scenarios: 3 rounds each"} {
+		"| late join rate |", "| late join rate mid-prompt |", "| p2-c2-w4-f80-d20 |", "Held-out scenarios: 3 rounds each; the simulator ran them at time scale 0.5"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, report.String())
 		}
@@ -172,6 +172,7 @@ func TestConfigValidate(t *testing.T) {
 		{"join probe without a delay", func(c *Config) { c.JoinWords, c.JoinRounds = 100, 2 }, "join probe delay"},
 		{"join probe without rounds", func(c *Config) { c.JoinWords, c.JoinDelay = 100, time.Second }, "join probe rounds"},
 		{"negative held-out rounds", func(c *Config) { c.HeldOutRounds = -1 }, "held-out rounds"},
+		{"held-out time scale above 1", func(c *Config) { c.HeldOutTimeScale = 2 }, "held-out time scale"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
@@ -209,5 +210,24 @@ func TestMedianStep(t *testing.T) {
 		if got := medianStep(tc.gaps, tc.tokens); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A held-out scenario simulated at a time scale has every timing divided by
+// it, and its summary made again from them.
+func TestUnscaled(t *testing.T) {
+	ms := time.Millisecond
+	o := summarize(Scenario{Parallel: 2, Concurrency: 2, PromptWords: 8}, []Observation{
+		{TTFT: 100 * ms, TPOT: 10 * ms, Step: 10 * ms, Start: ms, Chunks: []time.Duration{101 * ms, 111 * ms}},
+		{TTFT: 300 * ms, TPOT: 20 * ms, Step: 20 * ms, Chunks: []time.Duration{300 * ms, 320 * ms}}})
+	got := unscaled(o, 0.25)
+	if got.TTFTP50Ms != 800 || got.StepP50Ms != 60 || got.TokPerSecAvg != (25+12.5)/2 {
+		t.Errorf("unscaled summary: TTFT p50 %v ms, step %v ms, %v tok/s; want 800, 60, 18.75", got.TTFTP50Ms, got.StepP50Ms, got.TokPerSecAvg)
+	}
+	if ob := got.Observations[0]; ob.Start != 4*ms || ob.Chunks[1] != 444*ms || o.Observations[0].Chunks[1] != 111*ms {
+		t.Errorf("unscaled timeline %+v (the original's chunks must stay)", ob)
+	}
+	if same := unscaled(o, 1); same.TTFTP50Ms != o.TTFTP50Ms {
+		t.Errorf("scale 1 changed the outcome")
 	}
 }

@@ -26,7 +26,11 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		fmt.Fprintf(w, " At each parallel setting above 1, a join probe, %d rounds: a prompt of %d words, longer than one batch, and one of %d words sent %v after it (not in the decode fit).",
 			cfg.JoinRounds, cfg.JoinWords, cfg.PromptWords[0], cfg.JoinDelay)
 	}
-	fmt.Fprintf(w, " Held-out scenarios: %d rounds each.\n\n", cfg.heldOutRounds())
+	fmt.Fprintf(w, " Held-out scenarios: %d rounds each", cfg.heldOutRounds())
+	if sc := cfg.HeldOutTimeScale; sc > 0 && sc != 1 {
+		fmt.Fprintf(w, "; the simulator ran them at time scale %g, its timings divided by it", sc)
+	}
+	fmt.Fprintf(w, ".\n\n")
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
 	fmt.Fprintf(w, "| parameter | value | from |\n|---|---:|---|\n")
 	fmt.Fprintf(w, "| step base | %s | decode step (median gap between a request's tokens) = base + busy slots × per-seq + context tokens × per-context (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.Decode.Fit.R2, p.Decode.Fit.N, quality(p.Decode.Fit))
