@@ -47,8 +47,9 @@ import "time"
 //     mutex, its waiter starved for over 1 ms, hand the lock over at the
 //     next unlock. Sometimes the woken request wins, more often when no
 //     slot sampled at the batch's end: the unlock readies the woken
-//     goroutine and, with a processor idle, wakes a thread that can steal
-//     it while the loop returns to its lock. When a slot samples, the
+//     goroutine and, a processor being idle, wakes a thread (Go's ready:
+//     runqput next, wakep) that can steal it and take the lock before the
+//     loop is back, as the OS schedules the two. When a slot samples, the
 //     token's send to its handler (flushPending, lines 319-345) has
 //     already woken that thread for the handler, the unlock wakes no other,
 //     and the request waits behind the loop. Profile.LateJoinRate is the
