@@ -6,11 +6,12 @@
 # events on, spans exported over OTLP/gRPC to the project's collector, which
 # this target builds once into the cache and the benchmark starts) and nginx
 # when it is installed (apt-get install nginx; the column is left out
-# otherwise), at 32 streams unpaced, 256 and 1,000 streams with a token every
+# otherwise), and the bare proxy again (how far two identical proxies differ
+# in the run), at 32 streams unpaced, 256 and 1,000 streams with a token every
 # 20 ms, then each API (OpenAI chat, Responses, Messages, Ollama chat) at
 # 256 streams, a token every 20 ms, for the CPU per token of each. Each proxy
 # is its own child process; its CPU time comes from /proc. It prints
-# Markdown tables (also kept in $(BIN)/bench-proxy.md); about 8 minutes. Pass options with BENCH_PROXY_FLAGS, for example
+# Markdown tables (also kept in $(BIN)/bench-proxy.md); about 9 minutes. Pass options with BENCH_PROXY_FLAGS, for example
 # BENCH_PROXY_FLAGS='-streams 256 -token-gap 20ms -rounds 5'. Run it on a
 # quiet machine.
 

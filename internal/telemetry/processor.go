@@ -14,10 +14,14 @@ import (
 // BatchProcessor is a span processor that never blocks the code ending a
 // span: ended spans go into a bounded queue and, when the queue is full
 // because the collector is down or slow, they are dropped and counted.
-// One goroutine exports batches; Shutdown stops it.
+// One goroutine exports batches; Shutdown stops it. It sleeps until a
+// batch is queued or the batch timeout passes, so ending a span does not
+// wake it (a proxy ends two spans per request: two goroutine wake-ups each,
+// most of them a futex call, on a machine whose cores the proxy shares).
 type BatchProcessor struct {
 	exporter      sdktrace.SpanExporter
 	queue         chan sdktrace.ReadOnlySpan
+	full          chan struct{} // a batch is queued
 	batchSize     int
 	batchTimeout  time.Duration
 	exportTimeout time.Duration
@@ -68,6 +72,7 @@ func NewBatchProcessor(exp sdktrace.SpanExporter, cfg BatchConfig) *BatchProcess
 	p := &BatchProcessor{
 		exporter:      exp,
 		queue:         make(chan sdktrace.ReadOnlySpan, cfg.QueueSize),
+		full:          make(chan struct{}, 1),
 		batchSize:     cfg.BatchSize,
 		batchTimeout:  cfg.BatchTimeout,
 		exportTimeout: cfg.ExportTimeout,
@@ -96,6 +101,12 @@ func (p *BatchProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	select {
 	case p.queue <- s:
 		p.queued.Add(1)
+		if len(p.queue) >= p.batchSize {
+			select {
+			case p.full <- struct{}{}:
+			default: // the exporting goroutine is told already
+			}
+		}
 	default:
 		p.dropped.Add(1)
 	}
@@ -127,7 +138,9 @@ func (p *BatchProcessor) run() {
 		clear(batch)
 		batch = batch[:0]
 	}
-	drain := func() {
+	// take moves the queued spans into batches and sends every full one;
+	// a partial batch is sent too when all is set.
+	take := func(all bool) {
 		for {
 			select {
 			case s := <-p.queue:
@@ -136,26 +149,25 @@ func (p *BatchProcessor) run() {
 					send()
 				}
 			default:
-				send()
+				if all {
+					send()
+				}
 				return
 			}
 		}
 	}
 	for {
 		select {
-		case s := <-p.queue:
-			batch = append(batch, s)
-			if len(batch) == p.batchSize {
-				send()
-			}
+		case <-p.full:
+			take(false)
 		case <-timer.C:
-			send()
+			take(true)
 			timer.Reset(p.batchTimeout)
 		case ack := <-p.flushReq:
-			drain()
+			take(true)
 			close(ack)
 		case <-p.stop:
-			drain()
+			take(true)
 			return
 		}
 	}

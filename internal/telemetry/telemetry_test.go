@@ -68,6 +68,58 @@ func TestBatchProcessorNeverBlocksAndCountsDrops(t *testing.T) {
 	}
 }
 
+// batchRecorder records the size of every batch exported.
+type batchRecorder struct {
+	batches chan int
+}
+
+func (e *batchRecorder) ExportSpans(_ context.Context, s []sdktrace.ReadOnlySpan) error {
+	e.batches <- len(s)
+	return nil
+}
+func (e *batchRecorder) Shutdown(context.Context) error { return nil }
+
+// The processor exports a batch as soon as it is queued, and a partial one
+// only at the batch timeout, a flush or the shutdown.
+func TestBatchProcessorSendsFullBatchesAtOnce(t *testing.T) {
+	exp := &batchRecorder{batches: make(chan int, 10)}
+	p := NewBatchProcessor(exp, BatchConfig{QueueSize: 8, BatchSize: 3, BatchTimeout: time.Hour, ExportTimeout: time.Hour})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p))
+	defer func() {
+		if err := tp.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	end := func(n int) {
+		for range n {
+			_, s := tp.Tracer("t").Start(context.Background(), "x")
+			s.End()
+		}
+	}
+	end(7)
+	for want := range 2 {
+		select {
+		case n := <-exp.batches:
+			if n != 3 {
+				t.Fatalf("batch %d has %d spans, want 3", want, n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("batch %d of 3 spans not exported within 10 s", want)
+		}
+	}
+	select {
+	case n := <-exp.batches:
+		t.Fatalf("a partial batch of %d spans was exported before the timeout or a flush", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-exp.batches; n != 1 {
+		t.Fatalf("the flush exported %d spans, want the 1 left", n)
+	}
+}
+
 func TestTraceConfigFromEnv(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -96,7 +96,7 @@ func run() int {
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "how long each variant is loaded in each round (requests under way then finish)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per scale, going through every variant in turn; figures are given as the median and range over rounds")
 	flag.DurationVar(&o.requestTimeout, "request-timeout", time.Minute, "longest one request may take (then it counts as broken)")
-	flag.StringVar(&variants, "variants", "direct,bare,gateway,nginx", "what to measure, in order: direct, bare, gateway, gateway-events-off, nginx (skipped when not installed); direct is required")
+	flag.StringVar(&variants, "variants", "direct,bare,gateway,nginx,bare-again", "what to measure, in order: direct, bare, bare-again (a second bare proxy: how far two identical proxies differ), gateway, gateway-events-off, nginx (skipped when not installed); direct is required")
 	flag.StringVar(&o.otelcol, "otelcol", "", "the collector binary the gateway exports spans to (make bench-proxy passes the project's build); empty: spans are exported to a discarding exporter in the gateway's process")
 	flag.StringVar(&o.nginx, "nginx", "", "the nginx binary (default: nginx on PATH or /usr/sbin/nginx, skipped when there is none)")
 	flag.IntVar(&o.memStreams, "memory-streams", 256, "streams held mid-answer to read memory per in-flight stream (0: skip)")
@@ -153,12 +153,12 @@ func (o *options) parse(streams, gaps, variants, apis string) error {
 	if len(o.gaps) != 1 && len(o.gaps) != len(o.streams) {
 		return fmt.Errorf("-token-gap has %d values for %d -streams: give one, or one per scale", len(o.gaps), len(o.streams))
 	}
-	known := map[string]bool{"direct": true, "bare": true, "gateway": true, "gateway-events-off": true, "nginx": true}
+	known := map[string]bool{"direct": true, "bare": true, "bare-again": true, "gateway": true, "gateway-events-off": true, "nginx": true}
 	seen := map[string]bool{}
 	for _, v := range strings.Split(variants, ",") {
 		v = strings.TrimSpace(v)
 		if !known[v] || seen[v] {
-			return fmt.Errorf("-variants %q: %q is unknown or repeated (want direct, bare, gateway, gateway-events-off, nginx)", variants, v)
+			return fmt.Errorf("-variants %q: %q is unknown or repeated (want direct, bare, bare-again, gateway, gateway-events-off, nginx)", variants, v)
 		}
 		seen[v] = true
 		o.variants = append(o.variants, v)

@@ -143,6 +143,10 @@ func (r *report) writeGoal(w io.Writer, si int, v *variantReport, added func(flo
 			}
 			lines = append(lines, fmt.Sprintf("CPU per token ≤ 1.1× bare's: %s: %s (%d of %d rounds)", xFmt(m), metOr(m <= 1.1), n, len(ratios)))
 		}
+		if again := r.byName("bare-again"); again != nil {
+			lines = append(lines, fmt.Sprintf("(the same bare proxy measured again: %s bare's, the spread any ratio here carries)",
+				spread(r.series(again, si, ratio("bare")), xFmt)))
+		}
 	}
 	broken := 0
 	for _, f := range v.rounds[si] {

@@ -147,7 +147,7 @@ func serveProxy(o options) error {
 	var proxy http.Handler
 	var shutdown func()
 	switch variant {
-	case "bare":
+	case "bare", "bare-again":
 		// The same transport settings as the gateway's own.
 		d := &net.Dialer{Timeout: gateway.DefaultDialTimeout, KeepAlive: 30 * time.Second}
 		tr := &http.Transport{DialContext: d.DialContext, MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024,
