@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -198,5 +199,21 @@ func TestJoinProbe(t *testing.T) {
 	got := (Outcome{Scenario: Scenario{Parallel: 2, Concurrency: 2, PromptWords: 4, FirstWords: 104, DelayMs: 100}, Observations: obs}).joins(512)
 	if want := (Joins{Sampled: JoinCount{Next: 1, Late: 3}, MidPrompt: JoinCount{Next: 1, Late: 2}}); got != want {
 		t.Errorf("joins %+v, want %+v", got, want)
+	}
+}
+
+// The report counts a join probe's rounds in the engine's batch size.
+func TestReportCountsTheJoinProbe(t *testing.T) {
+	obs := append(joinProbeRound(0, 600, false), joinProbeRound(1, 600, true)...)
+	sc := Scenario{Parallel: 2, Concurrency: 2, PromptWords: 4, FirstWords: 104, DelayMs: 100}
+	cfg := Config{Parallel: []int{2}, PromptWords: []int{4, 40}, Rounds: 2, JoinWords: 104, JoinRounds: 2, JoinDelay: 100 * time.Millisecond}
+	cfg.Base.BatchSize = 512
+	res := &Result{Probes: []Outcome{summarize(sc, obs)}}
+	var b strings.Builder
+	if err := WriteReport(&b, cfg, res, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| p2-c2-w4-f104-d100 | 4 |") || !strings.Contains(b.String(), "| 1/2 |") {
+		t.Errorf("report:\n%s", b.String())
 	}
 }

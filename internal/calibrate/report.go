@@ -57,7 +57,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	}
 	fmt.Fprintf(w, "\n## Probes (used by the fit)\n\n| scenario | requests | prompt tokens | TTFT p50 | tok/s mean | decode step p50 | late joins |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, o := range res.Probes {
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f ms | %.1f | %.1f ms | %s |\n", o.Scenario, o.Requests, o.PromptTokens, o.TTFTP50Ms, o.TokPerSecAvg, o.StepP50Ms, joinCell(o))
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f ms | %.1f | %.1f ms | %s |\n", o.Scenario, o.Requests, o.PromptTokens, o.TTFTP50Ms, o.TokPerSecAvg, o.StepP50Ms, joinCell(o, cfg.batchSize()))
 	}
 	fmt.Fprintf(w, "\n## Held-out scenarios: engine vs simulation\n\n"+
 		"The simulator column is a **simulation** with the fitted profile, not a measurement of the engine. "+
@@ -65,7 +65,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| scenario | TTFT p50 engine | TTFT p50 simulated | error | tok/s engine | tok/s simulated | error | decode step p50 engine / simulated | late joins engine / simulated |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range res.HeldOut {
 		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %s | %.1f | %.1f | %s | %.1f / %.1f ms | %s / %s |\n", c.Real.Scenario, c.Real.TTFTP50Ms, c.Sim.TTFTP50Ms,
-			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real), joinCell(c.Sim))
+			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real, cfg.batchSize()), joinCell(c.Sim, cfg.batchSize()))
 	}
 	fmt.Fprintf(w, "\nLate joins: rounds in which the requests that reached the runner during the first request's first batch "+
 		"joined the batch after next, of the rounds in which they joined the next or the one after (join.go); – for one request a round, or more requests than slots.\n")
@@ -124,11 +124,11 @@ func tokenSource(m TokenMap) string {
 }
 
 // joinCell is a scenario's late joins of its rounds, as "late/rounds".
-func joinCell(o Outcome) string {
+func joinCell(o Outcome, batchSize int) string {
 	if o.Scenario.Concurrency < 2 || o.Scenario.Concurrency > o.Scenario.Parallel {
 		return "–"
 	}
-	j := o.joins(0).Total()
+	j := o.joins(batchSize).Total()
 	return fmt.Sprintf("%d/%d", j.Late, j.Late+j.Next)
 }
 
