@@ -229,6 +229,12 @@ var Profiles = map[string]Profile{
 		// engine tokens = 5.21 × the simulator's − 38.6.
 		PromptTokenRatio:  5.21,
 		PromptTokenOffset: -38.6,
+		// Rule 6 as the engine's rounds showed it (docs/simulator.md):
+		// requests waiting at a batch end where a slot samples nearly
+		// always miss the next batch, at one in the middle of a prompt
+		// about half the time.
+		LateJoinRate:          0.85,
+		LateJoinRateMidPrompt: 0.55,
 	},
 	"tiny": {
 		Name: "tiny",
