@@ -121,6 +121,10 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 2 {
 			t.Errorf("held-out request: round %d, sent at %v, chunks %v", o.Round, o.Start, o.Chunks)
 		}
+		// The engine's own timings are kept too.
+		if o.Eval <= 0 || o.PromptEval <= 0 {
+			t.Errorf("held-out request: prompt eval %v, eval %v from the engine, want both", o.PromptEval, o.Eval)
+		}
 	}
 	if r := res.Params.LateJoinRate; r < 0 || r > 1 || r != res.Profile.LateJoinRate {
 		t.Errorf("late join rate %v, profile's %v", r, res.Profile.LateJoinRate)

@@ -58,6 +58,11 @@ type Observation struct {
 	Round  int
 	Start  time.Duration
 	Chunks []time.Duration
+	// PromptEval and Eval are the engine's own prompt_eval_duration and
+	// eval_duration (0 when it sent none): the last chunk less Eval is
+	// when the engine sampled the first token, even when a byte-level
+	// vocabulary held that token back for a later chunk.
+	PromptEval, Eval time.Duration
 }
 
 // MarshalJSON writes an observation with its timings in milliseconds.
@@ -75,7 +80,9 @@ func (o Observation) MarshalJSON() ([]byte, error) {
 		PromptTokens int       `json:"prompt_tokens"`
 		OutputTokens int       `json:"output_tokens"`
 		ChunksMs     []float64 `json:"chunks_ms"`
-	}{o.Round, ms(o.Start), ms(o.TTFT), ms(o.Step), o.PromptTokens, o.OutputTokens, chunks})
+		PromptEvalMs float64   `json:"prompt_eval_ms,omitempty"`
+		EvalMs       float64   `json:"eval_ms,omitempty"`
+	}{o.Round, ms(o.Start), ms(o.TTFT), ms(o.Step), o.PromptTokens, o.OutputTokens, chunks, ms(o.PromptEval), ms(o.Eval)})
 }
 
 // Outcome summarises a scenario's requests.
@@ -178,6 +185,9 @@ func (p *prober) one(ctx context.Context, text string, round0 time.Time) (Observ
 	}
 	ob := Observation{TTFT: ttft, PromptTokens: res.InputTokens, OutputTokens: res.OutputTokens,
 		Start: start.Sub(round0), Chunks: chunks}
+	if o := res.Ollama; o != nil {
+		ob.PromptEval, ob.Eval = time.Duration(o.PromptEvalDuration), time.Duration(o.EvalDuration)
+	}
 	if tpot, ok := res.TPOT(); ok {
 		ob.TPOT = tpot
 		ob.Step = medianStep(res.Gaps, res.OutputTokens)
