@@ -22,13 +22,12 @@ import (
 // difference between a stall of one short batch and one of a whole prompt
 // chunk.
 
-// Which kind of batch end the requests waited at matters: when the
+// The kind of batch end the requests waited at may matter: when the
 // leader's first batch ends with its first token, the token's send to its
-// handler has already woken an idle thread, the unlock wakes none for the
-// waiting request, and the loop nearly always takes the lock back first;
-// when it ends in the middle of the leader's prompt (a prompt of more than
-// one batch), the unlock wakes a thread for the waiting request, which then
-// races the loop (docs/simulator.md, rule 6). Joins counts the two apart.
+// handler has already woken an idle thread before the unlock; when it ends
+// in the middle of the leader's prompt (a prompt of more than one batch),
+// the unlock wakes one for the waiting request (docs/simulator.md, rule 6).
+// Joins counts the two apart, so a calibration measures each.
 
 // Joins counts the rounds by the kind of batch end at which the requests
 // waited: Sampled when the leader's first batch held its whole prompt (it

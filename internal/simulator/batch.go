@@ -45,19 +45,13 @@ import "time"
 //     waiting request when the batch ends, but the running loop usually
 //     locks again before the woken goroutine runs; only then does the
 //     mutex, its waiter starved for over 1 ms, hand the lock over at the
-//     next unlock. Sometimes the woken request wins, more often when no
-//     slot sampled at the batch's end: the unlock readies the woken
-//     goroutine and, a processor being idle, wakes a thread (Go's ready:
-//     runqput next, wakep) that can steal it and take the lock before the
-//     loop is back, as the OS schedules the two. When a slot samples, the
-//     token's send to its handler (flushPending, lines 319-345) has
-//     already woken that thread for the handler, the unlock wakes no other,
-//     and the request waits behind the loop. Profile.LateJoinRate is the
-//     share of batch ends at which a slot samples and the requests that
-//     became ready during the batch miss the next one,
+//     next unlock. Sometimes the woken request wins. Profile.LateJoinRate
+//     is the share of batch ends at which a slot samples and the requests
+//     that became ready during the batch miss the next one,
 //     Profile.LateJoinRateMidPrompt the share at batch ends at which no
 //     slot samples (a calibration measures both from when each request's
-//     first token comes); lateJoins spreads the misses of each kind evenly
+//     first token comes; on the calibration's machine both came out at
+//     0.85); lateJoins spreads the misses of each kind evenly
 //     over the batch ends of that kind, so the simulator stays
 //     deterministic. An idle runner takes a request at once.
 

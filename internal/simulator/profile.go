@@ -99,9 +99,8 @@ type Profile struct {
 	// batch. A calibration measures it.
 	LateJoinRate float64
 	// LateJoinRateMidPrompt is the same share at batch ends at which no
-	// slot samples (every busy slot is still reading its prompt): there
-	// the unlock wakes the waiting request onto an idle thread, and it
-	// wins the lock more often (batch.go, rule 6).
+	// slot samples (every busy slot is still reading its prompt; batch.go,
+	// rule 6). A calibration measures it with a probe of its own.
 	LateJoinRateMidPrompt float64
 }
 
@@ -229,12 +228,12 @@ var Profiles = map[string]Profile{
 		// engine tokens = 5.21 × the simulator's − 38.6.
 		PromptTokenRatio:  5.21,
 		PromptTokenOffset: -38.6,
-		// Rule 6 as the engine's rounds showed it (docs/simulator.md):
-		// requests waiting at a batch end where a slot samples nearly
-		// always miss the next batch, at one in the middle of a prompt
-		// about half the time.
+		// Rule 6 as the calibration's probes measured it in five runs
+		// (docs/simulator.md): requests waiting at a batch end miss the
+		// next batch 85% of the time, whether a slot samples there or
+		// every busy slot is mid-prompt.
 		LateJoinRate:          0.85,
-		LateJoinRateMidPrompt: 0.55,
+		LateJoinRateMidPrompt: 0.85,
 	},
 	"tiny": {
 		Name: "tiny",
