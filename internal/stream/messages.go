@@ -4,11 +4,12 @@ package stream
 // "type", or one message object when not streamed. docs/METRICS.md says
 // which events carry output and where usage comes from.
 
-// msgUsage is a Messages usage object.
-type msgUsage struct {
-	in, out, cached int64
-	hasIn, hasOut   bool
-	hasCached       bool
+// usageCounts are the token counts a Messages or Responses usage object
+// gave (Messages has no reasoning count).
+type usageCounts struct {
+	in, out, reasoning, cached  int64
+	hasIn, hasOut, hasReasoning bool
+	hasCached                   bool
 }
 
 // inspectMessages reads one Messages event, or a whole message.
@@ -17,7 +18,7 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 	var typ, msgModel, stopReason, errMsg jstr
 	var deltaType, deltaText jstr
 	var hasErr bool
-	var u msgUsage
+	var u usageCounts
 	t := textParts{want: wantText, buf: sc.text[:0]}
 	var content bool // a whole message's content blocks hold text, thinking or a tool call
 	var visible bool // and some of it is not thinking
@@ -163,19 +164,22 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 }
 
 // take puts the counts a usage object gave into ci.
-func (u msgUsage) take(ci *chunkInfo) {
+func (u usageCounts) take(ci *chunkInfo) {
 	if u.hasIn {
 		ci.inputTokens, ci.hasInput = int(u.in), true
 	}
 	if u.hasOut {
 		ci.outputTokens, ci.hasOutput = int(u.out), true
 	}
+	if u.hasReasoning {
+		ci.reasoningTokens, ci.hasReasoningTokens = int(u.reasoning), true
+	}
 	if u.hasCached {
 		ci.cachedTokens, ci.hasCachedTokens = int(u.cached), true
 	}
 }
 
-func (sc *chunkScanner) msgUsage(u *msgUsage) {
+func (sc *chunkScanner) msgUsage(u *usageCounts) {
 	sc.members(func(k []byte) {
 		switch string(k) {
 		case "input_tokens":

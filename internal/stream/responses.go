@@ -14,19 +14,11 @@ var responsesDeltas = map[string]bool{
 	"response.reasoning_summary_text.delta":  true,
 }
 
-// respUsage is a Responses usage object.
-type respUsage struct {
-	set                         bool
-	in, out, reasoning, cached  int64
-	hasIn, hasOut, hasReasoning bool
-	hasCached                   bool
-}
-
 // respObject is what a response object holds that inspect reads.
 type respObject struct {
 	model, status, incomplete, errMsg jstr
 	hasErr                            bool
-	usage                             respUsage
+	usage                             usageCounts
 	output                            textParts // text of the output items
 	outputItems                       bool      // an output item with text, a refusal or arguments
 }
@@ -133,22 +125,7 @@ func (sc *chunkScanner) responseEnd(ci *chunkInfo, r *respObject, finish string)
 		reason = r.incomplete
 	}
 	ci.finishReason = sc.intern(reason, finish)
-	u := r.usage
-	if !u.set {
-		return
-	}
-	if u.hasIn {
-		ci.inputTokens, ci.hasInput = int(u.in), true
-	}
-	if u.hasOut {
-		ci.outputTokens, ci.hasOutput = int(u.out), true
-	}
-	if u.hasReasoning {
-		ci.reasoningTokens, ci.hasReasoningTokens = int(u.reasoning), true
-	}
-	if u.hasCached {
-		ci.cachedTokens, ci.hasCachedTokens = int(u.cached), true
-	}
+	r.usage.take(ci)
 }
 
 // responseObject reads a response object.
@@ -193,12 +170,11 @@ func (sc *chunkScanner) responseMember(k []byte, r *respObject) {
 	}
 }
 
-func (sc *chunkScanner) respUsage(u *respUsage) {
+func (sc *chunkScanner) respUsage(u *usageCounts) {
 	if sc.peek() == 'n' {
 		sc.literal("null")
 		return
 	}
-	u.set = true
 	sc.members(func(k []byte) {
 		switch string(k) {
 		case "input_tokens":

@@ -148,21 +148,8 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 // the queue longer while the collector is away, so retries are off.
 func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, error) {
 	if cfg.Protocol == ProtocolHTTP {
-		opts := []otlptracehttp.Option{otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})}
-		if !cfg.FromEnv {
-			switch {
-			case strings.Contains(cfg.Endpoint, "://"):
-				opts = append(opts, otlptracehttp.WithEndpointURL(cfg.Endpoint))
-			case cfg.Endpoint != "":
-				opts = append(opts, otlptracehttp.WithEndpoint(cfg.Endpoint))
-			}
-			if cfg.Insecure {
-				opts = append(opts, otlptracehttp.WithInsecure())
-			}
-			if len(cfg.Headers) > 0 {
-				opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
-			}
-		}
+		opts := append([]otlptracehttp.Option{otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})},
+			endpointOptions(cfg, otlptracehttp.WithEndpointURL, otlptracehttp.WithEndpoint, otlptracehttp.WithInsecure, otlptracehttp.WithHeaders)...)
 		exp, err := newSpanExporter(ctx, otlptracehttp.NewClient(opts...))
 		if err != nil {
 			return nil, fmt.Errorf("create OTLP/HTTP span exporter: %w", err)
@@ -173,28 +160,37 @@ func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, e
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
 	}
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
-		otlptracegrpc.WithDialOption(grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec)))}
-	if !cfg.FromEnv {
-		switch {
-		case strings.Contains(cfg.Endpoint, "://"):
-			opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
-		case cfg.Endpoint != "":
-			opts = append(opts, otlptracegrpc.WithEndpoint(cfg.Endpoint))
-		}
-		if cfg.Insecure {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		}
-		if len(cfg.Headers) > 0 {
-			opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
-		}
-	}
+	opts := append([]otlptracegrpc.Option{otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
+		otlptracegrpc.WithDialOption(grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec)))},
+		endpointOptions(cfg, otlptracegrpc.WithEndpointURL, otlptracegrpc.WithEndpoint, otlptracegrpc.WithInsecure, otlptracegrpc.WithHeaders)...)
 	exp, err := newSpanExporter(ctx, otlptracegrpc.NewClient(opts...))
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP/gRPC span exporter: %w", err)
 	}
 	exp.direct, exp.maxRequest = codec, maxRequestSize
 	return exp, nil
+}
+
+// endpointOptions are the options cfg sets for either protocol's exporter
+// (none when the exporter reads the OTEL_EXPORTER_OTLP_* environment).
+func endpointOptions[O any](cfg TraceConfig, url, endpoint func(string) O, insecure func() O, headers func(map[string]string) O) []O {
+	if cfg.FromEnv {
+		return nil
+	}
+	var opts []O
+	switch {
+	case strings.Contains(cfg.Endpoint, "://"):
+		opts = append(opts, url(cfg.Endpoint))
+	case cfg.Endpoint != "":
+		opts = append(opts, endpoint(cfg.Endpoint))
+	}
+	if cfg.Insecure {
+		opts = append(opts, insecure())
+	}
+	if len(cfg.Headers) > 0 {
+		opts = append(opts, headers(cfg.Headers))
+	}
+	return opts
 }
 
 func newResource(cfg TraceConfig) (*resource.Resource, error) {
