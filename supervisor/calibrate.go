@@ -38,7 +38,12 @@ type calibrateFlags struct {
 	promptWords string
 	maxTokens   int
 	rounds      int
+	joinWords   int
+	joinDelay   time.Duration
+	joinRounds  int
 	heldOut     string
+	heldRounds  int
+	heldScale   float64
 	base        string
 	name        string
 	out         string
@@ -53,7 +58,12 @@ func runCalibrate(args []string) error {
 	fs.StringVar(&f.promptWords, "prompt-words", "4,48,128,256", "prompt lengths in words at concurrency 1, comma-separated (the prefill fit)")
 	fs.IntVar(&f.maxTokens, "max-tokens", 32, "output tokens of every probe request")
 	fs.IntVar(&f.rounds, "rounds", 3, "repeats of every probe")
+	fs.IntVar(&f.joinWords, "join-prompt-words", 104, "the join probe at each parallel setting above 1 (the mid-prompt late-join rate): its first request's prompt in words, more than one batch of the engine's tokens and less than two; its second has the first --prompt-words; 0 leaves it out")
+	fs.DurationVar(&f.joinDelay, "join-delay", 300*time.Millisecond, "how long after the first request the join probe sends the second (while the first one's first batch runs)")
+	fs.IntVar(&f.joinRounds, "join-rounds", 6, "repeats of the join probe")
 	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96,p4-c4-w32", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
+	fs.IntVar(&f.heldRounds, "held-out-rounds", 0, "repeats of every held-out scenario, on the engine and on the simulator (0: --rounds)")
+	fs.Float64Var(&f.heldScale, "held-out-time-scale", 0.25, "the fitted simulator runs the held-out scenarios this much faster (its --time-scale), its timings divided by it; 1 is real time")
 	fs.StringVar(&f.base, "base-profile", "cpu-25m", "built-in profile or profile file whose model shape and names the fitted profile keeps")
 	fs.StringVar(&f.name, "name", "", "the fitted profile's name (default: calibrated-<model>)")
 	fs.StringVar(&f.out, "out", "", "folder for profile.json, calibration.md and calibration.json (default out/calibrate-<time>)")
@@ -127,6 +137,8 @@ func (f *calibrateFlags) config() (calibrate.Config, error) {
 	}
 	cfg.Engine, cfg.URL, cfg.Model, cfg.Base = engine, url, f.model, base
 	cfg.NumCtx, cfg.MaxTokens, cfg.Rounds = f.numCtx, f.maxTokens, f.rounds
+	cfg.JoinWords, cfg.JoinDelay, cfg.JoinRounds, cfg.HeldOutRounds = f.joinWords, f.joinDelay, f.joinRounds, f.heldRounds
+	cfg.HeldOutTimeScale = f.heldScale
 	return cfg, cfg.Validate()
 }
 

@@ -35,9 +35,25 @@ type Config struct {
 	// probe repeats.
 	MaxTokens int
 	Rounds    int
+	// JoinWords, when positive, adds a join probe at each parallel setting
+	// above 1, JoinRounds times: a first request whose prompt of JoinWords
+	// words takes more than one batch of the engine's tokens but less than
+	// two, and a second with a short prompt (PromptWords[0]) sent
+	// JoinDelay after it, so it waits at a batch end in the middle of the
+	// first one's prompt (the late-join rate of that kind; join.go). It is
+	// left out of the decode fit.
+	JoinWords  int
+	JoinDelay  time.Duration
+	JoinRounds int
 	// HeldOut are checked, not fitted: the real engine and the fitted
-	// simulator run each; their Parallel must be among Parallel.
-	HeldOut []Scenario
+	// simulator run each, HeldOutRounds times (0: Rounds); their Parallel
+	// must be among Parallel.
+	HeldOut       []Scenario
+	HeldOutRounds int
+	// HeldOutTimeScale runs the fitted simulator's side of the held-out
+	// scenarios that much faster (its TimeScale; 0 means 1, real time),
+	// its timings divided by it.
+	HeldOutTimeScale float64
 	// Base gives the fitted profile its model shape and names.
 	Base simulator.Profile
 	// Log receives progress lines.
@@ -61,6 +77,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibrate: max tokens %d: decode speed needs at least 2", c.MaxTokens)
 	case c.Rounds <= 0:
 		return fmt.Errorf("calibrate: rounds %d: must be positive", c.Rounds)
+	case c.HeldOutTimeScale < 0 || c.HeldOutTimeScale > 1 || math.IsNaN(c.HeldOutTimeScale):
+		return fmt.Errorf("calibrate: held-out time scale %v: must be in (0, 1], or 0 for real time", c.HeldOutTimeScale)
+	case c.HeldOutRounds < 0:
+		return fmt.Errorf("calibrate: held-out rounds %d: must not be negative", c.HeldOutRounds)
+	case c.JoinWords < 0 || c.JoinDelay < 0:
+		return fmt.Errorf("calibrate: join probe of %d words after %v: must not be negative", c.JoinWords, c.JoinDelay)
+	case c.JoinWords > 0 && c.JoinDelay < time.Millisecond:
+		return fmt.Errorf("calibrate: join probe delay %v: give at least 1ms, so the second request comes while the first one's prompt is read", c.JoinDelay)
+	case c.JoinWords > 0 && c.JoinRounds <= 0:
+		return fmt.Errorf("calibrate: join probe rounds %d: must be positive", c.JoinRounds)
 	}
 	for _, p := range c.Parallel {
 		if p <= 0 {
@@ -82,6 +108,11 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+func (c Config) heldOutRounds() int { return cmp.Or(c.HeldOutRounds, c.Rounds) }
+
+// batchSize is the engine's batch in its tokens: the base profile's.
+func (c Config) batchSize() int { return cmp.Or(c.Base.BatchSize, 512) }
 
 // Comparison is a held-out scenario on the engine and on the simulator.
 type Comparison struct {
@@ -150,15 +181,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			probes = append(probes, Scenario{Parallel: p, Concurrency: c, PromptWords: cfg.PromptWords[0]})
 		}
+		if cfg.JoinWords > 0 && p > 1 {
+			probes = append(probes, Scenario{Parallel: p, Concurrency: 2, PromptWords: cfg.PromptWords[0], FirstWords: cfg.JoinWords,
+				DelayMs: int(cfg.JoinDelay / time.Millisecond)})
+		}
 		for _, sc := range probes {
-			o, err := real.run(ctx, sc, cfg.Rounds)
+			rounds := cfg.Rounds
+			if sc.DelayMs > 0 {
+				rounds = cfg.JoinRounds
+			}
+			o, err := real.run(ctx, sc, rounds)
 			if err != nil {
 				return nil, err
 			}
 			fmt.Fprintf(cfg.Log, "  probe %s: TTFT p50 %.0f ms, %.1f tok/s, %.0f prompt tokens\n", sc, o.TTFTP50Ms, o.TokPerSecAvg, o.PromptTokens)
 			res.Probes = append(res.Probes, o)
 			if sc.Concurrency > 1 {
-				samples.Joins = samples.Joins.Add(joins(o.Observations))
+				samples.Joins = samples.Joins.Add(o.joins(cfg.batchSize()))
+			}
+			if sc.DelayMs > 0 {
+				continue // the join probe: its decode steps sit beside prompt chunks
 			}
 			for _, ob := range o.Observations {
 				if sc.Concurrency == 1 {
@@ -177,7 +219,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if h.Parallel != p {
 				continue
 			}
-			o, err := real.run(ctx, h, cfg.Rounds)
+			o, err := real.run(ctx, h, cfg.heldOutRounds())
 			if err != nil {
 				return nil, err
 			}
@@ -229,7 +271,7 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 	prof.AttentionPerPair, prof.DecodePerContextToken = p.AttentionPerPair, p.DecodePerContextToken
 	prof.RequestOverhead, prof.LoadTime = p.RequestOverhead, p.LoadTime
 	prof.KVBytesPerToken = p.KVBytesPerToken
-	prof.LateJoinRate = p.LateJoinRate
+	prof.LateJoinRate, prof.LateJoinRateMidPrompt = p.LateJoinRate, p.LateJoinRateMidPrompt
 	// The engine's own KV cache figure beats the memory fit.
 	for _, f := range res.Facts {
 		if kv, ok := KVFromLog(f.RunnerLog); ok {
@@ -277,23 +319,45 @@ func tokenMap(ctx context.Context, cfg Config, prof simulator.Profile, probes []
 	return m, nil
 }
 
-// runSimulated runs a held-out scenario on the fitted simulator in real
-// time, after one warm-up request (the engine had its load and warm-up).
+// runSimulated runs a held-out scenario on the fitted simulator, after one
+// warm-up request (the engine had its load and warm-up), at the held-out
+// time scale, its timings then divided by the scale.
 func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Scenario) (Outcome, error) {
 	var out Outcome
-	err := withSimulator(prof, sc.Parallel, cfg.NumCtx, 1, func(url string) error {
+	scale := cmp.Or(cfg.HeldOutTimeScale, 1)
+	err := withSimulator(prof, sc.Parallel, cfg.NumCtx, scale, func(url string) error {
 		p := &prober{client: &http.Client{Timeout: 5 * time.Minute}, url: url, model: cfg.Model, maxTokens: cfg.MaxTokens}
 		if _, err := p.run(ctx, Scenario{Parallel: sc.Parallel, Concurrency: 1, PromptWords: 1}, 1); err != nil {
 			return err
 		}
 		var err error
-		out, err = p.run(ctx, sc, cfg.Rounds)
+		out, err = p.run(ctx, sc, cfg.heldOutRounds())
 		return err
 	})
 	if err != nil {
 		return out, fmt.Errorf("simulate held-out scenario %s: %w", sc, err)
 	}
-	return out, nil
+	return unscaled(out, scale), nil
+}
+
+// unscaled is an outcome measured at a time scale with its timings
+// divided by the scale.
+func unscaled(o Outcome, scale float64) Outcome {
+	if scale == 1 || len(o.Observations) == 0 {
+		return o
+	}
+	d := func(t time.Duration) time.Duration { return time.Duration(float64(t) / scale) }
+	obs := make([]Observation, len(o.Observations))
+	for i, ob := range o.Observations {
+		ob.TTFT, ob.TPOT, ob.Step, ob.Start = d(ob.TTFT), d(ob.TPOT), d(ob.Step), d(ob.Start)
+		chunks := make([]time.Duration, len(ob.Chunks))
+		for k, c := range ob.Chunks {
+			chunks[k] = d(c)
+		}
+		ob.Chunks = chunks
+		obs[i] = ob
+	}
+	return summarize(o.Scenario, obs)
 }
 
 // withSimulator serves the profile on a loopback port while fn runs.

@@ -82,7 +82,8 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	eng := &simEngine{prof: simulator.Profiles["tiny"], url: url}
 	cfg := Config{Engine: eng, URL: url, Model: "tiny:latest", Parallel: []int{1, 2}, NumCtx: 512,
 		PromptWords: []int{4, 40}, MaxTokens: 6, Rounds: 2, Base: simulator.Profiles["tiny"],
-		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}}
+		JoinWords: 80, JoinDelay: 20 * time.Millisecond, JoinRounds: 3,
+		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}, HeldOutRounds: 3, HeldOutTimeScale: 0.5}
 	cfg.Base.Name = "fitted"
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -94,25 +95,42 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	var names []string
 	for _, o := range res.Probes {
 		names = append(names, o.Scenario.String())
-		if o.Requests != 2*o.Scenario.Concurrency {
+		if o.Requests != 2*o.Scenario.Concurrency && o.Scenario.DelayMs == 0 {
 			t.Errorf("probe %s: %d requests, want %d", o.Scenario, o.Requests, 2*o.Scenario.Concurrency)
 		}
 	}
-	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4" {
+	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4 p2-c2-w4-f80-d20" {
 		t.Errorf("probes %s", got)
 	}
-	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 4 || res.HeldOut[0].Sim.Requests != 4 {
+	// The join probe sends its second request the delay after the round starts.
+	join := res.Probes[len(res.Probes)-1].Observations
+	if len(join) != 6 {
+		t.Errorf("join probe: %d requests, want 2 in each of 3 rounds", len(join))
+	}
+	for i := 0; i+1 < len(join); i += 2 {
+		if d := join[i+1].Start; d < 20*time.Millisecond {
+			t.Errorf("join probe round %d: second request sent %v after the round started, want at least 20ms", join[i].Round, d)
+		}
+	}
+	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 6 || res.HeldOut[0].Sim.Requests != 6 {
 		t.Fatalf("held out %+v", res.HeldOut)
 	}
 	// Every request's timeline is kept: its round, and a time for each of
 	// its chunks after it was sent.
 	for _, o := range res.HeldOut[0].Real.Observations {
-		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 1 {
+		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 2 {
 			t.Errorf("held-out request: round %d, sent at %v, chunks %v", o.Round, o.Start, o.Chunks)
+		}
+		// The engine's own timings are kept too.
+		if o.Eval <= 0 || o.PromptEval <= 0 {
+			t.Errorf("held-out request: prompt eval %v, eval %v from the engine, want both", o.PromptEval, o.Eval)
 		}
 	}
 	if r := res.Params.LateJoinRate; r < 0 || r > 1 || r != res.Profile.LateJoinRate {
 		t.Errorf("late join rate %v, profile's %v", r, res.Profile.LateJoinRate)
+	}
+	if r := res.Params.LateJoinRateMidPrompt; r < 0 || r > 1 || r != res.Profile.LateJoinRateMidPrompt {
+		t.Errorf("mid-prompt late join rate %v, profile's %v", r, res.Profile.LateJoinRateMidPrompt)
 	}
 	p := res.Profile
 	if p.Name != "fitted" || p.Model != "tiny:latest" || p.ContextLength != 512 || p.KVBytesPerToken != 512 ||
@@ -132,7 +150,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error",
-		"| late join rate |"} {
+		"| late join rate |", "| late join rate mid-prompt |", "| p2-c2-w4-f80-d20 |", "Held-out scenarios: 3 rounds each; the simulator ran them at time scale 0.5"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, report.String())
 		}
@@ -152,9 +170,13 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"one prompt length", func(c *Config) { c.PromptWords = []int{4} }, "at least 2"},
 		{"one busy count", func(c *Config) { c.Parallel = []int{1} }, "two numbers of busy slots"},
-		{"held out parallel not probed", func(c *Config) { c.HeldOut = []Scenario{{3, 1, 5}} }, "must be probed"},
+		{"held out parallel not probed", func(c *Config) { c.HeldOut = []Scenario{{Parallel: 3, Concurrency: 1, PromptWords: 5}} }, "must be probed"},
 		{"max tokens", func(c *Config) { c.MaxTokens = 1 }, "max tokens"},
 		{"no engine", func(c *Config) { c.Engine = nil }, "no engine"},
+		{"join probe without a delay", func(c *Config) { c.JoinWords, c.JoinRounds = 100, 2 }, "join probe delay"},
+		{"join probe without rounds", func(c *Config) { c.JoinWords, c.JoinDelay = 100, time.Second }, "join probe rounds"},
+		{"negative held-out rounds", func(c *Config) { c.HeldOutRounds = -1 }, "held-out rounds"},
+		{"held-out time scale above 1", func(c *Config) { c.HeldOutTimeScale = 2 }, "held-out time scale"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
@@ -192,5 +214,24 @@ func TestMedianStep(t *testing.T) {
 		if got := medianStep(tc.gaps, tc.tokens); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A held-out scenario simulated at a time scale has every timing divided by
+// it, and its summary made again from them.
+func TestUnscaled(t *testing.T) {
+	ms := time.Millisecond
+	o := summarize(Scenario{Parallel: 2, Concurrency: 2, PromptWords: 8}, []Observation{
+		{TTFT: 100 * ms, TPOT: 10 * ms, Step: 10 * ms, Start: ms, Chunks: []time.Duration{101 * ms, 111 * ms}},
+		{TTFT: 300 * ms, TPOT: 20 * ms, Step: 20 * ms, Chunks: []time.Duration{300 * ms, 320 * ms}}})
+	got := unscaled(o, 0.25)
+	if got.TTFTP50Ms != 800 || got.StepP50Ms != 60 || got.TokPerSecAvg != (25+12.5)/2 {
+		t.Errorf("unscaled summary: TTFT p50 %v ms, step %v ms, %v tok/s; want 800, 60, 18.75", got.TTFTP50Ms, got.StepP50Ms, got.TokPerSecAvg)
+	}
+	if ob := got.Observations[0]; ob.Start != 4*ms || ob.Chunks[1] != 444*ms || o.Observations[0].Chunks[1] != 111*ms {
+		t.Errorf("unscaled timeline %+v (the original's chunks must stay)", ob)
+	}
+	if same := unscaled(o, 1); same.TTFTP50Ms != o.TTFTP50Ms {
+		t.Errorf("scale 1 changed the outcome")
 	}
 }

@@ -361,8 +361,9 @@ type Samples struct {
 	Memory []Point
 	// Joins counts, over the rounds of the probes with several requests,
 	// whether the requests that reached the runner during another's first
-	// batch joined the next batch or the one after (join.go).
-	Joins JoinCount
+	// batch joined the next batch or the one after, by whether that batch
+	// ended with a sampled token or mid-prompt (join.go).
+	Joins Joins
 }
 
 // Params are the fitted profile parameters.
@@ -375,10 +376,11 @@ type Params struct {
 	KVBytesPerToken int64
 	// Loads is how many load times LoadTime is the mean of.
 	Loads int
-	// LateJoinRate is the share of late joins in Joins (the profile's
-	// LateJoinRate); 0 when no probe round showed a join.
-	LateJoinRate float64
-	Joins        JoinCount
+	// LateJoinRate and LateJoinRateMidPrompt are the shares of late joins
+	// in Joins.Sampled and Joins.MidPrompt (the profile's fields of the
+	// same names; Joins.Rates says what a kind without rounds gets).
+	LateJoinRate, LateJoinRateMidPrompt float64
+	Joins                               Joins
 	// The fitted models, for the report.
 	Prefill    Curve
 	Decode     Decode
@@ -422,7 +424,8 @@ func Fit(s Samples) (Params, error) {
 		}
 		p.LoadTime, p.Loads = seconds(sum/float64(len(s.Loads))), len(s.Loads)
 	}
-	p.Joins, p.LateJoinRate = s.Joins, s.Joins.Rate()
+	p.Joins = s.Joins
+	p.LateJoinRate, p.LateJoinRateMidPrompt = s.Joins.Rates()
 	if len(s.Memory) > 0 {
 		mem, err := FitLine(s.Memory)
 		if err != nil {

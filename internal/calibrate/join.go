@@ -22,6 +22,43 @@ import (
 // difference between a stall of one short batch and one of a whole prompt
 // chunk.
 
+// The kind of batch end the requests waited at may matter: when the
+// leader's first batch ends with its first token, the token's send to its
+// handler has already woken an idle thread before the unlock; when it ends
+// in the middle of the leader's prompt (a prompt of more than one batch),
+// the unlock wakes one for the waiting request (docs/simulator.md, rule 6).
+// Joins counts the two apart, so a calibration measures each.
+
+// Joins counts the rounds by the kind of batch end at which the requests
+// waited: Sampled when the leader's first batch held its whole prompt (it
+// sampled when that batch ended), MidPrompt when it read only a part.
+type Joins struct {
+	Sampled   JoinCount `json:"sampled"`
+	MidPrompt JoinCount `json:"mid_prompt"`
+}
+
+// Add adds another count.
+func (j Joins) Add(o Joins) Joins {
+	return Joins{Sampled: j.Sampled.Add(o.Sampled), MidPrompt: j.MidPrompt.Add(o.MidPrompt)}
+}
+
+// Total is both kinds together.
+func (j Joins) Total() JoinCount { return j.Sampled.Add(j.MidPrompt) }
+
+// Rates are the late-join shares of each kind; a kind no round showed
+// takes the other's share (nothing better is known), and both are 0 when
+// no round showed either.
+func (j Joins) Rates() (sampled, midPrompt float64) {
+	sampled, midPrompt = j.Sampled.Rate(), j.MidPrompt.Rate()
+	switch {
+	case j.Sampled.Next+j.Sampled.Late == 0:
+		sampled = midPrompt
+	case j.MidPrompt.Next+j.MidPrompt.Late == 0:
+		midPrompt = sampled
+	}
+	return sampled, midPrompt
+}
+
 // JoinCount counts, over rounds where requests joined after the leader's
 // first batch, how often they joined the next batch (Next) and how often
 // one batch later (Late).
@@ -43,50 +80,129 @@ func (j JoinCount) Add(o JoinCount) JoinCount {
 }
 
 // joins counts the rounds of one scenario's observations (Observation.Round
-// groups them; each needs its chunk times). A lead of more than two tokens
+// groups them; each needs its chunk times), by whether the leader's prompt
+// fit one batch of batchSize engine tokens. A lead of more than two tokens
 // is something else (a request that waited for a slot, with fewer slots
 // than requests) and is not counted.
-func joins(obs []Observation) JoinCount {
-	var c JoinCount
+func joins(obs []Observation, batchSize int) Joins {
+	var c Joins
 	rounds := map[int][]Observation{}
 	for _, o := range obs {
 		rounds[o.Round] = append(rounds[o.Round], o)
 	}
 	for _, r := range rounds {
-		switch roundLead(r) {
+		lead, leader := roundLead(r)
+		kind := &c.Sampled
+		if leader != nil && leader.PromptTokens > batchSize {
+			kind = &c.MidPrompt
+		}
+		switch lead {
 		case 1:
-			c.Next++
+			kind.Next++
 		case 2:
-			c.Late++
+			kind.Late++
 		}
 	}
 	return c
+}
+
+// joins counts the outcome's rounds: a join probe's by joinProbe, any
+// other's by joins.
+func (o Outcome) joins(batchSize int) Joins {
+	if o.Scenario.DelayMs > 0 {
+		return joinProbe(o.Observations, batchSize)
+	}
+	return joins(o.Observations, batchSize)
+}
+
+// joinProbe counts the rounds of a join probe (Scenario.DelayMs): the
+// request sent first took the runner's lock alone, and the others, sent
+// later with prompts of one batch, waited at the end of its first batch.
+// A follower that joined the next batch samples when that batch ends,
+// after the first request's token 1 if the first's prompt took one batch,
+// with its token 1 (0 tokens before) if it took two; one that missed it
+// samples a batch later, one token further behind. A round whose prompts
+// do not fit these shapes is not counted.
+func joinProbe(obs []Observation, batchSize int) Joins {
+	var c Joins
+	rounds := map[int][]Observation{}
+	for _, o := range obs {
+		rounds[o.Round] = append(rounds[o.Round], o)
+	}
+	for _, r := range rounds {
+		first := &r[0]
+		for i := range r {
+			if r[i].Start < first.Start {
+				first = &r[i]
+			}
+		}
+		batches := (first.PromptTokens + batchSize - 1) / max(batchSize, 1)
+		if len(r) < 2 || len(first.Chunks) < 3 || batches < 1 || batches > 2 {
+			continue
+		}
+		tol := medianGap(first.Chunks) / 2
+		lead := -1
+		for i := range r {
+			o := &r[i]
+			if o == first {
+				continue
+			}
+			if len(o.Chunks) == 0 || o.PromptTokens > batchSize {
+				lead = -1
+				break
+			}
+			n := 0
+			for _, t := range first.Chunks {
+				if t < o.Chunks[0]-tol {
+					n++
+				}
+			}
+			if lead < 0 || n < lead {
+				lead = n
+			}
+		}
+		kind := &c.Sampled
+		if batches == 2 {
+			kind = &c.MidPrompt
+		}
+		switch lead - (2 - batches) {
+		case 0:
+			kind.Next++
+		case 1:
+			kind.Late++
+		}
+	}
+	return c
+}
+
+func medianGap(chunks []time.Duration) time.Duration {
+	gaps := make([]time.Duration, len(chunks)-1)
+	for i := range gaps {
+		gaps[i] = chunks[i+1] - chunks[i]
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
 }
 
 // roundLead is how many tokens the round's leader had sent before the first
 // token of the earliest request that started after it (0 when every
 // request started in the leader's first batch, or the round cannot tell).
 // Chunks closer together than half the leader's median gap count as the
-// same batch.
-func roundLead(round []Observation) int {
+// same batch. It returns the leader too (nil when the round cannot tell).
+func roundLead(round []Observation) (int, *Observation) {
 	var leader *Observation
 	for i := range round {
 		if len(round[i].Chunks) == 0 {
-			return 0
+			return 0, nil
 		}
 		if leader == nil || round[i].Chunks[0] < leader.Chunks[0] {
 			leader = &round[i]
 		}
 	}
 	if leader == nil || len(leader.Chunks) < 3 {
-		return 0
+		return 0, nil
 	}
-	gaps := make([]time.Duration, len(leader.Chunks)-1)
-	for i := range gaps {
-		gaps[i] = leader.Chunks[i+1] - leader.Chunks[i]
-	}
-	slices.Sort(gaps)
-	tol := gaps[len(gaps)/2] / 2
+	tol := medianGap(leader.Chunks) / 2
 	lead := 0
 	for i := range round {
 		o := &round[i]
@@ -103,5 +219,5 @@ func roundLead(round []Observation) int {
 			lead = n
 		}
 	}
-	return lead
+	return lead, leader
 }

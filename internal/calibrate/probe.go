@@ -20,13 +20,22 @@ import (
 // Scenario is one probe: Concurrency requests sent together, Rounds times,
 // to an engine with Parallel slots, each with a new prompt of about
 // PromptWords words (no prefix cache hits) and MaxTokens output tokens.
+// A join probe (DelayMs > 0) gives the first request a prompt of
+// FirstWords words and sends the others DelayMs milliseconds after it, so
+// they reach the runner while it reads the first one's prompt and never
+// share its first batch.
 type Scenario struct {
 	Parallel    int `json:"parallel"`
 	Concurrency int `json:"concurrency"`
 	PromptWords int `json:"prompt_words"`
+	FirstWords  int `json:"first_prompt_words,omitempty"`
+	DelayMs     int `json:"delay_ms,omitempty"`
 }
 
 func (s Scenario) String() string {
+	if s.DelayMs > 0 {
+		return fmt.Sprintf("p%d-c%d-w%d-f%d-d%d", s.Parallel, s.Concurrency, s.PromptWords, s.FirstWords, s.DelayMs)
+	}
 	return fmt.Sprintf("p%d-c%d-w%d", s.Parallel, s.Concurrency, s.PromptWords)
 }
 
@@ -49,6 +58,11 @@ type Observation struct {
 	Round  int
 	Start  time.Duration
 	Chunks []time.Duration
+	// PromptEval and Eval are the engine's own prompt_eval_duration and
+	// eval_duration (0 when it sent none): the last chunk less Eval is
+	// when the engine sampled the first token, even when a byte-level
+	// vocabulary held that token back for a later chunk.
+	PromptEval, Eval time.Duration
 }
 
 // MarshalJSON writes an observation with its timings in milliseconds.
@@ -66,7 +80,9 @@ func (o Observation) MarshalJSON() ([]byte, error) {
 		PromptTokens int       `json:"prompt_tokens"`
 		OutputTokens int       `json:"output_tokens"`
 		ChunksMs     []float64 `json:"chunks_ms"`
-	}{o.Round, ms(o.Start), ms(o.TTFT), ms(o.Step), o.PromptTokens, o.OutputTokens, chunks})
+		PromptEvalMs float64   `json:"prompt_eval_ms,omitempty"`
+		EvalMs       float64   `json:"eval_ms,omitempty"`
+	}{o.Round, ms(o.Start), ms(o.TTFT), ms(o.Step), o.PromptTokens, o.OutputTokens, chunks, ms(o.PromptEval), ms(o.Eval)})
 }
 
 // Outcome summarises a scenario's requests.
@@ -169,6 +185,9 @@ func (p *prober) one(ctx context.Context, text string, round0 time.Time) (Observ
 	}
 	ob := Observation{TTFT: ttft, PromptTokens: res.InputTokens, OutputTokens: res.OutputTokens,
 		Start: start.Sub(round0), Chunks: chunks}
+	if o := res.Ollama; o != nil {
+		ob.PromptEval, ob.Eval = time.Duration(o.PromptEvalDuration), time.Duration(o.EvalDuration)
+	}
 	if tpot, ok := res.TPOT(); ok {
 		ob.TPOT = tpot
 		ob.Step = medianStep(res.Gaps, res.OutputTokens)
@@ -202,9 +221,18 @@ func (p *prober) run(ctx context.Context, sc Scenario, rounds int) (Outcome, err
 		texts := make([]string, sc.Concurrency)
 		for i := range texts {
 			texts[i] = p.prompt(sc.PromptWords)
+			if i == 0 && sc.FirstWords > 0 {
+				texts[i] = p.prompt(sc.FirstWords)
+			}
 		}
 		round0 := time.Now()
 		for i, text := range texts {
+			if i == 1 && sc.DelayMs > 0 {
+				select {
+				case <-time.After(time.Duration(sc.DelayMs) * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
 			wg.Go(func() { got[i], errs[i] = p.one(ctx, text, round0) })
 		}
 		wg.Wait()

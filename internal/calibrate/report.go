@@ -20,8 +20,17 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "# Calibration of the simulator to %s\n\n", cfg.Model)
 	fmt.Fprintf(w, "Started %s, took %s. Machine load: %s.\n\n", res.Started.UTC().Format(time.RFC3339), res.Took.Round(time.Second), load)
 	fmt.Fprintf(w, "Probes: prompts of %v words at concurrency 1, then every concurrency up to the slots at parallel %v; "+
-		"%d output tokens, %d rounds each, context %d per slot, every prompt new (no prefix cache hits).\n\n",
+		"%d output tokens, %d rounds each, context %d per slot, every prompt new (no prefix cache hits).",
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
+	if cfg.JoinWords > 0 {
+		fmt.Fprintf(w, " At each parallel setting above 1, a join probe, %d rounds: a prompt of %d words, longer than one batch, and one of %d words sent %v after it (not in the decode fit).",
+			cfg.JoinRounds, cfg.JoinWords, cfg.PromptWords[0], cfg.JoinDelay)
+	}
+	fmt.Fprintf(w, " Held-out scenarios: %d rounds each", cfg.heldOutRounds())
+	if sc := cfg.HeldOutTimeScale; sc > 0 && sc != 1 {
+		fmt.Fprintf(w, "; the simulator ran them at time scale %g, its timings divided by it", sc)
+	}
+	fmt.Fprintf(w, ".\n\n")
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
 	fmt.Fprintf(w, "| parameter | value | from |\n|---|---:|---|\n")
 	fmt.Fprintf(w, "| step base | %s | decode step (median gap between a request's tokens) = base + busy slots × per-seq + context tokens × per-context (relative least squares, R² %.3f, %d points%s) |\n", ms(prof.StepBase), p.Decode.Fit.R2, p.Decode.Fit.N, quality(p.Decode.Fit))
@@ -32,8 +41,10 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| request overhead | %s | a of that curve less one step of one sequence |\n", ms(prof.RequestOverhead))
 	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
-	fmt.Fprintf(w, "| late join rate | %.2f | rounds of the probes with several requests in which the requests that reached the runner during the first request's first batch joined the batch after next, not the next (the first request two tokens ahead of their first token, not one): %d of %d |\n",
-		prof.LateJoinRate, p.Joins.Late, p.Joins.Late+p.Joins.Next)
+	fmt.Fprintf(w, "| late join rate | %.2f | rounds of the probes with several requests whose first request read its whole prompt in its first batch (and sampled when it ended) in which the requests that reached the runner during that batch joined the batch after next, not the next (the first request two tokens ahead of their first token, not one): %s |\n",
+		prof.LateJoinRate, joinsOf(p.Joins.Sampled))
+	fmt.Fprintf(w, "| late join rate mid-prompt | %.2f | the same, in the rounds whose first request's prompt took more than one batch (no token sampled when its first batch ended): %s |\n",
+		prof.LateJoinRateMidPrompt, joinsOf(p.Joins.MidPrompt))
 	fmt.Fprintf(w, "| prompt tokens | engine = %.1f + %.3f × simulator | %s |\n\n", prof.PromptTokenOffset, prof.PromptTokenRatio, tokenSource(res.Tokens))
 	fmt.Fprintf(w, "## What the engine said it ran\n\n| parallel | verified | engine log |\n|---:|---|---|\n")
 	for _, par := range cfg.Parallel {
@@ -46,7 +57,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	}
 	fmt.Fprintf(w, "\n## Probes (used by the fit)\n\n| scenario | requests | prompt tokens | TTFT p50 | tok/s mean | decode step p50 | late joins |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, o := range res.Probes {
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f ms | %.1f | %.1f ms | %s |\n", o.Scenario, o.Requests, o.PromptTokens, o.TTFTP50Ms, o.TokPerSecAvg, o.StepP50Ms, joinCell(o))
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f ms | %.1f | %.1f ms | %s |\n", o.Scenario, o.Requests, o.PromptTokens, o.TTFTP50Ms, o.TokPerSecAvg, o.StepP50Ms, joinCell(o, cfg.batchSize()))
 	}
 	fmt.Fprintf(w, "\n## Held-out scenarios: engine vs simulation\n\n"+
 		"The simulator column is a **simulation** with the fitted profile, not a measurement of the engine. "+
@@ -54,7 +65,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| scenario | TTFT p50 engine | TTFT p50 simulated | error | tok/s engine | tok/s simulated | error | decode step p50 engine / simulated | late joins engine / simulated |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range res.HeldOut {
 		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %s | %.1f | %.1f | %s | %.1f / %.1f ms | %s / %s |\n", c.Real.Scenario, c.Real.TTFTP50Ms, c.Sim.TTFTP50Ms,
-			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real), joinCell(c.Sim))
+			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real, cfg.batchSize()), joinCell(c.Sim, cfg.batchSize()))
 	}
 	fmt.Fprintf(w, "\nLate joins: rounds in which the requests that reached the runner during the first request's first batch "+
 		"joined the batch after next, of the rounds in which they joined the next or the one after (join.go); – for one request a round, or more requests than slots.\n")
@@ -113,10 +124,17 @@ func tokenSource(m TokenMap) string {
 }
 
 // joinCell is a scenario's late joins of its rounds, as "late/rounds".
-func joinCell(o Outcome) string {
+func joinCell(o Outcome, batchSize int) string {
 	if o.Scenario.Concurrency < 2 || o.Scenario.Concurrency > o.Scenario.Parallel {
 		return "–"
 	}
-	j := joins(o.Observations)
+	j := o.joins(batchSize).Total()
 	return fmt.Sprintf("%d/%d", j.Late, j.Late+j.Next)
+}
+
+func joinsOf(j JoinCount) string {
+	if j.Late+j.Next == 0 {
+		return "no such round; the other kind's rate"
+	}
+	return fmt.Sprintf("%d of %d", j.Late, j.Late+j.Next)
 }

@@ -46,10 +46,13 @@ import "time"
 //     locks again before the woken goroutine runs; only then does the
 //     mutex, its waiter starved for over 1 ms, hand the lock over at the
 //     next unlock. Sometimes the woken request wins. Profile.LateJoinRate
-//     is the share of batch ends at which the requests that became ready
-//     during the batch miss the next one (a calibration measures it from
-//     when each request's first token comes); lateJoins spreads those
-//     misses evenly over the batch ends, so the simulator stays
+//     is the share of batch ends at which a slot samples and the requests
+//     that became ready during the batch miss the next one,
+//     Profile.LateJoinRateMidPrompt the share at batch ends at which no
+//     slot samples (a calibration measures both from when each request's
+//     first token comes; on the calibration's machine both came out at
+//     0.85); lateJoins spreads the misses of each kind evenly
+//     over the batch ends of that kind, so the simulator stays
 //     deterministic. An idle runner takes a request at once.
 
 // stepTime is how long a batch takes:
@@ -145,33 +148,39 @@ func microBatches(tokens, ids []int, size int, streams bool) int {
 }
 
 // lateJoins decides rule 6 for each batch end at which requests became
-// ready, missing the next batch at a share rate of them: an accumulator
-// that gains the rate at each decision and misses when it reaches 1 (error
-// diffusion), so any run of decisions misses the rate's share of them,
-// rounded, without randomness.
+// ready, missing the next batch at the rate of that kind of batch end (a
+// slot sampled, or none did): per kind an accumulator that gains the rate
+// at each decision and misses when it reaches 1 (error diffusion), so any
+// run of decisions of one kind misses the rate's share of them, rounded,
+// without randomness.
 type lateJoins struct {
-	rate float64
-	acc  float64
+	rate [2]float64 // by kind: 0 a slot sampled, 1 none did
+	acc  [2]float64
 	// decided is the batch end last decided, missed its outcome.
 	decided int
 	missed  bool
 }
 
-func newLateJoins(rate float64) lateJoins {
-	return lateJoins{rate: rate, acc: 0.5, decided: -1}
+func newLateJoins(sampled, midPrompt float64) lateJoins {
+	return lateJoins{rate: [2]float64{sampled, midPrompt}, acc: [2]float64{0.5, 0.5}, decided: -1}
 }
 
 // miss reports whether the requests that became ready during batch n miss
-// the next batch; asked again for the same n, it answers the same.
-func (l *lateJoins) miss(n int) bool {
+// the next batch; sampled tells whether a slot sampled when batch n ended.
+// Asked again for the same n, it answers the same.
+func (l *lateJoins) miss(n int, sampled bool) bool {
 	if n == l.decided {
 		return l.missed
 	}
+	k := 0
+	if !sampled {
+		k = 1
+	}
 	l.decided = n
-	l.acc += l.rate
-	l.missed = l.acc >= 1
+	l.acc[k] += l.rate[k]
+	l.missed = l.acc[k] >= 1
 	if l.missed {
-		l.acc--
+		l.acc[k]--
 	}
 	return l.missed
 }

@@ -10,7 +10,7 @@ import (
 // batches by hand, so no timing is involved.
 func batchEngine(p Profile, parallel int) *engine {
 	return &engine{prof: p, scale: 1, maxQueue: 10, ctxLen: 4096, slots: make([]slot, parallel), wake: make(chan struct{}, 1),
-		late: newLateJoins(p.LateJoinRate)}
+		late: newLateJoins(p.LateJoinRate, p.LateJoinRateMidPrompt)}
 }
 
 func admit(e *engine, promptLen, limit int) *job {
@@ -249,32 +249,77 @@ func promptJob(n, limit int) *job {
 // Rule 6: a request that arrives while a batch runs joins the next batch,
 // or, at the profile's late-join rate, the one after, while the runner has
 // other work; the slot decoding beside it then gets a token of its own in
-// between, before it waits for the new prompt's chunk.
+// between, before it waits for the new prompt's chunk. The batch b arrives
+// during ends mid-prompt (a reads 512 of its 600 tokens and samples
+// nothing), so LateJoinRateMidPrompt decides and LateJoinRate does not.
 func TestLateJoin(t *testing.T) {
 	for _, tc := range []struct {
-		rate float64
-		want [][]int // what each batch after the arrival reads: a, b
+		sampled, midPrompt float64
+		want               [][]int // what each batch after the arrival reads: a, b
+		lead               int     // a's tokens before b's first
 	}{
-		{0, [][]int{{88, 512}, {0, 88}, {0, 0}}},
-		{1, [][]int{{88}, {0, 512}, {0, 88}}},
+		{0, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
+		{1, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
+		{0, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
+		{1, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
 	} {
 		p := Profiles["tiny"]
-		p.LateJoinRate = tc.rate
+		p.LateJoinRate, p.LateJoinRateMidPrompt = tc.sampled, tc.midPrompt
 		e := batchEngine(p, 2)
 		a := admit(e, 600, 20)
 		b := promptJob(600, 20)
 		if got := prefills(arriveDuring(t, e, b)); !slices.Equal(got, []int{512}) {
-			t.Fatalf("rate %v: the batch b arrived during read %v", tc.rate, got)
+			t.Fatalf("rates %v/%v: the batch b arrived during read %v", tc.sampled, tc.midPrompt, got)
+		}
+		if e.sampled {
+			t.Fatalf("rates %v/%v: a slot sampled in the middle of a's prompt", tc.sampled, tc.midPrompt)
 		}
 		for i, want := range tc.want {
 			if got := prefills(step(e)); !slices.Equal(got, want) {
-				t.Errorf("rate %v: batch %d read %v, want %v", tc.rate, i+2, got, want)
+				t.Errorf("rates %v/%v: batch %d read %v, want %v", tc.sampled, tc.midPrompt, i+2, got, want)
 			}
 		}
-		// At rate 1, a sampled its first token alone and its second in the
-		// batch with b's first chunk: two tokens ahead of b, not one.
-		if lead := len(a.out) - len(b.out); lead != 1+int(tc.rate) {
-			t.Errorf("rate %v: a is %d tokens ahead of b, want %d", tc.rate, lead, 1+int(tc.rate))
+		// When b missed the next batch, a sampled its first token alone and
+		// its second in the batch with b's first chunk: two tokens ahead of
+		// b, not one.
+		if lead := len(a.out) - len(b.out); lead != tc.lead {
+			t.Errorf("rates %v/%v: a is %d tokens ahead of b, want %d", tc.sampled, tc.midPrompt, lead, tc.lead)
+		}
+	}
+}
+
+// Rule 6 at a batch end at which a slot samples: a's whole prompt fits one
+// batch, so it samples when the batch b arrived during ends, and
+// LateJoinRate decides and LateJoinRateMidPrompt does not.
+func TestLateJoinSampled(t *testing.T) {
+	for _, tc := range []struct {
+		sampled, midPrompt float64
+		want               [][]int
+		lead               int
+	}{
+		{0, 0, [][]int{{0, 300}, {0, 0}}, 1},
+		{0, 1, [][]int{{0, 300}, {0, 0}}, 1},
+		{1, 0, [][]int{{0}, {0, 300}, {0, 0}}, 2},
+		{1, 1, [][]int{{0}, {0, 300}, {0, 0}}, 2},
+	} {
+		p := Profiles["tiny"]
+		p.LateJoinRate, p.LateJoinRateMidPrompt = tc.sampled, tc.midPrompt
+		e := batchEngine(p, 2)
+		a := admit(e, 300, 20)
+		b := promptJob(300, 20)
+		if got := prefills(arriveDuring(t, e, b)); !slices.Equal(got, []int{300}) {
+			t.Fatalf("rates %v/%v: the batch b arrived during read %v", tc.sampled, tc.midPrompt, got)
+		}
+		if !e.sampled {
+			t.Fatalf("rates %v/%v: a did not sample when its prompt's only batch ended", tc.sampled, tc.midPrompt)
+		}
+		for i, want := range tc.want {
+			if got := prefills(step(e)); !slices.Equal(got, want) {
+				t.Errorf("rates %v/%v: batch %d read %v, want %v", tc.sampled, tc.midPrompt, i+2, got, want)
+			}
+		}
+		if lead := len(a.out) - len(b.out); lead != tc.lead {
+			t.Errorf("rates %v/%v: a is %d tokens ahead of b, want %d", tc.sampled, tc.midPrompt, lead, tc.lead)
 		}
 	}
 }
@@ -283,7 +328,7 @@ func TestLateJoin(t *testing.T) {
 // arrives during the last batch of another joins the next batch at once.
 func TestLateJoinIdle(t *testing.T) {
 	p := Profiles["tiny"]
-	p.LateJoinRate = 1
+	p.LateJoinRate, p.LateJoinRateMidPrompt = 1, 1
 	e := batchEngine(p, 2)
 	admit(e, 10, 1) // reads its prompt, samples its only token and ends
 	b := promptJob(10, 5)
@@ -298,7 +343,7 @@ func TestLateJoinIdle(t *testing.T) {
 // the next batch as well.
 func TestLateJoinFreedSlot(t *testing.T) {
 	p := Profiles["tiny"]
-	p.LateJoinRate = 1
+	p.LateJoinRate, p.LateJoinRateMidPrompt = 1, 1
 	e := batchEngine(p, 2)
 	admit(e, 5, 2)
 	b := admit(e, 5, 10)
@@ -315,35 +360,44 @@ func TestLateJoinFreedSlot(t *testing.T) {
 	}
 }
 
-// lateJoins misses the rate's share of batch ends, rounded, spread evenly,
-// and answers the same for the same batch end.
+// lateJoins misses each kind's rate's share of its batch ends, rounded,
+// spread evenly, whatever the other kind's decisions between them, and
+// answers the same for the same batch end.
 func TestLateJoinsSpread(t *testing.T) {
 	for _, tc := range []struct {
-		rate float64
-		want string // "" checks only the count
-		n    int
+		sampled, midPrompt float64
+		kinds              string // s: a slot sampled at the batch end, m: none did
+		want               string // "" checks only the counts
+		ns, nm             int    // misses at s and m batch ends
 	}{
-		{0, "----------", 0},
-		{1, "xxxxxxxxxx", 10},
-		{0.5, "x-x-x-x-x-", 5},
-		{0.3, "", 3},
-		{0.75, "", 8},
+		{0, 0, "ssssssssss", "----------", 0, 0},
+		{1, 0, "ssssssssss", "xxxxxxxxxx", 10, 0},
+		{0.5, 0, "ssssssssss", "x-x-x-x-x-", 5, 0},
+		{0.3, 0, "ssssssssss", "", 3, 0},
+		{0.75, 0, "ssssssssss", "", 8, 0},
+		{0, 0.5, "mmmmmmmmmm", "x-x-x-x-x-", 0, 5},
+		{1, 0, "smsmsmsmsm", "x-x-x-x-x-", 5, 0},
+		{0.9, 0.5, "smsmsmsmsmsmsmsmsmsm", "", 9, 5},
+		{0.5, 0.5, "ssmmssmmssmm", "x-x-x-x-x-x-", 3, 3},
 	} {
-		l := newLateJoins(tc.rate)
-		got, n := "", 0
-		for b := 1; b <= 10; b++ {
-			m := l.miss(b)
-			if l.miss(b) != m {
-				t.Errorf("rate %v: batch %d decided twice differently", tc.rate, b)
+		l := newLateJoins(tc.sampled, tc.midPrompt)
+		got, ns, nm := "", 0, 0
+		for b, k := range tc.kinds {
+			m := l.miss(b+1, k == 's')
+			if l.miss(b+1, k == 's') != m {
+				t.Errorf("rates %v/%v: batch %d decided twice differently", tc.sampled, tc.midPrompt, b+1)
 			}
-			if m {
-				got, n = got+"x", n+1
-			} else {
+			switch {
+			case m && k == 's':
+				got, ns = got+"x", ns+1
+			case m:
+				got, nm = got+"x", nm+1
+			default:
 				got += "-"
 			}
 		}
-		if n != tc.n || (tc.want != "" && got != tc.want) {
-			t.Errorf("rate %v: %s, want %d misses %s", tc.rate, got, tc.n, tc.want)
+		if ns != tc.ns || nm != tc.nm || (tc.want != "" && got != tc.want) {
+			t.Errorf("rates %v/%v over %s: %s, want %d + %d misses %s", tc.sampled, tc.midPrompt, tc.kinds, got, tc.ns, tc.nm, tc.want)
 		}
 	}
 }

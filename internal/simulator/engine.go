@@ -29,6 +29,7 @@ type engine struct {
 	queue   []*job
 	slots   []slot
 	batches int  // batches finished
+	sampled bool // a slot sampled when the last batch ended
 	running bool // a batch is being computed (the runner holds its lock)
 	closed  bool
 	// late decides, once per batch end, whether the requests that became
@@ -121,7 +122,7 @@ func newJob(prompt []uint32, limit, natural int, gen *textGen) *job {
 
 func newEngine(prof Profile, parallel, maxQueue, ctxLen int, scale float64) *engine {
 	e := &engine{prof: prof, scale: scale, maxQueue: maxQueue, ctxLen: ctxLen,
-		slots: make([]slot, parallel), late: newLateJoins(prof.LateJoinRate),
+		slots: make([]slot, parallel), late: newLateJoins(prof.LateJoinRate, prof.LateJoinRateMidPrompt),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go e.run()
 	return e
@@ -347,7 +348,7 @@ func (e *engine) planLocked() []work {
 	}
 	// Rule 6: while the runner has other work, the requests that became
 	// ready during the last batch may miss this one.
-	if len(joining) > 0 && (len(batch) == 0 || !e.late.miss(e.batches)) {
+	if len(joining) > 0 && (len(batch) == 0 || !e.late.miss(e.batches, e.sampled)) {
 		batch = append(batch, joining...)
 		slices.SortFunc(batch, func(a, b work) int { return a.job.slot - b.job.slot })
 	}
@@ -359,6 +360,7 @@ func (e *engine) planLocked() []work {
 func (e *engine) finishLocked(batch []work, now time.Time) {
 	e.batches++
 	e.running = false
+	e.sampled = false
 	for _, w := range batch {
 		j := w.job
 		s := &e.slots[j.slot]
@@ -377,6 +379,7 @@ func (e *engine) finishLocked(batch []work, now time.Time) {
 		if j.pos < len(j.prompt) {
 			continue // still reading the prompt
 		}
+		e.sampled = true
 		if j.firstSample.IsZero() {
 			j.firstSample = now
 		}
