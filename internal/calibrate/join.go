@@ -86,11 +86,7 @@ func (j JoinCount) Add(o JoinCount) JoinCount {
 // than requests) and is not counted.
 func joins(obs []Observation, batchSize int) Joins {
 	var c Joins
-	rounds := map[int][]Observation{}
-	for _, o := range obs {
-		rounds[o.Round] = append(rounds[o.Round], o)
-	}
-	for _, r := range rounds {
+	for _, r := range byRound(obs) {
 		lead, leader := roundLead(r)
 		kind := &c.Sampled
 		if leader != nil && leader.PromptTokens > batchSize {
@@ -104,6 +100,15 @@ func joins(obs []Observation, batchSize int) Joins {
 		}
 	}
 	return c
+}
+
+// byRound groups observations by their round.
+func byRound(obs []Observation) map[int][]Observation {
+	rounds := map[int][]Observation{}
+	for _, o := range obs {
+		rounds[o.Round] = append(rounds[o.Round], o)
+	}
+	return rounds
 }
 
 // joins counts the outcome's rounds: a join probe's by joinProbe, any
@@ -125,11 +130,7 @@ func (o Outcome) joins(batchSize int) Joins {
 // do not fit these shapes is not counted.
 func joinProbe(obs []Observation, batchSize int) Joins {
 	var c Joins
-	rounds := map[int][]Observation{}
-	for _, o := range obs {
-		rounds[o.Round] = append(rounds[o.Round], o)
-	}
-	for _, r := range rounds {
+	for _, r := range byRound(obs) {
 		first := &r[0]
 		for i := range r {
 			if r[i].Start < first.Start {
