@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -249,77 +250,48 @@ func promptJob(n, limit int) *job {
 // Rule 6: a request that arrives while a batch runs joins the next batch,
 // or, at the profile's late-join rate, the one after, while the runner has
 // other work; the slot decoding beside it then gets a token of its own in
-// between, before it waits for the new prompt's chunk. The batch b arrives
-// during ends mid-prompt (a reads 512 of its 600 tokens and samples
-// nothing), so LateJoinRateMidPrompt decides and LateJoinRate does not.
+// between, before it waits for the new prompt's chunk. Which rate decides
+// is the kind of batch end b arrives during: with a's 600-token prompt it
+// ends mid-prompt (a reads 512 and samples nothing), so
+// LateJoinRateMidPrompt decides; with a 300-token prompt a samples when it
+// ends, so LateJoinRate does.
 func TestLateJoin(t *testing.T) {
 	for _, tc := range []struct {
+		prompt             int // a's and b's prompt tokens
 		sampled, midPrompt float64
 		want               [][]int // what each batch after the arrival reads: a, b
 		lead               int     // a's tokens before b's first
 	}{
-		{0, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
-		{1, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
-		{0, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
-		{1, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
+		{600, 0, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
+		{600, 1, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
+		{600, 0, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
+		{600, 1, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
+		{300, 0, 0, [][]int{{0, 300}, {0, 0}}, 1},
+		{300, 0, 1, [][]int{{0, 300}, {0, 0}}, 1},
+		{300, 1, 0, [][]int{{0}, {0, 300}, {0, 0}}, 2},
+		{300, 1, 1, [][]int{{0}, {0, 300}, {0, 0}}, 2},
 	} {
+		name := fmt.Sprintf("prompt %d, rates %v/%v", tc.prompt, tc.sampled, tc.midPrompt)
 		p := Profiles["tiny"]
 		p.LateJoinRate, p.LateJoinRateMidPrompt = tc.sampled, tc.midPrompt
 		e := batchEngine(p, 2)
-		a := admit(e, 600, 20)
-		b := promptJob(600, 20)
-		if got := prefills(arriveDuring(t, e, b)); !slices.Equal(got, []int{512}) {
-			t.Fatalf("rates %v/%v: the batch b arrived during read %v", tc.sampled, tc.midPrompt, got)
+		a := admit(e, tc.prompt, 20)
+		b := promptJob(tc.prompt, 20)
+		if got, want := prefills(arriveDuring(t, e, b)), min(tc.prompt, 512); !slices.Equal(got, []int{want}) {
+			t.Fatalf("%s: the batch b arrived during read %v, want [%d]", name, got, want)
 		}
-		if e.sampled {
-			t.Fatalf("rates %v/%v: a slot sampled in the middle of a's prompt", tc.sampled, tc.midPrompt)
-		}
-		for i, want := range tc.want {
-			if got := prefills(step(e)); !slices.Equal(got, want) {
-				t.Errorf("rates %v/%v: batch %d read %v, want %v", tc.sampled, tc.midPrompt, i+2, got, want)
-			}
-		}
-		// When b missed the next batch, a sampled its first token alone and
-		// its second in the batch with b's first chunk: two tokens ahead of
-		// b, not one.
-		if lead := len(a.out) - len(b.out); lead != tc.lead {
-			t.Errorf("rates %v/%v: a is %d tokens ahead of b, want %d", tc.sampled, tc.midPrompt, lead, tc.lead)
-		}
-	}
-}
-
-// Rule 6 at a batch end at which a slot samples: a's whole prompt fits one
-// batch, so it samples when the batch b arrived during ends, and
-// LateJoinRate decides and LateJoinRateMidPrompt does not.
-func TestLateJoinSampled(t *testing.T) {
-	for _, tc := range []struct {
-		sampled, midPrompt float64
-		want               [][]int
-		lead               int
-	}{
-		{0, 0, [][]int{{0, 300}, {0, 0}}, 1},
-		{0, 1, [][]int{{0, 300}, {0, 0}}, 1},
-		{1, 0, [][]int{{0}, {0, 300}, {0, 0}}, 2},
-		{1, 1, [][]int{{0}, {0, 300}, {0, 0}}, 2},
-	} {
-		p := Profiles["tiny"]
-		p.LateJoinRate, p.LateJoinRateMidPrompt = tc.sampled, tc.midPrompt
-		e := batchEngine(p, 2)
-		a := admit(e, 300, 20)
-		b := promptJob(300, 20)
-		if got := prefills(arriveDuring(t, e, b)); !slices.Equal(got, []int{300}) {
-			t.Fatalf("rates %v/%v: the batch b arrived during read %v", tc.sampled, tc.midPrompt, got)
-		}
-		if !e.sampled {
-			t.Fatalf("rates %v/%v: a did not sample when its prompt's only batch ended", tc.sampled, tc.midPrompt)
+		if midPrompt := tc.prompt > 512; e.sampled == midPrompt {
+			t.Fatalf("%s: a sampled %v when the batch b arrived during ended", name, e.sampled)
 		}
 		for i, want := range tc.want {
 			if got := prefills(step(e)); !slices.Equal(got, want) {
-				t.Errorf("rates %v/%v: batch %d read %v, want %v", tc.sampled, tc.midPrompt, i+2, got, want)
+				t.Errorf("%s: batch %d read %v, want %v", name, i+2, got, want)
 			}
 		}
+		// When b missed the next batch, a sampled a token alone before the
+		// batch with b's first chunk: two tokens ahead of b, not one.
 		if lead := len(a.out) - len(b.out); lead != tc.lead {
-			t.Errorf("rates %v/%v: a is %d tokens ahead of b, want %d", tc.sampled, tc.midPrompt, lead, tc.lead)
+			t.Errorf("%s: a is %d tokens ahead of b, want %d", name, lead, tc.lead)
 		}
 	}
 }
