@@ -426,7 +426,9 @@ func Fit(s Samples) (Params, error) {
 	}
 	p.Joins = s.Joins
 	p.LateJoinRate, p.LateJoinRateMidPrompt = s.Joins.Rates()
-	if len(s.Memory) > 0 {
+	// One parallel setting gives one point: no line, and the KV cache
+	// comes from the engine's log or is not measured.
+	if len(s.Memory) > 1 {
 		mem, err := FitLine(s.Memory)
 		if err != nil {
 			return p, fmt.Errorf("KV cache (memory by KV cells): %w", err)

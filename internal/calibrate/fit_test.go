@@ -65,6 +65,22 @@ func TestFitRecoversKnownParameters(t *testing.T) {
 	}
 }
 
+// One parallel setting gives one memory point: the fit leaves the KV cache
+// to the engine's log instead of failing after every probe has run.
+func TestFitWithOneMemoryPoint(t *testing.T) {
+	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
+		PrefillPerToken: 700 * time.Microsecond, LoadTime: time.Second, KVBytesPerToken: 16384}
+	s := synthetic(want, 0)
+	s.Memory = s.Memory[:1]
+	got, err := Fit(s)
+	if err != nil {
+		t.Fatalf("Fit with one memory point: %v", err)
+	}
+	if got.KVBytesPerToken != 0 || got.MemoryLine.N != 0 || got.StepPerSeq != want.StepPerSeq {
+		t.Errorf("Fit = %+v: want no memory line, KV bytes 0 and the decode step fitted", got)
+	}
+}
+
 // Zero-mean noise on every sample moves the estimates little.
 func TestFitWithNoiseStaysClose(t *testing.T) {
 	want := Params{StepBase: 4 * time.Millisecond, StepPerSeq: 9 * time.Millisecond,
