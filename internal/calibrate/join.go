@@ -152,13 +152,7 @@ func joinProbe(obs []Observation, batchSize int) Joins {
 				lead = -1
 				break
 			}
-			n := 0
-			for _, t := range first.Chunks {
-				if t < o.Chunks[0]-tol {
-					n++
-				}
-			}
-			if lead < 0 || n < lead {
+			if n := tokensAhead(first, o, tol); lead < 0 || n < lead {
 				lead = n
 			}
 		}
@@ -210,15 +204,21 @@ func roundLead(round []Observation) (int, *Observation) {
 		if o == leader {
 			continue
 		}
-		n := 0
-		for _, t := range leader.Chunks {
-			if t < o.Chunks[0]-tol {
-				n++
-			}
-		}
-		if n > 0 && (lead == 0 || n < lead) {
+		if n := tokensAhead(leader, o, tol); n > 0 && (lead == 0 || n < lead) {
 			lead = n
 		}
 	}
 	return lead, leader
+}
+
+// tokensAhead is how many of the leader's chunks came before o's first
+// chunk, chunks closer than tol counting as the same batch.
+func tokensAhead(leader, o *Observation, tol time.Duration) int {
+	n := 0
+	for _, t := range leader.Chunks {
+		if t < o.Chunks[0]-tol {
+			n++
+		}
+	}
+	return n
 }
