@@ -39,6 +39,7 @@ type calibrateFlags struct {
 	maxTokens   int
 	rounds      int
 	joinWords   int
+	joinFollow  int
 	joinDelay   time.Duration
 	joinRounds  int
 	heldOut     string
@@ -58,7 +59,8 @@ func runCalibrate(args []string) error {
 	fs.StringVar(&f.promptWords, "prompt-words", "4,48,128,256", "prompt lengths in words at concurrency 1, comma-separated (the prefill fit)")
 	fs.IntVar(&f.maxTokens, "max-tokens", 32, "output tokens of every probe request")
 	fs.IntVar(&f.rounds, "rounds", 3, "repeats of every probe")
-	fs.IntVar(&f.joinWords, "join-prompt-words", 104, "the join probe at each parallel setting above 1 (the mid-prompt late-join rate): its first request's prompt in words, more than one batch of the engine's tokens and less than two; its second has the first --prompt-words; 0 leaves it out")
+	fs.IntVar(&f.joinWords, "join-prompt-words", 104, "the join probe at each parallel setting above 1 (the mid-prompt late-join rate): its first request's prompt in words, more than one batch of the engine's tokens and less than two; its second has --join-follower-words; 0 leaves it out")
+	fs.IntVar(&f.joinFollow, "join-follower-words", 0, "the join probe's second request's prompt in words, up to two batches of the engine's tokens (0: the first --prompt-words)")
 	fs.DurationVar(&f.joinDelay, "join-delay", 300*time.Millisecond, "how long after the first request the join probe sends the second (while the first one's first batch runs)")
 	fs.IntVar(&f.joinRounds, "join-rounds", 6, "repeats of the join probe")
 	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96,p4-c4-w32", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
@@ -137,7 +139,7 @@ func (f *calibrateFlags) config() (calibrate.Config, error) {
 	}
 	cfg.Engine, cfg.URL, cfg.Model, cfg.Base = engine, url, f.model, base
 	cfg.NumCtx, cfg.MaxTokens, cfg.Rounds = f.numCtx, f.maxTokens, f.rounds
-	cfg.JoinWords, cfg.JoinDelay, cfg.JoinRounds, cfg.HeldOutRounds = f.joinWords, f.joinDelay, f.joinRounds, f.heldRounds
+	cfg.JoinWords, cfg.JoinFollowerWords, cfg.JoinDelay, cfg.JoinRounds, cfg.HeldOutRounds = f.joinWords, f.joinFollow, f.joinDelay, f.joinRounds, f.heldRounds
 	cfg.HeldOutTimeScale = f.heldScale
 	return cfg, cfg.Validate()
 }

@@ -41,10 +41,13 @@ type Config struct {
 	// two, and a second with a short prompt (PromptWords[0]) sent
 	// JoinDelay after it, so it waits at a batch end in the middle of the
 	// first one's prompt (the late-join rate of that kind; join.go). It is
-	// left out of the decode fit.
-	JoinWords  int
-	JoinDelay  time.Duration
-	JoinRounds int
+	// left out of the decode fit. JoinFollowerWords, when positive, gives
+	// the second request a prompt of that many words instead (up to two
+	// batches of the engine's tokens).
+	JoinWords         int
+	JoinFollowerWords int
+	JoinDelay         time.Duration
+	JoinRounds        int
 	// HeldOut are checked, not fitted: the real engine and the fitted
 	// simulator run each, HeldOutRounds times (0: Rounds); their Parallel
 	// must be among Parallel.
@@ -81,8 +84,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibrate: held-out time scale %v: must be in (0, 1], or 0 for real time", c.HeldOutTimeScale)
 	case c.HeldOutRounds < 0:
 		return fmt.Errorf("calibrate: held-out rounds %d: must not be negative", c.HeldOutRounds)
-	case c.JoinWords < 0 || c.JoinDelay < 0:
-		return fmt.Errorf("calibrate: join probe of %d words after %v: must not be negative", c.JoinWords, c.JoinDelay)
+	case c.JoinWords < 0 || c.JoinFollowerWords < 0 || c.JoinDelay < 0:
+		return fmt.Errorf("calibrate: join probe of %d and %d words after %v: must not be negative", c.JoinWords, c.JoinFollowerWords, c.JoinDelay)
 	case c.JoinWords > 0 && c.JoinDelay < time.Millisecond:
 		return fmt.Errorf("calibrate: join probe delay %v: give at least 1ms, so the second request comes while the first one's prompt is read", c.JoinDelay)
 	case c.JoinWords > 0 && c.JoinRounds <= 0:
@@ -108,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// joinFollowerWords is the join probe's second prompt in words.
+func (c Config) joinFollowerWords() int { return cmp.Or(c.JoinFollowerWords, c.PromptWords[0]) }
 
 func (c Config) heldOutRounds() int { return cmp.Or(c.HeldOutRounds, c.Rounds) }
 
@@ -182,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			probes = append(probes, Scenario{Parallel: p, Concurrency: c, PromptWords: cfg.PromptWords[0]})
 		}
 		if cfg.JoinWords > 0 && p > 1 {
-			probes = append(probes, Scenario{Parallel: p, Concurrency: 2, PromptWords: cfg.PromptWords[0], FirstWords: cfg.JoinWords,
+			probes = append(probes, Scenario{Parallel: p, Concurrency: 2, PromptWords: cfg.joinFollowerWords(), FirstWords: cfg.JoinWords,
 				DelayMs: int(cfg.JoinDelay / time.Millisecond)})
 		}
 		for _, sc := range probes {

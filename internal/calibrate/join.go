@@ -121,15 +121,20 @@ func (o Outcome) joins(batchSize int) Joins {
 }
 
 // joinProbe counts the rounds of a join probe (Scenario.DelayMs): the
-// request sent first took the runner's lock alone, and the others, sent
-// later with prompts of one batch, waited at the end of its first batch.
-// A follower that joined the next batch samples when that batch ends,
-// after the first request's token 1 if the first's prompt took one batch,
-// with its token 1 (0 tokens before) if it took two; one that missed it
-// samples a batch later, one token further behind. A round whose prompts
-// do not fit these shapes is not counted.
+// request that took the runner first (the one sent first, unless another's
+// first token came a batch earlier: sent 1 ms apart, either can win) read
+// its first batch alone, and the others waited at the end of that batch.
+// A follower whose prompt takes fb batches and joins the next batch samples
+// fb batches later: when the first request's prompt took b batches (1 or
+// 2), that is 1 + fb − b of its tokens before the follower's first; one
+// that missed the next batch is one token further behind. The kind is the
+// first request's: Sampled when its prompt took one batch, MidPrompt when
+// two. A round whose prompts do not fit these shapes, or whose follower
+// shared the first batch (one token less), is not counted.
 func joinProbe(obs []Observation, batchSize int) Joins {
 	var c Joins
+	size := max(batchSize, 1)
+	batches := func(o *Observation) int { return (o.PromptTokens + size - 1) / size }
 	for _, r := range byRound(obs) {
 		first := &r[0]
 		for i := range r {
@@ -137,30 +142,43 @@ func joinProbe(obs []Observation, batchSize int) Joins {
 				first = &r[i]
 			}
 		}
-		batches := (first.PromptTokens + batchSize - 1) / max(batchSize, 1)
-		if len(r) < 2 || len(first.Chunks) < 3 || batches < 1 || batches > 2 {
+		if len(r) < 2 || len(first.Chunks) < 3 {
 			continue
 		}
 		tol := medianGap(first.Chunks) / 2
-		lead := -1
+		for i := range r {
+			if len(r[i].Chunks) > 0 && r[i].Chunks[0] < first.Chunks[0]-tol {
+				first = &r[i]
+			}
+		}
+		b := batches(first)
+		if len(first.Chunks) < 3 || b < 1 || b > 2 {
+			continue
+		}
+		tol = medianGap(first.Chunks) / 2
+		extra, seen, ok := 0, false, true
 		for i := range r {
 			o := &r[i]
 			if o == first {
 				continue
 			}
-			if len(o.Chunks) == 0 || o.PromptTokens > batchSize {
-				lead = -1
+			fb := batches(o)
+			if len(o.Chunks) == 0 || fb < 1 || fb > 2 {
+				ok = false
 				break
 			}
-			if n := tokensAhead(first, o, tol); lead < 0 || n < lead {
-				lead = n
+			if n := tokensAhead(first, o, tol) - (1 + fb - b); !seen || n < extra {
+				extra, seen = n, true
 			}
 		}
+		if !ok || !seen {
+			continue
+		}
 		kind := &c.Sampled
-		if batches == 2 {
+		if b == 2 {
 			kind = &c.MidPrompt
 		}
-		switch lead - (2 - batches) {
+		switch extra {
 		case 0:
 			kind.Next++
 		case 1:

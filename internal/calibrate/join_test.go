@@ -190,7 +190,9 @@ func TestJoinProbe(t *testing.T) {
 	}{{600, false}, {600, true}, {600, true}, {300, false}, {300, true}, {300, true}, {300, true}} {
 		obs = append(obs, joinProbeRound(r, tc.first, tc.late)...)
 	}
-	// Not counted: a first prompt of three batches, a follower of two.
+	// Not counted: a first prompt of three batches; a follower of two
+	// batches whose first token came with the first one's (it shared the
+	// first batch).
 	obs = append(obs, Observation{Round: 7, PromptTokens: 1200, Chunks: chunksAt(900*time.Millisecond, 12*time.Millisecond, 8)},
 		Observation{Round: 7, PromptTokens: 40, Start: 100 * time.Millisecond, Chunks: chunksAt(500*time.Millisecond, 12*time.Millisecond, 8)})
 	two := joinProbeRound(8, 600, false)
@@ -215,5 +217,51 @@ func TestReportCountsTheJoinProbe(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "| p2-c2-w4-f104-d100 | 4 |") || !strings.Contains(b.String(), "| 1/2 |") {
 		t.Errorf("report:\n%s", b.String())
+	}
+}
+
+// longJoinRound is one round of a join probe whose follower's prompt is as
+// long as the first one's (600 tokens: 512, then 88), as the batch rules
+// make it with batches of 300 ms for a prompt chunk, 100 ms for a rest and
+// 12 ms for a decode step: the follower joins the next batch, the one
+// after, or shares the first one; swapped, the follower (sent 1 ms later)
+// took the runner first.
+func longJoinRound(round int, how string) []Observation {
+	ms := time.Millisecond
+	var lead, follow []time.Duration
+	switch how {
+	case "next", "swapped": // b2: L's rest, F's first chunk; b3: L decodes, F's rest
+		lead = append([]time.Duration{700 * ms}, chunksAt(800*ms, 12*ms, 8)...)
+		follow = chunksAt(800*ms, 12*ms, 8)
+	case "late": // b2: L's rest alone; b3: L decodes, F's first chunk; b4: F's rest
+		lead = append([]time.Duration{400 * ms, 800 * ms}, chunksAt(900*ms, 12*ms, 8)...)
+		follow = chunksAt(900*ms, 12*ms, 8)
+	case "shared": // b1: both first chunks; b2: both rests
+		lead = chunksAt(800*ms, 12*ms, 8)
+		follow = chunksAt(800*ms+200*time.Microsecond, 12*ms, 8)
+	}
+	if how == "swapped" {
+		lead, follow = follow, lead
+	}
+	return []Observation{{Round: round, PromptTokens: 600, Start: 0, Chunks: lead},
+		{Round: round, PromptTokens: 600, Start: ms, Chunks: follow}}
+}
+
+// A join probe whose follower has a prompt of two batches counts by the
+// request that took the runner first, even when it was sent second; a
+// round in which both shared the first batch is not counted.
+func TestJoinProbeLongFollower(t *testing.T) {
+	var obs []Observation
+	for r, how := range []string{"next", "late", "late", "shared", "swapped", "late"} {
+		obs = append(obs, longJoinRound(r, how)...)
+	}
+	got := (Outcome{Scenario: Scenario{Parallel: 2, Concurrency: 2, PromptWords: 104, FirstWords: 104, DelayMs: 1}, Observations: obs}).joins(512)
+	if want := (Joins{MidPrompt: JoinCount{Next: 2, Late: 3}}); got != want {
+		t.Errorf("joins %+v, want %+v", got, want)
+	}
+	// The held-out scenarios' rounds (equal prompts sent together) count
+	// the same by the leader's first token.
+	if j := joins(obs, 512); j != got {
+		t.Errorf("joins of the same rounds as a scenario %+v, as a join probe %+v", j, got)
 	}
 }

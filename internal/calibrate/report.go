@@ -24,7 +24,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
 	if cfg.JoinWords > 0 {
 		fmt.Fprintf(w, " At each parallel setting above 1, a join probe, %d rounds: a prompt of %d words, longer than one batch, and one of %d words sent %v after it (not in the decode fit).",
-			cfg.JoinRounds, cfg.JoinWords, cfg.PromptWords[0], cfg.JoinDelay)
+			cfg.JoinRounds, cfg.JoinWords, cfg.joinFollowerWords(), cfg.JoinDelay)
 	}
 	fmt.Fprintf(w, " Held-out scenarios: %d rounds each", cfg.heldOutRounds())
 	if sc := cfg.HeldOutTimeScale; sc > 0 && sc != 1 {
