@@ -42,8 +42,8 @@ type Config struct {
 	// JoinDelay after it, so it waits at a batch end in the middle of the
 	// first one's prompt (the late-join rate of that kind; join.go). It is
 	// left out of the decode fit. JoinFollowerWords, when positive, gives
-	// the second request a prompt of that many words instead (up to two
-	// batches of the engine's tokens).
+	// the second request a prompt of that many words instead (at least as
+	// many batches as the first one's, less one, for the count to tell).
 	JoinWords         int
 	JoinFollowerWords int
 	JoinDelay         time.Duration

@@ -125,12 +125,12 @@ func (o Outcome) joins(batchSize int) Joins {
 // first token came a batch earlier: sent 1 ms apart, either can win) read
 // its first batch alone, and the others waited at the end of that batch.
 // A follower whose prompt takes fb batches and joins the next batch samples
-// fb batches later: when the first request's prompt took b batches (1 or
-// 2), that is 1 + fb − b of its tokens before the follower's first; one
-// that missed the next batch is one token further behind. The kind is the
-// first request's: Sampled when its prompt took one batch, MidPrompt when
-// two. A round whose prompts do not fit these shapes, or whose follower
-// shared the first batch (one token less), is not counted.
+// fb batches later: when the first request's prompt took b batches, that
+// is 1 + fb − b of its tokens before the follower's first; one that missed
+// the next batch is one token further behind. The kind is the first
+// request's: Sampled when its prompt took one batch, MidPrompt when more. A
+// round whose follower's prompt is too short to tell (1 + fb − b < 0), or
+// whose follower shared the first batch (one token less), is not counted.
 func joinProbe(obs []Observation, batchSize int) Joins {
 	var c Joins
 	size := max(batchSize, 1)
@@ -152,7 +152,7 @@ func joinProbe(obs []Observation, batchSize int) Joins {
 			}
 		}
 		b := batches(first)
-		if len(first.Chunks) < 3 || b < 1 || b > 2 {
+		if len(first.Chunks) < 3 || b < 1 {
 			continue
 		}
 		tol = medianGap(first.Chunks) / 2
@@ -163,7 +163,7 @@ func joinProbe(obs []Observation, batchSize int) Joins {
 				continue
 			}
 			fb := batches(o)
-			if len(o.Chunks) == 0 || fb < 1 || fb > 2 {
+			if len(o.Chunks) == 0 || fb < 1 || 1+fb-b < 0 {
 				ok = false
 				break
 			}
@@ -175,7 +175,7 @@ func joinProbe(obs []Observation, batchSize int) Joins {
 			continue
 		}
 		kind := &c.Sampled
-		if b == 2 {
+		if b > 1 {
 			kind = &c.MidPrompt
 		}
 		switch extra {

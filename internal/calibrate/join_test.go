@@ -190,9 +190,10 @@ func TestJoinProbe(t *testing.T) {
 	}{{600, false}, {600, true}, {600, true}, {300, false}, {300, true}, {300, true}, {300, true}} {
 		obs = append(obs, joinProbeRound(r, tc.first, tc.late)...)
 	}
-	// Not counted: a first prompt of three batches; a follower of two
-	// batches whose first token came with the first one's (it shared the
-	// first batch).
+	// Not counted: a first prompt of three batches beside a follower of one
+	// (its first token comes before the first one's either way); a
+	// follower of two batches whose first token came with the first one's
+	// (it shared the first batch).
 	obs = append(obs, Observation{Round: 7, PromptTokens: 1200, Chunks: chunksAt(900*time.Millisecond, 12*time.Millisecond, 8)},
 		Observation{Round: 7, PromptTokens: 40, Start: 100 * time.Millisecond, Chunks: chunksAt(500*time.Millisecond, 12*time.Millisecond, 8)})
 	two := joinProbeRound(8, 600, false)
@@ -255,8 +256,18 @@ func TestJoinProbeLongFollower(t *testing.T) {
 	for r, how := range []string{"next", "late", "late", "shared", "swapped", "late"} {
 		obs = append(obs, longJoinRound(r, how)...)
 	}
+	// Prompts of three batches (512, 512, 22) time the same way, one
+	// batch later: the next batch gives the first request one token before
+	// the follower's first, the one after two.
+	for r, how := range []string{"next", "late"} {
+		round := longJoinRound(10+r, how)
+		for i := range round {
+			round[i].PromptTokens = 1046
+		}
+		obs = append(obs, round...)
+	}
 	got := (Outcome{Scenario: Scenario{Parallel: 2, Concurrency: 2, PromptWords: 104, FirstWords: 104, DelayMs: 1}, Observations: obs}).joins(512)
-	if want := (Joins{MidPrompt: JoinCount{Next: 2, Late: 3}}); got != want {
+	if want := (Joins{MidPrompt: JoinCount{Next: 3, Late: 4}}); got != want {
 		t.Errorf("joins %+v, want %+v", got, want)
 	}
 	// The held-out scenarios' rounds (equal prompts sent together) count
