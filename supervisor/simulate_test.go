@@ -162,14 +162,14 @@ func TestSimulateProfileFlags(t *testing.T) {
 	none := func(string) string { return "" }
 	o, err := parseSimulate([]string{"--profile", "tiny", "--step-per-seq", "20ms", "--prefill-per-token", "1ms",
 		"--load-time", "0s", "--kv-heads", "4", "--weights-bytes", "1GiB", "--late-join-rate", "0.75",
-		"--late-join-rate-mid-prompt", "0.5"}, none)
+		"--late-join-rate-together", "0.5"}, none)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := o.cfg.CustomProfile
 	if p == nil || p.Name != "tiny" || p.StepPerSeq != 20*time.Millisecond || p.PrefillPerToken != time.Millisecond ||
 		p.KVHeads != 4 || p.WeightsBytes != 1<<30 || p.StepBase != 500*time.Microsecond || p.LateJoinRate != 0.75 ||
-		p.LateJoinRateMidPrompt != 0.5 {
+		p.LateJoinRateTogether != 0.5 {
 		t.Errorf("custom profile %+v", p)
 	}
 	if o, _ := parseSimulate([]string{"--profile", "tiny"}, none); o.cfg.CustomProfile != nil {
@@ -177,7 +177,7 @@ func TestSimulateProfileFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--step-base", "fast"}, {"--layers", "0"}, {"--heads", "5"}, {"--weights-bytes", "x"},
 		{"--late-join-rate", "1.5"}, {"--late-join-rate", "-0.1"}, {"--late-join-rate", "NaN"},
-		{"--late-join-rate-mid-prompt", "2"}} {
+		{"--late-join-rate-together", "2"}} {
 		if _, err := parseSimulate(args, none); !errors.As(err, new(subcommand.UsageError)) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}

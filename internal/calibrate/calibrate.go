@@ -37,13 +37,14 @@ type Config struct {
 	Rounds    int
 	// JoinWords, when positive, adds a join probe at each parallel setting
 	// above 1, JoinRounds times: a first request whose prompt of JoinWords
-	// words takes more than one batch of the engine's tokens but less than
-	// two, and a second with a short prompt (PromptWords[0]) sent
-	// JoinDelay after it, so it waits at a batch end in the middle of the
-	// first one's prompt (the late-join rate of that kind; join.go). It is
-	// left out of the decode fit. JoinFollowerWords, when positive, gives
-	// the second request a prompt of that many words instead (at least as
-	// many batches as the first one's, less one, for the count to tell).
+	// words takes more than one batch of the engine's tokens, and a second
+	// with a prompt of JoinFollowerWords words (0: JoinWords) sent
+	// JoinDelay after it, while the runner reads the first one's first
+	// batch. Sent within simulator.TogetherWindow and with a long prompt,
+	// it measures the late-join rate of long prompts sent together;
+	// otherwise that of any other join (join.go). The follower's prompt
+	// needs at least as many batches as the first one's, less one, for the
+	// count to tell. It is left out of the decode fit.
 	JoinWords         int
 	JoinFollowerWords int
 	JoinDelay         time.Duration
@@ -113,7 +114,7 @@ func (c Config) Validate() error {
 }
 
 // joinFollowerWords is the join probe's second prompt in words.
-func (c Config) joinFollowerWords() int { return cmp.Or(c.JoinFollowerWords, c.PromptWords[0]) }
+func (c Config) joinFollowerWords() int { return cmp.Or(c.JoinFollowerWords, c.JoinWords) }
 
 func (c Config) heldOutRounds() int { return cmp.Or(c.HeldOutRounds, c.Rounds) }
 
@@ -277,7 +278,7 @@ func profileFrom(ctx context.Context, cfg Config, p Params, res *Result) (simula
 	prof.AttentionPerPair, prof.DecodePerContextToken = p.AttentionPerPair, p.DecodePerContextToken
 	prof.RequestOverhead, prof.LoadTime = p.RequestOverhead, p.LoadTime
 	prof.KVBytesPerToken = p.KVBytesPerToken
-	prof.LateJoinRate, prof.LateJoinRateMidPrompt = p.LateJoinRate, p.LateJoinRateMidPrompt
+	prof.LateJoinRate, prof.LateJoinRateTogether = p.LateJoinRate, p.LateJoinRateTogether
 	// The engine's own KV cache figure beats the memory fit.
 	for _, f := range res.Facts {
 		if kv, ok := KVFromLog(f.RunnerLog); ok {

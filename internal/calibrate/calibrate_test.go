@@ -99,7 +99,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 			t.Errorf("probe %s: %d requests, want %d", o.Scenario, o.Requests, 2*o.Scenario.Concurrency)
 		}
 	}
-	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4 p2-c2-w4-f80-d20" {
+	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4 p2-c2-w80-f80-d20" {
 		t.Errorf("probes %s", got)
 	}
 	// The join probe sends its second request the delay after the round starts.
@@ -129,8 +129,8 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	if r := res.Params.LateJoinRate; r < 0 || r > 1 || r != res.Profile.LateJoinRate {
 		t.Errorf("late join rate %v, profile's %v", r, res.Profile.LateJoinRate)
 	}
-	if r := res.Params.LateJoinRateMidPrompt; r < 0 || r > 1 || r != res.Profile.LateJoinRateMidPrompt {
-		t.Errorf("mid-prompt late join rate %v, profile's %v", r, res.Profile.LateJoinRateMidPrompt)
+	if r := res.Params.LateJoinRateTogether; r < 0 || r > 1 || r != res.Profile.LateJoinRateTogether {
+		t.Errorf("together late join rate %v, profile's %v", r, res.Profile.LateJoinRateTogether)
 	}
 	p := res.Profile
 	if p.Name != "fitted" || p.Model != "tiny:latest" || p.ContextLength != 512 || p.KVBytesPerToken != 512 ||
@@ -150,7 +150,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error",
-		"| late join rate |", "| late join rate mid-prompt |", "| p2-c2-w4-f80-d20 |", "Held-out scenarios: 3 rounds each; the simulator ran them at time scale 0.5"} {
+		"| late join rate |", "| late join rate together |", "| p2-c2-w80-f80-d20 |", "Held-out scenarios: 3 rounds each; the simulator ran them at time scale 0.5"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, report.String())
 		}

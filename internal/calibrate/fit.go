@@ -361,8 +361,8 @@ type Samples struct {
 	Memory []Point
 	// Joins counts, over the rounds of the probes with several requests,
 	// whether the requests that reached the runner during another's first
-	// batch joined the next batch or the one after, by whether that batch
-	// ended with a sampled token or mid-prompt (join.go).
+	// batch joined the next batch or the one after, by whether they were
+	// long prompts sent together with it or not (join.go).
 	Joins Joins
 }
 
@@ -376,11 +376,11 @@ type Params struct {
 	KVBytesPerToken int64
 	// Loads is how many load times LoadTime is the mean of.
 	Loads int
-	// LateJoinRate and LateJoinRateMidPrompt are the shares of late joins
-	// in Joins.Sampled and Joins.MidPrompt (the profile's fields of the
-	// same names; Joins.Rates says what a kind without rounds gets).
-	LateJoinRate, LateJoinRateMidPrompt float64
-	Joins                               Joins
+	// LateJoinRate and LateJoinRateTogether are the shares of late joins
+	// in Joins.Apart and Joins.Together (the profile's fields of the same
+	// names; Joins.Rates says what a kind without rounds gets).
+	LateJoinRate, LateJoinRateTogether float64
+	Joins                              Joins
 	// The fitted models, for the report.
 	Prefill    Curve
 	Decode     Decode
@@ -425,7 +425,7 @@ func Fit(s Samples) (Params, error) {
 		p.LoadTime, p.Loads = seconds(sum/float64(len(s.Loads))), len(s.Loads)
 	}
 	p.Joins = s.Joins
-	p.LateJoinRate, p.LateJoinRateMidPrompt = s.Joins.Rates()
+	p.LateJoinRate, p.LateJoinRateTogether = s.Joins.Rates()
 	// One parallel setting gives one point: no line, and the KV cache
 	// comes from the engine's log or is not measured.
 	if len(s.Memory) > 1 {

@@ -3,6 +3,8 @@ package calibrate
 import (
 	"slices"
 	"time"
+
+	"github.com/tokentrace/tokentrace/internal/simulator"
 )
 
 // A request sent while the runner computes a batch cannot join that batch;
@@ -22,41 +24,42 @@ import (
 // difference between a stall of one short batch and one of a whole prompt
 // chunk.
 
-// The kind of batch end the requests waited at may matter: when the
-// leader's first batch ends with its first token, the token's send to its
-// handler has already woken an idle thread before the unlock; when it ends
-// in the middle of the leader's prompt (a prompt of more than one batch),
-// the unlock wakes one for the waiting request (docs/simulator.md, rule 6).
-// Joins counts the two apart, so a calibration measures each.
+// How often the woken request wins depends on how it came: the join probes
+// measured requests with prompts of more than one batch, sent together to
+// an idle runner, joining the next batch about half the time, and every
+// other kind (short prompts sent together, long ones sent 300 ms after
+// the first, at batch ends where a slot samples or mid-prompt) in about
+// one round of six (docs/simulator.md). Joins counts the two apart, so a
+// calibration measures each.
 
-// Joins counts the rounds by the kind of batch end at which the requests
-// waited: Sampled when the leader's first batch held its whole prompt (it
-// sampled when that batch ended), MidPrompt when it read only a part.
+// Joins counts the rounds by how the requests that waited came: Together
+// when every one of them has a prompt of more than one batch and was sent
+// within simulator.TogetherWindow of the first request, Apart otherwise.
 type Joins struct {
-	Sampled   JoinCount `json:"sampled"`
-	MidPrompt JoinCount `json:"mid_prompt"`
+	Apart    JoinCount `json:"apart"`
+	Together JoinCount `json:"together"`
 }
 
 // Add adds another count.
 func (j Joins) Add(o Joins) Joins {
-	return Joins{Sampled: j.Sampled.Add(o.Sampled), MidPrompt: j.MidPrompt.Add(o.MidPrompt)}
+	return Joins{Apart: j.Apart.Add(o.Apart), Together: j.Together.Add(o.Together)}
 }
 
 // Total is both kinds together.
-func (j Joins) Total() JoinCount { return j.Sampled.Add(j.MidPrompt) }
+func (j Joins) Total() JoinCount { return j.Apart.Add(j.Together) }
 
 // Rates are the late-join shares of each kind; a kind no round showed
 // takes the other's share (nothing better is known), and both are 0 when
 // no round showed either.
-func (j Joins) Rates() (sampled, midPrompt float64) {
-	sampled, midPrompt = j.Sampled.Rate(), j.MidPrompt.Rate()
+func (j Joins) Rates() (apart, together float64) {
+	apart, together = j.Apart.Rate(), j.Together.Rate()
 	switch {
-	case j.Sampled.Next+j.Sampled.Late == 0:
-		sampled = midPrompt
-	case j.MidPrompt.Next+j.MidPrompt.Late == 0:
-		midPrompt = sampled
+	case j.Apart.Next+j.Apart.Late == 0:
+		apart = together
+	case j.Together.Next+j.Together.Late == 0:
+		together = apart
 	}
-	return sampled, midPrompt
+	return apart, together
 }
 
 // JoinCount counts, over rounds where requests joined after the leader's
@@ -80,18 +83,16 @@ func (j JoinCount) Add(o JoinCount) JoinCount {
 }
 
 // joins counts the rounds of one scenario's observations (Observation.Round
-// groups them; each needs its chunk times), by whether the leader's prompt
-// fit one batch of batchSize engine tokens. A lead of more than two tokens
-// is something else (a request that waited for a slot, with fewer slots
-// than requests) and is not counted.
+// groups them; each needs its chunk times), by whether the requests other
+// than the leader were long prompts sent together with it (batchSize is
+// the engine's batch in its tokens). A lead of more than two tokens is
+// something else (a request that waited for a slot, with fewer slots than
+// requests) and is not counted.
 func joins(obs []Observation, batchSize int) Joins {
 	var c Joins
 	for _, r := range byRound(obs) {
 		lead, leader := roundLead(r)
-		kind := &c.Sampled
-		if leader != nil && leader.PromptTokens > batchSize {
-			kind = &c.MidPrompt
-		}
+		kind := c.kind(r, leader, batchSize)
 		switch lead {
 		case 1:
 			kind.Next++
@@ -100,6 +101,27 @@ func joins(obs []Observation, batchSize int) Joins {
 		}
 	}
 	return c
+}
+
+// kind is the count a round belongs to: Together when every request but
+// first has a prompt of more than batchSize engine tokens and all were
+// sent within simulator.TogetherWindow of each other.
+func (c *Joins) kind(round []Observation, first *Observation, batchSize int) *JoinCount {
+	if first == nil || len(round) < 2 {
+		return &c.Apart
+	}
+	lo, hi := round[0].Start, round[0].Start
+	for i := range round {
+		o := &round[i]
+		lo, hi = min(lo, o.Start), max(hi, o.Start)
+		if o != first && o.PromptTokens <= batchSize {
+			return &c.Apart
+		}
+	}
+	if hi-lo > simulator.TogetherWindow {
+		return &c.Apart
+	}
+	return &c.Together
 }
 
 // byRound groups observations by their round.
@@ -127,8 +149,7 @@ func (o Outcome) joins(batchSize int) Joins {
 // A follower whose prompt takes fb batches and joins the next batch samples
 // fb batches later: when the first request's prompt took b batches, that
 // is 1 + fb − b of its tokens before the follower's first; one that missed
-// the next batch is one token further behind. The kind is the first
-// request's: Sampled when its prompt took one batch, MidPrompt when more. A
+// the next batch is one token further behind. The kind is Joins.kind's. A
 // round whose follower's prompt is too short to tell (1 + fb − b < 0), or
 // whose follower shared the first batch (one token less), is not counted.
 func joinProbe(obs []Observation, batchSize int) Joins {
@@ -174,10 +195,7 @@ func joinProbe(obs []Observation, batchSize int) Joins {
 		if !ok || !seen {
 			continue
 		}
-		kind := &c.Sampled
-		if b > 1 {
-			kind = &c.MidPrompt
-		}
+		kind := c.kind(r, first, batchSize)
 		switch extra {
 		case 0:
 			kind.Next++

@@ -41,20 +41,23 @@ func TestRoundLead(t *testing.T) {
 }
 
 // joins counts each round once, and no round in which the leader was more
-// than two tokens ahead (the others waited for a slot); a round whose
-// leader's prompt is longer than one batch counts as mid-prompt.
+// than two tokens ahead (the others waited for a slot); a round whose later
+// request has a prompt of more than one batch and was sent within
+// TogetherWindow of the leader counts as together.
 func TestJoins(t *testing.T) {
 	ms := time.Millisecond
 	var obs []Observation
 	for r, tc := range []struct {
 		late   time.Duration
-		prompt int
-	}{{12 * ms, 60}, {24 * ms, 60}, {24 * ms, 60}, {0, 60}, {36 * ms, 60}, {12 * ms, 600}, {24 * ms, 600}, {12 * ms, 513}} {
-		obs = append(obs, Observation{Round: r, PromptTokens: tc.prompt, Chunks: chunksAt(100*ms, 12*ms, 8)},
-			Observation{Round: r, PromptTokens: tc.prompt, Chunks: chunksAt(100*ms+tc.late+ms, 12*ms, 8)})
+		prompt int           // the later request's
+		sent   time.Duration // after the leader
+	}{{12 * ms, 60, 0}, {24 * ms, 60, 0}, {24 * ms, 600, 300 * ms}, {0, 60, 0}, {36 * ms, 60, 0},
+		{12 * ms, 600, 0}, {24 * ms, 600, ms}, {12 * ms, 513, 50 * ms}} {
+		obs = append(obs, Observation{Round: r, PromptTokens: 600, Chunks: chunksAt(100*ms, 12*ms, 8)},
+			Observation{Round: r, PromptTokens: tc.prompt, Start: tc.sent, Chunks: chunksAt(100*ms+tc.late+ms, 12*ms, 8)})
 	}
 	got := joins(obs, 512)
-	if want := (Joins{Sampled: JoinCount{Next: 1, Late: 2}, MidPrompt: JoinCount{Next: 2, Late: 1}}); got != want {
+	if want := (Joins{Apart: JoinCount{Next: 1, Late: 2}, Together: JoinCount{Next: 2, Late: 1}}); got != want {
 		t.Errorf("joins %+v, want %+v", got, want)
 	}
 	if s, m := got.Rates(); s != 2.0/3 || m != 1.0/3 {
@@ -68,14 +71,14 @@ func TestJoins(t *testing.T) {
 	}
 }
 
-// A kind of batch end that no round showed takes the other kind's rate.
+// A kind of join that no round showed takes the other kind's rate.
 func TestJoinsRatesOneKind(t *testing.T) {
 	for _, tc := range []struct {
 		j    Joins
 		s, m float64
 	}{
-		{Joins{Sampled: JoinCount{Next: 1, Late: 3}}, 0.75, 0.75},
-		{Joins{MidPrompt: JoinCount{Next: 1, Late: 1}}, 0.5, 0.5},
+		{Joins{Apart: JoinCount{Next: 1, Late: 3}}, 0.75, 0.75},
+		{Joins{Together: JoinCount{Next: 1, Late: 1}}, 0.5, 0.5},
 		{Joins{}, 0, 0},
 	} {
 		if s, m := tc.j.Rates(); s != tc.s || m != tc.m {
@@ -114,15 +117,14 @@ func joinRound(round, prompt int, late bool) []Observation {
 // (the misses spread as the simulator spreads them) give both rates back
 // exactly through the fit.
 func TestFitRecoversLateJoinRates(t *testing.T) {
-	for _, tc := range []struct{ sampled, midPrompt float64 }{{0.75, 0.5}, {1, 0}, {0.25, 0.875}} {
+	for _, tc := range []struct{ apart, together float64 }{{0.75, 0.5}, {1, 0}, {0.25, 0.875}} {
 		s := synthetic(Params{StepBase: time.Millisecond, StepPerSeq: time.Millisecond, PrefillPerToken: time.Millisecond}, 0)
 		for _, kind := range []struct {
 			prompt int
 			rate   float64
-		}{{60, tc.sampled}, {600, tc.midPrompt}} {
-			// The probes with several requests give the sampled kind, the
-			// join probe the mid-prompt kind, and so do the held-out
-			// scenarios' equal prompts of two batches (not fitted).
+		}{{60, tc.apart}, {600, tc.together}} {
+			// Short prompts sent together give the one kind, long ones
+			// the other; the join probe of each shape counts the same.
 			var obs, probe []Observation
 			acc := 0.5
 			for r := range 8 {
@@ -132,7 +134,10 @@ func TestFitRecoversLateJoinRates(t *testing.T) {
 					acc--
 				}
 				obs = append(obs, joinRound(r, kind.prompt, late)...)
-				probe = append(probe, joinProbeRound(r, kind.prompt, late)...)
+				if kind.prompt > 512 {
+					how := map[bool]string{false: "next", true: "late"}[late]
+					probe = append(probe, longJoinRound(r, how)...)
+				}
 			}
 			s.Joins = s.Joins.Add(joins(obs, 512))
 			if kind.prompt > 512 {
@@ -145,11 +150,11 @@ func TestFitRecoversLateJoinRates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.LateJoinRate != tc.sampled || got.LateJoinRateMidPrompt != tc.midPrompt {
-			t.Errorf("rates %v / %v: fitted %v / %v (%+v)", tc.sampled, tc.midPrompt, got.LateJoinRate, got.LateJoinRateMidPrompt, got.Joins)
+		if got.LateJoinRate != tc.apart || got.LateJoinRateTogether != tc.together {
+			t.Errorf("rates %v / %v: fitted %v / %v (%+v)", tc.apart, tc.together, got.LateJoinRate, got.LateJoinRateTogether, got.Joins)
 		}
-		if n := got.Joins.Sampled.Next + got.Joins.Sampled.Late + got.Joins.MidPrompt.Next + got.Joins.MidPrompt.Late; n != 16 {
-			t.Errorf("rates %v / %v: %d rounds counted, want 16", tc.sampled, tc.midPrompt, n)
+		if n := got.Joins.Total().Next + got.Joins.Total().Late; n != 16 {
+			t.Errorf("rates %v / %v: %d rounds counted, want 16", tc.apart, tc.together, n)
 		}
 	}
 }
@@ -181,7 +186,8 @@ func joinProbeRound(round, first int, late bool) []Observation {
 }
 
 // A join probe's rounds count by the request sent first, whichever request's
-// token came first: next or late, and the kind by its prompt.
+// token came first: next or late; a short follower sent 100 ms later joins
+// apart.
 func TestJoinProbe(t *testing.T) {
 	var obs []Observation
 	for r, tc := range []struct {
@@ -200,7 +206,7 @@ func TestJoinProbe(t *testing.T) {
 	two[1].PromptTokens = 600
 	obs = append(obs, two...)
 	got := (Outcome{Scenario: Scenario{Parallel: 2, Concurrency: 2, PromptWords: 4, FirstWords: 104, DelayMs: 100}, Observations: obs}).joins(512)
-	if want := (Joins{Sampled: JoinCount{Next: 1, Late: 3}, MidPrompt: JoinCount{Next: 1, Late: 2}}); got != want {
+	if want := (Joins{Apart: JoinCount{Next: 2, Late: 5}}); got != want {
 		t.Errorf("joins %+v, want %+v", got, want)
 	}
 }
@@ -267,7 +273,7 @@ func TestJoinProbeLongFollower(t *testing.T) {
 		obs = append(obs, round...)
 	}
 	got := (Outcome{Scenario: Scenario{Parallel: 2, Concurrency: 2, PromptWords: 104, FirstWords: 104, DelayMs: 1}, Observations: obs}).joins(512)
-	if want := (Joins{MidPrompt: JoinCount{Next: 3, Late: 4}}); got != want {
+	if want := (Joins{Together: JoinCount{Next: 3, Late: 4}}); got != want {
 		t.Errorf("joins %+v, want %+v", got, want)
 	}
 	// The held-out scenarios' rounds (equal prompts sent together) count

@@ -5,6 +5,8 @@ import (
 	"io"
 	"math"
 	"time"
+
+	"github.com/tokentrace/tokentrace/internal/simulator"
 )
 
 // Bound is the held-out error a calibration should stay within.
@@ -41,10 +43,10 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "| request overhead | %s | a of that curve less one step of one sequence |\n", ms(prof.RequestOverhead))
 	fmt.Fprintf(w, "| load time | %s | the engine's load_duration (else the load as timed), mean of %d starts |\n", ms(prof.LoadTime), res.Params.Loads)
 	fmt.Fprintf(w, "| KV bytes per token per slot | %d | %s |\n", prof.KVBytesPerToken, kvSource(res))
-	fmt.Fprintf(w, "| late join rate | %.2f | rounds of the probes with several requests whose first request read its whole prompt in its first batch (and sampled when it ended) in which the requests that reached the runner during that batch joined the batch after next, not the next (the first request two tokens ahead of their first token, not one): %s |\n",
-		prof.LateJoinRate, joinsOf(p.Joins.Sampled))
-	fmt.Fprintf(w, "| late join rate mid-prompt | %.2f | the same, in the rounds whose first request's prompt took more than one batch (no token sampled when its first batch ended): %s |\n",
-		prof.LateJoinRateMidPrompt, joinsOf(p.Joins.MidPrompt))
+	fmt.Fprintf(w, "| late join rate | %.2f | rounds of the probes with several requests in which the requests that reached the runner during the first request's first batch joined the batch after next, not the next (the first request one token further ahead of their first token): %s |\n",
+		prof.LateJoinRate, joinsOf(p.Joins.Apart))
+	fmt.Fprintf(w, "| late join rate together | %.2f | the same, in the rounds whose later requests had prompts of more than one batch and were sent within %v of the first (the join probe): %s |\n",
+		prof.LateJoinRateTogether, simulator.TogetherWindow, joinsOf(p.Joins.Together))
 	fmt.Fprintf(w, "| prompt tokens | engine = %.1f + %.3f × simulator | %s |\n\n", prof.PromptTokenOffset, prof.PromptTokenRatio, tokenSource(res.Tokens))
 	fmt.Fprintf(w, "## What the engine said it ran\n\n| parallel | verified | engine log |\n|---:|---|---|\n")
 	for _, par := range cfg.Parallel {

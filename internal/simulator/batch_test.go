@@ -11,7 +11,7 @@ import (
 // batches by hand, so no timing is involved.
 func batchEngine(p Profile, parallel int) *engine {
 	return &engine{prof: p, scale: 1, maxQueue: 10, ctxLen: 4096, slots: make([]slot, parallel), wake: make(chan struct{}, 1),
-		late: newLateJoins(p.LateJoinRate, p.LateJoinRateMidPrompt)}
+		late: newLateJoins(p.LateJoinRate, p.LateJoinRateTogether)}
 }
 
 func admit(e *engine, promptLen, limit int) *job {
@@ -225,13 +225,13 @@ func TestFreedSlotWaitsOneBatch(t *testing.T) {
 }
 
 // arriveDuring runs one turn of the engine's loop with j submitted while
-// the batch is computed, as a request that reaches the runner while it
-// holds its lock; it returns what each slot read.
-func arriveDuring(t *testing.T, e *engine, j *job) []work {
+// its batch runs, after since of it (the runner was idle before it when it
+// is the engine's first), and returns what each slot read.
+func arriveDuring(t *testing.T, e *engine, j *job, since time.Duration) []work {
 	t.Helper()
 	e.admitLocked(time.Now(), true)
 	b := e.planLocked()
-	e.running = len(b) > 0
+	e.startLocked(b, time.Now().Add(-since), e.batches == 0)
 	if err := e.submit(j); err != nil {
 		t.Fatal(err)
 	}
@@ -251,37 +251,39 @@ func promptJob(n, limit int) *job {
 // or, at the profile's late-join rate, the one after, while the runner has
 // other work; the slot decoding beside it then gets a token of its own in
 // between, before it waits for the new prompt's chunk. Which rate decides
-// is the kind of batch end b arrives during: with a's 600-token prompt it
-// ends mid-prompt (a reads 512 and samples nothing), so
-// LateJoinRateMidPrompt decides; with a 300-token prompt a samples when it
-// ends, so LateJoinRate does.
+// is how b came: with a prompt of more than one batch (600 tokens), sent
+// with a (1 ms after the idle runner started a's first batch),
+// LateJoinRateTogether; with a short prompt (300), or 300 ms later,
+// LateJoinRate.
 func TestLateJoin(t *testing.T) {
+	ms := time.Millisecond
 	for _, tc := range []struct {
-		prompt             int // a's and b's prompt tokens
-		sampled, midPrompt float64
-		want               [][]int // what each batch after the arrival reads: a, b
-		lead               int     // a's tokens before b's first
+		prompt         int           // a's and b's prompt tokens
+		after          time.Duration // b's arrival after a's batch started
+		rate, together float64
+		want           [][]int // what each batch after the arrival reads: a, b
+		lead           int     // a's tokens before b's first
 	}{
-		{600, 0, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
-		{600, 1, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
-		{600, 0, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
-		{600, 1, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
-		{300, 0, 0, [][]int{{0, 300}, {0, 0}}, 1},
-		{300, 0, 1, [][]int{{0, 300}, {0, 0}}, 1},
-		{300, 1, 0, [][]int{{0}, {0, 300}, {0, 0}}, 2},
-		{300, 1, 1, [][]int{{0}, {0, 300}, {0, 0}}, 2},
+		{600, ms, 0, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
+		{600, ms, 1, 0, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
+		{600, ms, 0, 1, [][]int{{88}, {0, 512}, {0, 88}}, 2},
+		{600, 300 * ms, 0, 1, [][]int{{88, 512}, {0, 88}, {0, 0}}, 1},
+		{600, 300 * ms, 1, 0, [][]int{{88}, {0, 512}, {0, 88}}, 2},
+		{300, ms, 0, 1, [][]int{{0, 300}, {0, 0}}, 1},
+		{300, ms, 1, 0, [][]int{{0}, {0, 300}, {0, 0}}, 2},
+		{300, 300 * ms, 1, 0, [][]int{{0}, {0, 300}, {0, 0}}, 2},
 	} {
-		name := fmt.Sprintf("prompt %d, rates %v/%v", tc.prompt, tc.sampled, tc.midPrompt)
+		name := fmt.Sprintf("prompt %d after %v, rates %v/%v", tc.prompt, tc.after, tc.rate, tc.together)
 		p := Profiles["tiny"]
-		p.LateJoinRate, p.LateJoinRateMidPrompt = tc.sampled, tc.midPrompt
+		p.LateJoinRate, p.LateJoinRateTogether = tc.rate, tc.together
 		e := batchEngine(p, 2)
 		a := admit(e, tc.prompt, 20)
 		b := promptJob(tc.prompt, 20)
-		if got, want := prefills(arriveDuring(t, e, b)), min(tc.prompt, 512); !slices.Equal(got, []int{want}) {
+		if got, want := prefills(arriveDuring(t, e, b, tc.after)), min(tc.prompt, 512); !slices.Equal(got, []int{want}) {
 			t.Fatalf("%s: the batch b arrived during read %v, want [%d]", name, got, want)
 		}
-		if midPrompt := tc.prompt > 512; e.sampled == midPrompt {
-			t.Fatalf("%s: a sampled %v when the batch b arrived during ended", name, e.sampled)
+		if b.together != (tc.after < TogetherWindow) {
+			t.Fatalf("%s: b sent together %v", name, b.together)
 		}
 		for i, want := range tc.want {
 			if got := prefills(step(e)); !slices.Equal(got, want) {
@@ -300,11 +302,11 @@ func TestLateJoin(t *testing.T) {
 // arrives during the last batch of another joins the next batch at once.
 func TestLateJoinIdle(t *testing.T) {
 	p := Profiles["tiny"]
-	p.LateJoinRate, p.LateJoinRateMidPrompt = 1, 1
+	p.LateJoinRate, p.LateJoinRateTogether = 1, 1
 	e := batchEngine(p, 2)
 	admit(e, 10, 1) // reads its prompt, samples its only token and ends
 	b := promptJob(10, 5)
-	arriveDuring(t, e, b)
+	arriveDuring(t, e, b, time.Millisecond)
 	if got := step(e); len(got) != 1 || got[0].job != b {
 		t.Errorf("the batch after: %+v, want b alone", got)
 	}
@@ -315,7 +317,7 @@ func TestLateJoinIdle(t *testing.T) {
 // the next batch as well.
 func TestLateJoinFreedSlot(t *testing.T) {
 	p := Profiles["tiny"]
-	p.LateJoinRate, p.LateJoinRateMidPrompt = 1, 1
+	p.LateJoinRate, p.LateJoinRateTogether = 1, 1
 	e := batchEngine(p, 2)
 	admit(e, 5, 2)
 	b := admit(e, 5, 10)
@@ -337,30 +339,30 @@ func TestLateJoinFreedSlot(t *testing.T) {
 // answers the same for the same batch end.
 func TestLateJoinsSpread(t *testing.T) {
 	for _, tc := range []struct {
-		sampled, midPrompt float64
-		kinds              string // s: a slot sampled at the batch end, m: none did
+		rate, together float64
+		kinds              string // a: requests that came apart, t: long prompts sent together
 		want               string // "" checks only the counts
-		ns, nm             int    // misses at s and m batch ends
+		ns, nm             int    // misses at a and t batch ends
 	}{
-		{0, 0, "ssssssssss", "----------", 0, 0},
-		{1, 0, "ssssssssss", "xxxxxxxxxx", 10, 0},
-		{0.5, 0, "ssssssssss", "x-x-x-x-x-", 5, 0},
-		{0.3, 0, "ssssssssss", "", 3, 0},
-		{0.75, 0, "ssssssssss", "", 8, 0},
-		{0, 0.5, "mmmmmmmmmm", "x-x-x-x-x-", 0, 5},
-		{1, 0, "smsmsmsmsm", "x-x-x-x-x-", 5, 0},
-		{0.9, 0.5, "smsmsmsmsmsmsmsmsmsm", "", 9, 5},
-		{0.5, 0.5, "ssmmssmmssmm", "x-x-x-x-x-x-", 3, 3},
+		{0, 0, "aaaaaaaaaa", "----------", 0, 0},
+		{1, 0, "aaaaaaaaaa", "xxxxxxxxxx", 10, 0},
+		{0.5, 0, "aaaaaaaaaa", "x-x-x-x-x-", 5, 0},
+		{0.3, 0, "aaaaaaaaaa", "", 3, 0},
+		{0.75, 0, "aaaaaaaaaa", "", 8, 0},
+		{0, 0.5, "tttttttttt", "x-x-x-x-x-", 0, 5},
+		{1, 0, "atatatatat", "x-x-x-x-x-", 5, 0},
+		{0.9, 0.5, "atatatatatatatatatat", "", 9, 5},
+		{0.5, 0.5, "aattaattaatt", "x-x-x-x-x-x-", 3, 3},
 	} {
-		l := newLateJoins(tc.sampled, tc.midPrompt)
+		l := newLateJoins(tc.rate, tc.together)
 		got, ns, nm := "", 0, 0
 		for b, k := range tc.kinds {
-			m := l.miss(b+1, k == 's')
-			if l.miss(b+1, k == 's') != m {
-				t.Errorf("rates %v/%v: batch %d decided twice differently", tc.sampled, tc.midPrompt, b+1)
+			m := l.miss(b+1, k == 't')
+			if l.miss(b+1, k == 't') != m {
+				t.Errorf("rates %v/%v: batch %d decided twice differently", tc.rate, tc.together, b+1)
 			}
 			switch {
-			case m && k == 's':
+			case m && k == 'a':
 				got, ns = got+"x", ns+1
 			case m:
 				got, nm = got+"x", nm+1
@@ -369,7 +371,7 @@ func TestLateJoinsSpread(t *testing.T) {
 			}
 		}
 		if ns != tc.ns || nm != tc.nm || (tc.want != "" && got != tc.want) {
-			t.Errorf("rates %v/%v over %s: %s, want %d + %d misses %s", tc.sampled, tc.midPrompt, tc.kinds, got, tc.ns, tc.nm, tc.want)
+			t.Errorf("rates %v/%v over %s: %s, want %d + %d misses %s", tc.rate, tc.together, tc.kinds, got, tc.ns, tc.nm, tc.want)
 		}
 	}
 }

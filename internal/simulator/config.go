@@ -150,8 +150,8 @@ func (p Profile) validate() error {
 		return errors.New("StepBase + StepPerSeq must be positive")
 	case !(p.LateJoinRate >= 0 && p.LateJoinRate <= 1):
 		return fmt.Errorf("LateJoinRate %v must be between 0 and 1", p.LateJoinRate)
-	case !(p.LateJoinRateMidPrompt >= 0 && p.LateJoinRateMidPrompt <= 1):
-		return fmt.Errorf("LateJoinRateMidPrompt %v must be between 0 and 1", p.LateJoinRateMidPrompt)
+	case !(p.LateJoinRateTogether >= 0 && p.LateJoinRateTogether <= 1):
+		return fmt.Errorf("LateJoinRateTogether %v must be between 0 and 1", p.LateJoinRateTogether)
 	case p.PromptTokenRatio < 0 || p.KVBytesPerToken < 0:
 		return errors.New("PromptTokenRatio and KVBytesPerToken must not be negative")
 	case math.IsNaN(p.PromptTokenOffset) || math.IsInf(p.PromptTokenOffset, 0) || math.IsNaN(p.PromptTokenRatio) || math.IsInf(p.PromptTokenRatio, 0):

@@ -29,9 +29,12 @@ type engine struct {
 	queue   []*job
 	slots   []slot
 	batches int  // batches finished
-	sampled bool // a slot sampled when the last batch ended
 	running bool // a batch is being computed (the runner holds its lock)
-	closed  bool
+	// batchStart is when the batch in flight started, fromIdle whether the
+	// runner was idle before it (rule 6's requests sent together).
+	batchStart time.Time
+	fromIdle   bool
+	closed     bool
 	// late decides, once per batch end, whether the requests that became
 	// ready during that batch miss the next one (rule 6 in batch.go).
 	late lateJoins
@@ -60,7 +63,10 @@ type job struct {
 	// readyIn is the batch during which the request became ready to take
 	// the runner's lock (it arrived, or the slot it waits for was
 	// released); 0 when the runner was idle.
-	readyIn     int
+	readyIn int
+	// together is set when the request arrived within TogetherWindow of
+	// the start of a batch that an idle runner began (rule 6).
+	together    bool
 	pos         int      // prompt tokens read into the slot's cache
 	cached      int      // prompt tokens the slot's cache already held
 	engLen      int      // the prompt in the engine's tokens
@@ -122,7 +128,7 @@ func newJob(prompt []uint32, limit, natural int, gen *textGen) *job {
 
 func newEngine(prof Profile, parallel, maxQueue, ctxLen int, scale float64) *engine {
 	e := &engine{prof: prof, scale: scale, maxQueue: maxQueue, ctxLen: ctxLen,
-		slots: make([]slot, parallel), late: newLateJoins(prof.LateJoinRate, prof.LateJoinRateMidPrompt),
+		slots: make([]slot, parallel), late: newLateJoins(prof.LateJoinRate, prof.LateJoinRateTogether),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go e.run()
 	return e
@@ -151,6 +157,7 @@ func (e *engine) submit(j *job) error {
 	}
 	if e.running {
 		j.readyIn = e.batches + 1 // the batch in flight, once it ends
+		j.together = e.fromIdle && time.Since(e.batchStart) <= e.scaled(TogetherWindow)
 	}
 	e.queue = append(e.queue, j)
 	e.admitLocked(time.Now(), false)
@@ -243,8 +250,9 @@ func (e *engine) admitLocked(now time.Time, betweenBatches bool) {
 		e.queue = e.queue[1:]
 		if betweenBatches && e.batches > 0 {
 			// It waited through the batch that just ended: its slot, or
-			// the runner's lock, became free at the end of it.
-			j.readyIn = e.batches
+			// the runner's lock, became free at the end of it (not
+			// together with anything: rule 6).
+			j.readyIn, j.together = e.batches, false
 		}
 		cached := min(bestCommon, len(j.prompt)-1)
 		s := &e.slots[best]
@@ -286,12 +294,14 @@ func (e *engine) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var lastEnd time.Time // when the previous batch was due to end
+	idle := true
 	for {
 		e.mu.Lock()
 		e.admitLocked(time.Now(), true)
 		batch := e.planLocked()
-		e.running = len(batch) > 0
+		e.startLocked(batch, time.Now(), idle)
 		e.mu.Unlock()
+		idle = len(batch) == 0
 		if len(batch) == 0 {
 			select {
 			case <-e.wake:
@@ -324,6 +334,13 @@ func (e *engine) run() {
 	}
 }
 
+// startLocked marks the batch as in flight from now; idle tells whether
+// the runner had nothing to do before it.
+func (e *engine) startLocked(batch []work, now time.Time, idle bool) {
+	e.running = len(batch) > 0
+	e.batchStart, e.fromIdle = now, idle
+}
+
 func (e *engine) planLocked() []work {
 	var batch []work
 	var joining []work // requests that became ready during the last batch
@@ -347,8 +364,13 @@ func (e *engine) planLocked() []work {
 		batch = append(batch, w)
 	}
 	// Rule 6: while the runner has other work, the requests that became
-	// ready during the last batch may miss this one.
-	if len(joining) > 0 && (len(batch) == 0 || !e.late.miss(e.batches, e.sampled)) {
+	// ready during the last batch may miss this one, at the rate of their
+	// kind: long prompts sent together, or any other.
+	together := len(joining) > 0
+	for _, w := range joining {
+		together = together && w.job.together && w.job.engLen-w.job.engPos > e.prof.BatchSize
+	}
+	if len(joining) > 0 && (len(batch) == 0 || !e.late.miss(e.batches, together)) {
 		batch = append(batch, joining...)
 		slices.SortFunc(batch, func(a, b work) int { return a.job.slot - b.job.slot })
 	}
@@ -360,7 +382,6 @@ func (e *engine) planLocked() []work {
 func (e *engine) finishLocked(batch []work, now time.Time) {
 	e.batches++
 	e.running = false
-	e.sampled = false
 	for _, w := range batch {
 		j := w.job
 		s := &e.slots[j.slot]
@@ -379,7 +400,6 @@ func (e *engine) finishLocked(batch []work, now time.Time) {
 		if j.pos < len(j.prompt) {
 			continue // still reading the prompt
 		}
-		e.sampled = true
 		if j.firstSample.IsZero() {
 			j.firstSample = now
 		}

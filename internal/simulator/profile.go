@@ -91,17 +91,18 @@ type Profile struct {
 	// KVBytesPerToken, when positive, is one slot's KV cache per context
 	// token as measured, instead of the figure from the model's shape.
 	KVBytesPerToken int64
-	// LateJoinRate is the share, from 0 to 1, of batch ends at which some
-	// slot samples a token and the requests that became ready while the
-	// batch ran miss the next batch as well, while the runner has other
-	// work (batch.go, rule 6): how often the runner's loop takes its lock
-	// back before a woken request does. 0 lets them always join the next
-	// batch. A calibration measures it.
+	// LateJoinRate is the share, from 0 to 1, of batch ends at which the
+	// requests that became ready while the batch ran miss the next batch
+	// as well, while the runner has other work (batch.go, rule 6): how
+	// often the runner's loop takes its lock back before a woken request
+	// does. 0 lets them always join the next batch. A calibration measures
+	// it.
 	LateJoinRate float64
-	// LateJoinRateMidPrompt is the same share at batch ends at which no
-	// slot samples (every busy slot is still reading its prompt; batch.go,
-	// rule 6). A calibration measures it with a probe of its own.
-	LateJoinRateMidPrompt float64
+	// LateJoinRateTogether is the same share for requests whose prompts
+	// take more than one batch and that reached an idle runner together
+	// with the request that started the batch (within TogetherWindow;
+	// batch.go, rule 6). A calibration measures it with a probe of its own.
+	LateJoinRateTogether float64
 }
 
 // engineTokens is how many of the engine's tokens a prompt of n of the
@@ -228,12 +229,11 @@ var Profiles = map[string]Profile{
 		// engine tokens = 5.21 × the simulator's − 38.6.
 		PromptTokenRatio:  5.21,
 		PromptTokenOffset: -38.6,
-		// Rule 6 as the calibration's probes measured it in five runs
+		// Rule 6 as the calibration's probes measured it
 		// (docs/simulator.md): requests waiting at a batch end miss the
-		// next batch 85% of the time, whether a slot samples there or
-		// every busy slot is mid-prompt.
-		LateJoinRate:          0.85,
-		LateJoinRateMidPrompt: 0.85,
+		// next batch 85% of the time, long prompts sent together 45%.
+		LateJoinRate:         0.85,
+		LateJoinRateTogether: 0.45,
 	},
 	"tiny": {
 		Name: "tiny",

@@ -42,8 +42,12 @@ type profileFile struct {
 	PromptTokenOffset float64 `json:"prompt_token_offset,omitempty"`
 	KVBytesPerToken   int64   `json:"kv_bytes_per_token,omitempty"`
 	LateJoinRate      float64 `json:"late_join_rate,omitempty"`
-	// LateJoinRateMidPrompt absent (a file written before it existed)
+	// LateJoinRateTogether absent (a file written before it existed)
 	// means the one rate everywhere.
+	LateJoinRateTogether *float64 `json:"late_join_rate_together,omitempty"`
+	// LateJoinRateMidPrompt is read and ignored: earlier calibrations
+	// wrote a rate for batch ends at which no slot samples, which the join
+	// probe then measured to be the same as LateJoinRate.
 	LateJoinRateMidPrompt *float64 `json:"late_join_rate_mid_prompt,omitempty"`
 }
 
@@ -63,39 +67,39 @@ func (d *jsonDur) UnmarshalText(b []byte) error {
 // MarshalProfile writes p as the JSON that ReadProfileFile reads.
 func MarshalProfile(p Profile) ([]byte, error) {
 	f := profileFile{
-		Name:                  p.Name,
-		Description:           p.Description,
-		Model:                 p.Model,
-		Architecture:          p.Architecture,
-		Family:                p.Family,
-		ParameterSize:         p.ParameterSize,
-		Quantization:          p.Quantization,
-		ParameterCount:        p.ParameterCount,
-		Digest:                p.Digest,
-		Layers:                p.Layers,
-		Embedding:             p.Embedding,
-		Heads:                 p.Heads,
-		KVHeads:               p.KVHeads,
-		FeedForward:           p.FeedForward,
-		VocabSize:             p.VocabSize,
-		TrainContext:          p.TrainContext,
-		ContextLength:         p.ContextLength,
-		WeightsBytes:          p.WeightsBytes,
-		OnGPU:                 p.OnGPU,
-		SystemPrompt:          p.SystemPrompt,
-		LoadTime:              jsonDur(p.LoadTime),
-		RequestOverhead:       jsonDur(p.RequestOverhead),
-		StepBase:              jsonDur(p.StepBase),
-		StepPerSeq:            jsonDur(p.StepPerSeq),
-		PrefillPerToken:       jsonDur(p.PrefillPerToken),
-		AttentionPerPair:      jsonDur(p.AttentionPerPair),
-		DecodePerContext:      jsonDur(p.DecodePerContextToken),
-		BatchSize:             p.BatchSize,
-		PromptTokenRatio:      p.PromptTokenRatio,
-		PromptTokenOffset:     p.PromptTokenOffset,
-		KVBytesPerToken:       p.KVBytesPerToken,
-		LateJoinRate:          p.LateJoinRate,
-		LateJoinRateMidPrompt: &p.LateJoinRateMidPrompt,
+		Name:                 p.Name,
+		Description:          p.Description,
+		Model:                p.Model,
+		Architecture:         p.Architecture,
+		Family:               p.Family,
+		ParameterSize:        p.ParameterSize,
+		Quantization:         p.Quantization,
+		ParameterCount:       p.ParameterCount,
+		Digest:               p.Digest,
+		Layers:               p.Layers,
+		Embedding:            p.Embedding,
+		Heads:                p.Heads,
+		KVHeads:              p.KVHeads,
+		FeedForward:          p.FeedForward,
+		VocabSize:            p.VocabSize,
+		TrainContext:         p.TrainContext,
+		ContextLength:        p.ContextLength,
+		WeightsBytes:         p.WeightsBytes,
+		OnGPU:                p.OnGPU,
+		SystemPrompt:         p.SystemPrompt,
+		LoadTime:             jsonDur(p.LoadTime),
+		RequestOverhead:      jsonDur(p.RequestOverhead),
+		StepBase:             jsonDur(p.StepBase),
+		StepPerSeq:           jsonDur(p.StepPerSeq),
+		PrefillPerToken:      jsonDur(p.PrefillPerToken),
+		AttentionPerPair:     jsonDur(p.AttentionPerPair),
+		DecodePerContext:     jsonDur(p.DecodePerContextToken),
+		BatchSize:            p.BatchSize,
+		PromptTokenRatio:     p.PromptTokenRatio,
+		PromptTokenOffset:    p.PromptTokenOffset,
+		KVBytesPerToken:      p.KVBytesPerToken,
+		LateJoinRate:         p.LateJoinRate,
+		LateJoinRateTogether: &p.LateJoinRateTogether,
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -146,10 +150,10 @@ func UnmarshalProfile(b []byte) (Profile, error) {
 		PromptTokenOffset:     f.PromptTokenOffset,
 		KVBytesPerToken:       f.KVBytesPerToken,
 		LateJoinRate:          f.LateJoinRate,
-		LateJoinRateMidPrompt: f.LateJoinRate,
+		LateJoinRateTogether:  f.LateJoinRate,
 	}
-	if f.LateJoinRateMidPrompt != nil {
-		p.LateJoinRateMidPrompt = *f.LateJoinRateMidPrompt
+	if f.LateJoinRateTogether != nil {
+		p.LateJoinRateTogether = *f.LateJoinRateTogether
 	}
 	if err := p.validate(); err != nil {
 		return Profile{}, err

@@ -13,7 +13,7 @@ func TestProfileFileRoundTrip(t *testing.T) {
 	for _, name := range ProfileNames() {
 		p := Profiles[name]
 		p.PromptTokenRatio, p.PromptTokenOffset, p.KVBytesPerToken, p.AttentionPerPair, p.DecodePerContextToken = 2.5, -12.5, 4096, 6*time.Microsecond, 3*time.Microsecond
-		p.LateJoinRate, p.LateJoinRateMidPrompt = 0.8, 0.45
+		p.LateJoinRate, p.LateJoinRateTogether = 0.8, 0.45
 		b, err := MarshalProfile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -38,26 +38,28 @@ func TestProfileFileRoundTrip(t *testing.T) {
 	}
 }
 
-// A profile file written before the mid-prompt rate existed has one late
-// join rate, which then holds at every batch end, as it did.
+// A profile file written before the together rate existed has one late
+// join rate, which then holds for every join, as it did; the mid-prompt
+// rate earlier calibrations wrote is read and ignored (the join probe found
+// it the same as the one rate).
 func TestProfileFileOneLateJoinRate(t *testing.T) {
 	p := Profiles["tiny"]
-	p.LateJoinRate, p.LateJoinRateMidPrompt = 0.8, 0.3
+	p.LateJoinRate, p.LateJoinRateTogether = 0.8, 0.3
 	b, _ := MarshalProfile(p)
-	if !strings.Contains(string(b), `"late_join_rate_mid_prompt": 0.3`) {
-		t.Fatalf("profile file lacks the mid-prompt rate:\n%s", b)
+	if !strings.Contains(string(b), `"late_join_rate_together": 0.3`) {
+		t.Fatalf("profile file lacks the together rate:\n%s", b)
 	}
-	old := strings.Replace(string(b), `"late_join_rate_mid_prompt": 0.3`, `"late_join_rate_mid_prompt": null`, 1)
+	old := strings.Replace(string(b), `"late_join_rate_together": 0.3`, `"late_join_rate_mid_prompt": 0.9`, 1)
 	got, err := UnmarshalProfile([]byte(old))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.LateJoinRate != 0.8 || got.LateJoinRateMidPrompt != 0.8 {
-		t.Errorf("rates %v / %v, want 0.8 / 0.8", got.LateJoinRate, got.LateJoinRateMidPrompt)
+	if got.LateJoinRate != 0.8 || got.LateJoinRateTogether != 0.8 {
+		t.Errorf("rates %v / %v, want 0.8 / 0.8", got.LateJoinRate, got.LateJoinRateTogether)
 	}
-	bad := strings.Replace(string(b), `"late_join_rate_mid_prompt": 0.3`, `"late_join_rate_mid_prompt": 1.5`, 1)
-	if _, err := UnmarshalProfile([]byte(bad)); err == nil || !strings.Contains(err.Error(), "LateJoinRateMidPrompt") {
-		t.Errorf("a mid-prompt rate of 1.5: %v, want an error naming it", err)
+	bad := strings.Replace(string(b), `"late_join_rate_together": 0.3`, `"late_join_rate_together": 1.5`, 1)
+	if _, err := UnmarshalProfile([]byte(bad)); err == nil || !strings.Contains(err.Error(), "LateJoinRateTogether") {
+		t.Errorf("a together rate of 1.5: %v, want an error naming it", err)
 	}
 }
 
