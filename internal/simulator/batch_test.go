@@ -340,9 +340,9 @@ func TestLateJoinFreedSlot(t *testing.T) {
 func TestLateJoinsSpread(t *testing.T) {
 	for _, tc := range []struct {
 		rate, together float64
-		kinds              string // a: requests that came apart, t: long prompts sent together
-		want               string // "" checks only the counts
-		ns, nm             int    // misses at a and t batch ends
+		kinds          string // a: requests that came apart, t: long prompts sent together
+		want           string // "" checks only the counts
+		ns, nm         int    // misses at a and t batch ends
 	}{
 		{0, 0, "aaaaaaaaaa", "----------", 0, 0},
 		{1, 0, "aaaaaaaaaa", "xxxxxxxxxx", 10, 0},
