@@ -17,7 +17,8 @@ type roundFig struct {
 	tokens           int       // output tokens the clients received
 	ttft             []float64 // seconds, of the streams not broken
 	cpu              time.Duration
-	measured         bool // a proxy process: cpu is set
+	syscalls         uint64 // reads and writes of the proxy process
+	measured         bool   // a proxy process: cpu and syscalls are set
 	mallocs          uint64
 	hasMallocs       bool // a Go proxy process: mallocs is set
 	collectorCPU     time.Duration
@@ -230,9 +231,13 @@ func round(c *http.Client, t *target, col *collector, a answer, streams int, o o
 	var f roundFig
 	var before childStats
 	var cpu0, col0 time.Duration
+	var sys0 uint64
 	var err error
 	if t.child != nil {
 		if cpu0, err = procCPU(t.child.pid(), t.child.workers); err != nil {
+			return f, err
+		}
+		if sys0, err = procSyscalls(t.child.pid(), t.child.workers); err != nil {
 			return f, err
 		}
 		if t.child.goStats {
@@ -252,7 +257,11 @@ func round(c *http.Client, t *target, col *collector, a answer, streams int, o o
 		if err != nil {
 			return f, err
 		}
-		f.cpu, f.measured = cpu1-cpu0, true
+		sys1, err := procSyscalls(t.child.pid(), t.child.workers)
+		if err != nil {
+			return f, err
+		}
+		f.cpu, f.syscalls, f.measured = cpu1-cpu0, sys1-sys0, true
 		if t.child.goStats {
 			after, err := getStats(c, t.base, false)
 			if err != nil {

@@ -17,27 +17,84 @@ const clockTick = 10 * time.Millisecond
 // of its live child processes (nginx's workers), from /proc: every thread
 // counted, those that have exited included.
 func procCPU(pid int, children bool) (time.Duration, error) {
-	total, _, err := statCPU(pid)
+	pids, err := procTree(pid, children)
 	if err != nil {
 		return 0, err
 	}
+	var total time.Duration
+	for i, p := range pids {
+		cpu, _, err := statCPU(p)
+		if err != nil && i == 0 {
+			return 0, err
+		}
+		total += cpu // a child gone meanwhile adds nothing
+	}
+	return total, nil
+}
+
+// procSyscalls is the read and write system calls (syscr + syscw in
+// /proc/PID/io) of process pid and, with children, of its live child
+// processes, every thread counted.
+func procSyscalls(pid int, children bool) (uint64, error) {
+	pids, err := procTree(pid, children)
+	if err != nil {
+		return 0, err
+	}
+	var total uint64
+	for i, p := range pids {
+		n, err := ioSyscalls(p)
+		if err != nil && i == 0 {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// procTree is pid and, with children, its child processes now.
+func procTree(pid int, children bool) ([]int, error) {
+	out := []int{pid}
 	if !children {
-		return total, nil
+		return out, nil
 	}
 	dirs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
-		return 0, fmt.Errorf("list processes: %w", err)
+		return nil, fmt.Errorf("list processes: %w", err)
 	}
 	for _, d := range dirs {
 		p, err := strconv.Atoi(filepath.Base(d))
 		if err != nil || p == pid {
 			continue
 		}
-		cpu, ppid, err := statCPU(p)
-		if err != nil || ppid != pid {
-			continue // gone meanwhile, or not a child
+		if _, ppid, err := statCPU(p); err == nil && ppid == pid {
+			out = append(out, p)
 		}
-		total += cpu
+	}
+	return out, nil
+}
+
+// ioSyscalls reads syscr + syscw of one process.
+func ioSyscalls(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read system calls of process %d: %w", pid, err)
+	}
+	var total uint64
+	found := 0
+	for line := range bytes.Lines(b) {
+		k, v, ok := bytes.Cut(bytes.TrimSpace(line), []byte(": "))
+		if !ok || (string(k) != "syscr" && string(k) != "syscw") {
+			continue
+		}
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read system calls of process %d: bad %s in %q", pid, k, line)
+		}
+		total += n
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("read system calls of process %d: no syscr and syscw in %q", pid, b)
 	}
 	return total, nil
 }

@@ -34,6 +34,7 @@ func (r *report) write(w io.Writer) {
 	r.writeMemory(w)
 	fmt.Fprintf(w, "\nEach figure is the median over the %d rounds, (min–max) beside it. added TTFT: the variant's TTFT percentile minus the direct connection's in the same round.\n"+
 		"CPU / token: the proxy process's user + system time in /proc (nginx: master and workers) over the round, divided by the output tokens its clients received.\n"+
+		"syscalls / token: the proxy process's read and write system calls (syscr + syscw in /proc/PID/io) over the round, per output token.\n"+
 		"× bare, × nginx: that ratio in the same round. broken: not exactly the upstream's answer (error, cut, missing tokens). served: streams not broken.\n", o.rounds)
 }
 
@@ -81,9 +82,12 @@ func (r *report) writeScale(w io.Writer, si int, sc scale) {
 	allocs := func(f roundFig, _ int) (float64, bool) {
 		return float64(f.mallocs) / float64(max(f.tokens, 1)), f.hasMallocs
 	}
+	syscalls := func(f roundFig, _ int) (float64, bool) {
+		return float64(f.syscalls) / float64(max(f.tokens, 1)), f.measured
+	}
 	fmt.Fprintf(w, "\n### %v\n\n", sc)
-	fmt.Fprintln(w, "| variant | broken / requests | served | added TTFT p50 | added TTFT p99 | CPU / token | × bare | × nginx | allocs / token |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| variant | broken / requests | served | added TTFT p50 | added TTFT p99 | CPU / token | × bare | × nginx | allocs / token | syscalls / token |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, v := range r.variants {
 		req, broken := 0, 0
 		why := ""
@@ -98,9 +102,10 @@ func (r *report) writeScale(w io.Writer, si int, sc scale) {
 			a50 = spread(r.series(v, si, added(50)), msFmt)
 			a99 = spread(r.series(v, si, added(99)), msFmt)
 		}
-		fmt.Fprintf(w, "| %s | %d / %d | %d | %s | %s | %s | %s | %s | %s |\n", v.name, broken, req, req-broken, a50, a99,
+		fmt.Fprintf(w, "| %s | %d / %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", v.name, broken, req, req-broken, a50, a99,
 			spread(r.series(v, si, cpuTok), usFmt), spread(r.series(v, si, ratio("bare")), xFmt),
-			spread(r.series(v, si, ratio("nginx")), xFmt), spread(r.series(v, si, allocs), oneFmt))
+			spread(r.series(v, si, ratio("nginx")), xFmt), spread(r.series(v, si, allocs), oneFmt),
+			spread(r.series(v, si, syscalls), oneFmt))
 		if why != "" {
 			fmt.Fprintf(w, "\n%s: a broken stream: %s\n\n", v.name, clipWhy(why))
 		}
