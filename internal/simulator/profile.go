@@ -229,11 +229,12 @@ var Profiles = map[string]Profile{
 		// engine tokens = 5.21 × the simulator's − 38.6.
 		PromptTokenRatio:  5.21,
 		PromptTokenOffset: -38.6,
-		// Rule 6 as the calibration's probes measured it
-		// (docs/simulator.md): requests waiting at a batch end miss the
-		// next batch 85% of the time, long prompts sent together 45%.
-		LateJoinRate:         0.85,
-		LateJoinRateTogether: 0.45,
+		// Rule 6 as the calibration's probes measured it, pooled over
+		// runs 15-22 and the join probes (docs/simulator.md): requests
+		// waiting at a batch end miss the next batch 83% of the time
+		// (147 of 176 rounds), long prompts sent together 53% (24 of 45).
+		LateJoinRate:         0.83,
+		LateJoinRateTogether: 0.53,
 	},
 	"tiny": {
 		Name: "tiny",
