@@ -230,10 +230,10 @@ var Profiles = map[string]Profile{
 		PromptTokenRatio:  5.21,
 		PromptTokenOffset: -38.6,
 		// Rule 6 as the calibration's probes measured it, pooled over
-		// runs 15-22 and the join probes (docs/simulator.md): requests
-		// waiting at a batch end miss the next batch 83% of the time
-		// (147 of 176 rounds), long prompts sent together 53% (24 of 45).
-		LateJoinRate:         0.83,
+		// runs 15-25 and the join probes (docs/simulator.md): requests
+		// waiting at a batch end miss the next batch 82% of the time
+		// (173 of 210 rounds), long prompts sent together 53% (40 of 75).
+		LateJoinRate:         0.82,
 		LateJoinRateTogether: 0.53,
 	},
 	"tiny": {
