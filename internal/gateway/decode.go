@@ -13,7 +13,7 @@ import (
 
 // decoder decodes a copy of a compressed response body for the Meter,
 // chunk by chunk as the compressed bytes pass. The decompressors pull from
-// a reader, so one runs on its own goroutine; feed hands it the bytes just
+// a reader, so one runs on its own goroutine; Write hands it the bytes just
 // read and waits until it has decoded all it can from them (it asks for
 // more input), so the Meter sees each chunk at the moment its bytes
 // arrived, exactly as for an uncompressed body, and is never used by two
@@ -95,9 +95,9 @@ func (d *decoder) open() (io.Reader, func(), error) {
 	}
 }
 
-// feed gives the decoder bytes read from the upstream and returns when
+// Write gives the decoder bytes read from the upstream and returns when
 // they are decoded (or the decoder has stopped).
-func (d *decoder) feed(p []byte) (int, error) {
+func (d *decoder) Write(p []byte) (int, error) {
 	if !d.await() {
 		return len(p), nil
 	}

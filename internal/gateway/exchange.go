@@ -67,7 +67,16 @@ type exchange struct {
 	upstream  *upstream // nil until the pool chose one
 	span      trace.Span
 	recording bool
-	meter     *stream.Meter
+	// What every chunk of the answer touches lives in the exchange itself
+	// (the meter, the body's tap and idle timeout, the first token marks):
+	// among hundreds of streams each chunk finds its stream's state out of
+	// the caches and the TLB (emptied by every system call on a kernel with
+	// page-table isolation and no PCID), and each separate object costs a
+	// miss of its own.
+	meter     stream.Meter
+	tapBody   bodyTap
+	idle      idleBody
+	marksHead [32]uint32
 
 	status      int
 	sawEOF      bool
@@ -112,6 +121,9 @@ func (ex *exchange) onChunk(ev stream.ChunkEvent) {
 		return
 	}
 	us := ev.At.Sub(ex.firstAt).Microseconds()
+	if ex.marks == nil {
+		ex.marks = ex.marksHead[:0]
+	}
 	ex.marks = append(ex.marks, uint32(min(max(us, 0), maxMark)))
 	if capture {
 		ex.texts = append(ex.texts, ev.Text)

@@ -43,7 +43,7 @@ func (g *Gateway) instrument(ctx context.Context, w http.ResponseWriter, r *http
 
 	body, err := readBody(r.Body, r.ContentLength, g.cfg.MaxBodyBytes)
 	if err != nil {
-		ex.meter = stream.NewMeter(stream.Config{API: ep.API, Start: start})
+		ex.meter.Init(stream.Config{API: ep.API, Start: start})
 		if errors.Is(err, errBodyTooLarge) {
 			ex.meter.Response(http.StatusRequestEntityTooLarge, "")
 			writeAPIError(w, r.URL.Path, http.StatusRequestEntityTooLarge, err.Error())
@@ -60,7 +60,7 @@ func (g *Gateway) instrument(ctx context.Context, w http.ResponseWriter, r *http
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	ex.model = g.models.value(boundModel(ex.req.Model))
-	ex.meter = ex.newMeter()
+	ex.initMeter()
 	if ex.recording {
 		model := clipText(ex.req.Model, MaxAttributeLen)
 		name := ep.Operation
@@ -118,8 +118,8 @@ func (ex *exchange) endError(ctx context.Context, panicked any) error {
 
 var errClientWrite = errors.New("write to client failed")
 
-// newMeter taps the exchange's response; chunk text is read only when the
-// completion is recorded.
-func (ex *exchange) newMeter() *stream.Meter {
-	return stream.NewMeter(stream.Config{API: ex.ep.API, Start: ex.start, OnChunk: ex.onChunk, NoChunkText: !ex.g.cfg.CaptureContent})
+// initMeter sets up the meter of the exchange's response; chunk text is
+// read only when the completion is recorded.
+func (ex *exchange) initMeter() {
+	ex.meter.Init(stream.Config{API: ex.ep.API, Start: ex.start, OnChunk: ex.onChunk, NoChunkText: !ex.g.cfg.CaptureContent})
 }

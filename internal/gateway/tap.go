@@ -30,23 +30,31 @@ func flightFrom(ctx context.Context) *flight {
 // the response and taps its body.
 func (g *Gateway) tapResponse(resp *http.Response) error {
 	ctx := resp.Request.Context()
-	if f := flightFrom(ctx); f != nil && g.cfg.StreamIdleTimeout > 0 {
-		resp.Body = &idleBody{rc: resp.Body, limit: g.cfg.StreamIdleTimeout, cancel: f.cancel}
-	}
 	ex := exchangeFrom(ctx)
+	if f := flightFrom(ctx); f != nil && g.cfg.StreamIdleTimeout > 0 {
+		var idle *idleBody
+		if ex != nil {
+			idle = &ex.idle // in the exchange, with the rest of what each chunk touches
+		} else {
+			idle = new(idleBody)
+		}
+		idle.rc, idle.limit, idle.cancel = resp.Body, g.cfg.StreamIdleTimeout, f.cancel
+		resp.Body = idle
+	}
 	if ex == nil {
 		return nil
 	}
 	ex.meter.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
 	ex.status = resp.StatusCode
-	tap := &bodyTap{rc: resp.Body, ex: ex, feed: ex.meter.Write}
+	tap := &ex.tapBody
+	tap.rc, tap.ex, tap.feed = resp.Body, ex, &ex.meter
 	if enc := contentEncoding(resp.Header); enc != "" {
 		d, err := newDecoder(enc, ex.meter.Write)
 		if err != nil {
 			ex.unmeasured = err.Error()
 			tap.feed = nil
 		} else {
-			tap.dec, tap.feed = d, d.feed
+			tap.dec, tap.feed = d, d
 		}
 	}
 	ex.tap = tap
@@ -70,14 +78,14 @@ func contentEncoding(h http.Header) string {
 type bodyTap struct {
 	rc   io.ReadCloser
 	ex   *exchange
-	feed func([]byte) (int, error) // nil: the body is not measured
-	dec  *decoder                  // set when the body is compressed
+	feed io.Writer // nil: the body is not measured
+	dec  *decoder  // set when the body is compressed
 }
 
 func (t *bodyTap) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
 	if n > 0 && t.feed != nil {
-		_, _ = t.feed(p[:n])
+		_, _ = t.feed.Write(p[:n])
 	}
 	if err != nil {
 		if err == io.EOF {

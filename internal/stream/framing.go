@@ -57,10 +57,17 @@ type framer struct {
 }
 
 func newFramer(format Format, maxChunk int) *framer {
+	f := new(framer)
+	f.init(format, maxChunk)
+	return f
+}
+
+// init sets up f for a new body, keeping its buffers.
+func (f *framer) init(format Format, maxChunk int) {
 	if maxChunk <= 0 {
 		maxChunk = DefaultMaxChunk
 	}
-	return &framer{format: format, maxChunk: maxChunk}
+	*f = framer{format: format, maxChunk: maxChunk, pending: f.pending[:0], data: f.data[:0]}
 }
 
 // write feeds p and calls emit for every chunk completed by it. The slice

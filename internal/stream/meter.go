@@ -58,12 +58,18 @@ type Config struct {
 // A Meter is not safe for concurrent use.
 type Meter struct {
 	cfg           Config
-	framer        *framer
+	framer        framer
+	framed        bool // Response has set up the framer
 	m             Measurement
 	malformedSeen bool
 	inStreamErr   string
 	finished      bool
 	now           time.Time // the time of the Write being read
+	// gaps holds the first Gaps, in the Meter itself: among hundreds of
+	// streams, what one chunk touches is out of the CPU's caches and TLB
+	// (each system call empties the TLB on a kernel with page-table
+	// isolation and no PCID), so every separate object costs a miss.
+	gaps [32]time.Duration
 }
 
 // scanners hold the chunk scanners, which keep nothing from one chunk to
@@ -89,20 +95,30 @@ func returnScanner(sc *chunkScanner) {
 
 // NewMeter returns a Meter for one response.
 func NewMeter(cfg Config) *Meter {
+	mt := new(Meter)
+	mt.Init(cfg)
+	return mt
+}
+
+// Init sets up a zero Meter in place, as NewMeter does: for a Meter held
+// inside another object, which then needs no allocation of its own.
+func (mt *Meter) Init(cfg Config) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
 	if cfg.Start.IsZero() {
 		cfg.Start = cfg.Clock()
 	}
-	return &Meter{cfg: cfg, m: Measurement{API: cfg.API, Start: cfg.Start}}
+	mt.cfg = cfg
+	mt.m = Measurement{API: cfg.API, Start: cfg.Start}
 }
 
 // Response records the response's status and framing (from Content-Type).
 func (mt *Meter) Response(status int, contentType string) {
 	mt.m.Status = status
 	mt.m.Format = FormatOf(contentType)
-	mt.framer = newFramer(mt.m.Format, mt.cfg.MaxChunk)
+	mt.framer.init(mt.m.Format, mt.cfg.MaxChunk)
+	mt.framed = true
 }
 
 // Write reads body bytes; it never fails, so it can sit in an io.TeeReader.
@@ -110,7 +126,7 @@ func (mt *Meter) Write(p []byte) (int, error) {
 	if len(p) == 0 || mt.finished {
 		return len(p), nil
 	}
-	if mt.framer == nil {
+	if !mt.framed {
 		mt.Response(200, "")
 	}
 	mt.now = mt.cfg.Clock()
@@ -150,6 +166,9 @@ func (mt *Meter) chunk(payload []byte) {
 			m.reasoningFirst = !ci.content
 		} else {
 			ev.Gap = mt.now.Sub(m.LastToken)
+			if m.Gaps == nil {
+				m.Gaps = mt.gaps[:0]
+			}
 			m.Gaps = append(m.Gaps, ev.Gap)
 		}
 		m.LastToken = mt.now
@@ -197,7 +216,7 @@ func (mt *Meter) Finish(err error) *Measurement {
 	}
 	mt.finished = true
 	m.End = mt.cfg.Clock()
-	if mt.framer == nil {
+	if !mt.framed {
 		mt.Response(0, "")
 	}
 	if err == nil || errors.Is(err, io.EOF) {

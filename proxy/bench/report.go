@@ -149,8 +149,10 @@ func (r *report) writeGoal(w io.Writer, si int, v *variantReport, added func(flo
 			lines = append(lines, fmt.Sprintf("CPU per token ≤ 1.1× bare's: %s: %s (%d of %d rounds)", xFmt(m), metOr(m <= 1.1), n, len(ratios)))
 		}
 		if again := r.byName("bare-again"); again != nil {
-			lines = append(lines, fmt.Sprintf("(the same bare proxy measured again: %s bare's, the spread any ratio here carries)",
-				spread(r.series(again, si, ratio("bare")), xFmt)))
+			lines = append(lines, fmt.Sprintf("(the same bare proxy measured again: %s bare's CPU per token, added TTFT p50 %s and p99 %s against bare's %s and %s: the spread any comparison here carries)",
+				spread(r.series(again, si, ratio("bare")), xFmt),
+				msFmt(median(r.series(again, si, added(50)))), msFmt(median(r.series(again, si, added(99)))),
+				msFmt(median(r.series(bare, si, added(50)))), msFmt(median(r.series(bare, si, added(99))))))
 		}
 	}
 	broken := 0
