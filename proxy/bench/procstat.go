@@ -17,36 +17,33 @@ const clockTick = 10 * time.Millisecond
 // of its live child processes (nginx's workers), from /proc: every thread
 // counted, those that have exited included.
 func procCPU(pid int, children bool) (time.Duration, error) {
-	pids, err := procTree(pid, children)
-	if err != nil {
-		return 0, err
-	}
-	var total time.Duration
-	for i, p := range pids {
+	return sumTree(pid, children, func(p int) (time.Duration, error) {
 		cpu, _, err := statCPU(p)
-		if err != nil && i == 0 {
-			return 0, err
-		}
-		total += cpu // a child gone meanwhile adds nothing
-	}
-	return total, nil
+		return cpu, err
+	})
 }
 
 // procSyscalls is the read and write system calls (syscr + syscw in
 // /proc/PID/io) of process pid and, with children, of its live child
 // processes, every thread counted.
 func procSyscalls(pid int, children bool) (uint64, error) {
+	return sumTree(pid, children, ioSyscalls)
+}
+
+// sumTree adds up read over process pid and, with children, its child
+// processes; a child gone meanwhile adds nothing.
+func sumTree[T time.Duration | uint64](pid int, children bool, read func(int) (T, error)) (T, error) {
 	pids, err := procTree(pid, children)
 	if err != nil {
 		return 0, err
 	}
-	var total uint64
+	var total T
 	for i, p := range pids {
-		n, err := ioSyscalls(p)
+		v, err := read(p)
 		if err != nil && i == 0 {
 			return 0, err
 		}
-		total += n
+		total += v
 	}
 	return total, nil
 }
