@@ -80,10 +80,9 @@ type exchange struct {
 
 	status      int
 	sawEOF      bool
-	readErr     error // reading the upstream body failed
-	upstreamErr error // no response: refused, timeout, canceled
-	proxyStatus int   // the status the proxy answered itself (502, 504, 499)
-	tap         *bodyTap
+	readErr     error  // reading the upstream body failed
+	upstreamErr error  // no response: refused, timeout, canceled
+	proxyStatus int    // the status the proxy answered itself (502, 504, 499)
 	unmeasured  string // why the body was not measured; "" when it was
 
 	marks       []uint32  // token events to add when the span ends
@@ -190,9 +189,7 @@ func (ex *exchange) finish(ctx context.Context, err error) {
 		return
 	}
 	ex.finished = true
-	if ex.tap != nil {
-		ex.tap.stop(false)
-	}
+	ex.tapBody.stop(false) // a tap never set up has nothing to stop
 	m := ex.meter.Finish(err)
 	if ex.unmeasured != "" {
 		// Bytes the proxy could not read say nothing about the stream: only

@@ -57,7 +57,6 @@ func (g *Gateway) tapResponse(resp *http.Response) error {
 			tap.dec, tap.feed = d, d
 		}
 	}
-	ex.tap = tap
 	resp.Body = tap
 	return nil
 }
