@@ -44,6 +44,8 @@ type calibrateFlags struct {
 	joinRounds  int
 	heldOut     string
 	heldRounds  int
+	heldMax     int
+	heldPrec    float64
 	heldScale   float64
 	base        string
 	name        string
@@ -62,9 +64,11 @@ func runCalibrate(args []string) error {
 	fs.IntVar(&f.joinWords, "join-prompt-words", 104, "the join probe at each parallel setting above 1 (the late-join rate of long prompts sent together): its first request's prompt in words, more than one batch of the engine's tokens; 0 leaves it out")
 	fs.IntVar(&f.joinFollow, "join-follower-words", 0, "the join probe's second request's prompt in words (0: --join-prompt-words)")
 	fs.DurationVar(&f.joinDelay, "join-delay", time.Millisecond, fmt.Sprintf("how long after the first request the join probe sends the second (while the first one's first batch runs; within %v counts as together)", simulator.TogetherWindow))
-	fs.IntVar(&f.joinRounds, "join-rounds", 5, "repeats of the join probe")
+	fs.IntVar(&f.joinRounds, "join-rounds", 10, "repeats of the join probe")
 	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96,p4-c4-w32", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
-	fs.IntVar(&f.heldRounds, "held-out-rounds", 0, "repeats of every held-out scenario, on the engine and on the simulator (0: --rounds)")
+	fs.IntVar(&f.heldRounds, "held-out-rounds", 0, "repeats of every held-out scenario on the engine, at least (0: --rounds); the simulator runs as many as the engine did")
+	fs.IntVar(&f.heldMax, "held-out-max-rounds", 16, "the most repeats of a held-out scenario on the engine (never fewer than --held-out-rounds): it adds rounds while its figures are less precise than --held-out-precision")
+	fs.Float64Var(&f.heldPrec, "held-out-precision", 0.05, "the standard error of the engine's round means of TTFT and of tok/s, as a share of the mean, below which a held-out scenario needs no more rounds (0: exactly --held-out-rounds)")
 	fs.Float64Var(&f.heldScale, "held-out-time-scale", 0.25, "the fitted simulator runs the held-out scenarios this much faster (its --time-scale), its timings divided by it; 1 is real time")
 	fs.StringVar(&f.base, "base-profile", "cpu-25m", "built-in profile or profile file whose model shape and names the fitted profile keeps")
 	fs.StringVar(&f.name, "name", "", "the fitted profile's name (default: calibrated-<model>)")
@@ -140,7 +144,7 @@ func (f *calibrateFlags) config() (calibrate.Config, error) {
 	cfg.Engine, cfg.URL, cfg.Model, cfg.Base = engine, url, f.model, base
 	cfg.NumCtx, cfg.MaxTokens, cfg.Rounds = f.numCtx, f.maxTokens, f.rounds
 	cfg.JoinWords, cfg.JoinFollowerWords, cfg.JoinDelay, cfg.JoinRounds, cfg.HeldOutRounds = f.joinWords, f.joinFollow, f.joinDelay, f.joinRounds, f.heldRounds
-	cfg.HeldOutTimeScale = f.heldScale
+	cfg.HeldOutTimeScale, cfg.HeldOutMaxRounds, cfg.HeldOutPrecision = f.heldScale, f.heldMax, f.heldPrec
 	return cfg, cfg.Validate()
 }
 

@@ -49,11 +49,17 @@ type Config struct {
 	JoinFollowerWords int
 	JoinDelay         time.Duration
 	JoinRounds        int
-	// HeldOut are checked, not fitted: the real engine and the fitted
-	// simulator run each, HeldOutRounds times (0: Rounds); their Parallel
-	// must be among Parallel.
-	HeldOut       []Scenario
-	HeldOutRounds int
+	// HeldOut are checked, not fitted: the real engine runs each
+	// HeldOutRounds times (0: Rounds), and then more rounds, up to
+	// HeldOutMaxRounds (0: no more), while the standard error of its round
+	// means of TTFT or tok/s is above HeldOutPrecision of the mean (0: no
+	// more; never below HeldOutRounds); the fitted simulator runs as many
+	// rounds as the engine did.
+	// Their Parallel must be among Parallel.
+	HeldOut          []Scenario
+	HeldOutRounds    int
+	HeldOutMaxRounds int
+	HeldOutPrecision float64
 	// HeldOutTimeScale runs the fitted simulator's side of the held-out
 	// scenarios that much faster (its TimeScale; 0 means 1, real time),
 	// its timings divided by it.
@@ -85,6 +91,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibrate: held-out time scale %v: must be in (0, 1], or 0 for real time", c.HeldOutTimeScale)
 	case c.HeldOutRounds < 0:
 		return fmt.Errorf("calibrate: held-out rounds %d: must not be negative", c.HeldOutRounds)
+	case c.HeldOutMaxRounds < 0:
+		return fmt.Errorf("calibrate: held-out max rounds %d: must not be negative", c.HeldOutMaxRounds)
+	case !(c.HeldOutPrecision >= 0 && c.HeldOutPrecision < 1):
+		return fmt.Errorf("calibrate: held-out precision %v: must be a fraction of the mean from 0 (no extra rounds) to below 1", c.HeldOutPrecision)
 	case c.JoinWords < 0 || c.JoinFollowerWords < 0 || c.JoinDelay < 0:
 		return fmt.Errorf("calibrate: join probe of %d and %d words after %v: must not be negative", c.JoinWords, c.JoinFollowerWords, c.JoinDelay)
 	case c.JoinWords > 0 && c.JoinDelay < time.Millisecond:
@@ -117,6 +127,21 @@ func (c Config) Validate() error {
 func (c Config) joinFollowerWords() int { return cmp.Or(c.JoinFollowerWords, c.JoinWords) }
 
 func (c Config) heldOutRounds() int { return cmp.Or(c.HeldOutRounds, c.Rounds) }
+
+// heldOutMaxRounds is the most rounds the engine runs a held-out scenario.
+func (c Config) heldOutMaxRounds() int {
+	if c.HeldOutPrecision == 0 {
+		return c.heldOutRounds()
+	}
+	return max(c.HeldOutMaxRounds, c.heldOutRounds())
+}
+
+// preciseEnough tells whether the engine's figures of a held-out scenario
+// need no more rounds.
+func (c Config) preciseEnough(o Outcome) bool {
+	ttft, tok := o.RoundErrors()
+	return ttft <= c.HeldOutPrecision && tok <= c.HeldOutPrecision
+}
 
 // batchSize is the engine's batch in its tokens: the base profile's.
 func (c Config) batchSize() int { return cmp.Or(c.Base.BatchSize, 512) }
@@ -226,11 +251,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if h.Parallel != p {
 				continue
 			}
-			o, err := real.run(ctx, h, cfg.heldOutRounds())
+			o, err := real.runUntil(ctx, h, cfg.heldOutRounds(), cfg.heldOutMaxRounds(), cfg.preciseEnough)
 			if err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(cfg.Log, "  held out %s: TTFT p50 %.0f ms, %.1f tok/s\n", h, o.TTFTP50Ms, o.TokPerSecAvg)
+			ttftErr, tokErr := o.RoundErrors()
+			fmt.Fprintf(cfg.Log, "  held out %s: TTFT p50 %.0f ms, %.1f tok/s, %d rounds (standard error of the round means %.1f%% / %.1f%%)\n",
+				h, o.TTFTP50Ms, o.TokPerSecAvg, o.Rounds, 100*ttftErr, 100*tokErr)
 			heldReal[h] = o
 		}
 	}
@@ -247,11 +274,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	for _, h := range cfg.HeldOut {
-		sim, err := runSimulated(ctx, res.Profile, cfg, h)
+		r := heldReal[h]
+		sim, err := runSimulated(ctx, res.Profile, cfg, h, r.Rounds)
 		if err != nil {
 			return nil, err
 		}
-		r := heldReal[h]
 		c := Comparison{Real: r, Sim: sim, TTFTErr: relErr(sim.TTFTP50Ms, r.TTFTP50Ms), TokPerSecErr: relErr(sim.TokPerSecAvg, r.TokPerSecAvg)}
 		fmt.Fprintf(cfg.Log, "held out %s: TTFT p50 %.0f ms real, %.0f ms simulated (%+.0f%%); %.1f tok/s real, %.1f simulated (%+.0f%%)\n",
 			h, r.TTFTP50Ms, sim.TTFTP50Ms, 100*c.TTFTErr, r.TokPerSecAvg, sim.TokPerSecAvg, 100*c.TokPerSecErr)
@@ -329,7 +356,7 @@ func tokenMap(ctx context.Context, cfg Config, prof simulator.Profile, probes []
 // runSimulated runs a held-out scenario on the fitted simulator, after one
 // warm-up request (the engine had its load and warm-up), at the held-out
 // time scale, its timings then divided by the scale.
-func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Scenario) (Outcome, error) {
+func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Scenario, rounds int) (Outcome, error) {
 	var out Outcome
 	scale := cmp.Or(cfg.HeldOutTimeScale, 1)
 	err := withSimulator(prof, sc.Parallel, cfg.NumCtx, scale, func(url string) error {
@@ -338,7 +365,7 @@ func runSimulated(ctx context.Context, prof simulator.Profile, cfg Config, sc Sc
 			return err
 		}
 		var err error
-		out, err = p.run(ctx, sc, cfg.heldOutRounds())
+		out, err = p.run(ctx, sc, rounds)
 		return err
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,7 +84,10 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 	cfg := Config{Engine: eng, URL: url, Model: "tiny:latest", Parallel: []int{1, 2}, NumCtx: 512,
 		PromptWords: []int{4, 40}, MaxTokens: 6, Rounds: 2, Base: simulator.Profiles["tiny"],
 		JoinWords: 80, JoinDelay: 20 * time.Millisecond, JoinRounds: 3,
-		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}, HeldOutRounds: 3, HeldOutTimeScale: 0.5}
+		HeldOut: []Scenario{{Parallel: 2, Concurrency: 2, PromptWords: 20}}, HeldOutRounds: 3, HeldOutTimeScale: 0.5,
+		// A precision no engine reaches: the engine runs the most rounds,
+		// and the simulator as many.
+		HeldOutMaxRounds: 4, HeldOutPrecision: 1e-9}
 	cfg.Base.Name = "fitted"
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -112,13 +116,13 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 			t.Errorf("join probe round %d: second request sent %v after the round started, want at least 20ms", join[i].Round, d)
 		}
 	}
-	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 6 || res.HeldOut[0].Sim.Requests != 6 {
+	if len(res.HeldOut) != 1 || res.HeldOut[0].Real.Requests != 8 || res.HeldOut[0].Sim.Requests != 8 || res.HeldOut[0].Sim.Rounds != 4 {
 		t.Fatalf("held out %+v", res.HeldOut)
 	}
 	// Every request's timeline is kept: its round, and a time for each of
 	// its chunks after it was sent.
 	for _, o := range res.HeldOut[0].Real.Observations {
-		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 2 {
+		if len(o.Chunks) == 0 || o.Chunks[0] < o.Start || o.Round < 0 || o.Round > 3 {
 			t.Errorf("held-out request: round %d, sent at %v, chunks %v", o.Round, o.Start, o.Chunks)
 		}
 		// The engine's own timings are kept too.
@@ -150,7 +154,8 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"**simulation**", "| p2-c2-w20 |", "the engine's log: KV cache size / cells", "Largest held-out error",
-		"| late join rate |", "| late join rate together |", "| p2-c2-w80-f80-d20 |", "Held-out scenarios: 3 rounds each; the simulator ran them at time scale 0.5"} {
+		"| late join rate |", "| late join rate together |", "| p2-c2-w80-f80-d20 |", "Held-out scenarios: 3 rounds each on the engine, and more, up to 4, while the standard error",
+		"the simulator ran as many rounds, at time scale 0.5", "| p2-c2-w20 | 4 |"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, report.String())
 		}
@@ -176,6 +181,9 @@ func TestConfigValidate(t *testing.T) {
 		{"join probe without a delay", func(c *Config) { c.JoinWords, c.JoinRounds = 100, 2 }, "join probe delay"},
 		{"join probe without rounds", func(c *Config) { c.JoinWords, c.JoinDelay = 100, time.Second }, "join probe rounds"},
 		{"negative held-out rounds", func(c *Config) { c.HeldOutRounds = -1 }, "held-out rounds"},
+		{"negative held-out max rounds", func(c *Config) { c.HeldOutMaxRounds = -1 }, "held-out max rounds"},
+		{"held-out precision of 1", func(c *Config) { c.HeldOutPrecision = 1 }, "held-out precision"},
+		{"negative held-out precision", func(c *Config) { c.HeldOutPrecision = -0.1 }, "held-out precision"},
 		{"held-out time scale above 1", func(c *Config) { c.HeldOutTimeScale = 2 }, "held-out time scale"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,5 +241,61 @@ func TestUnscaled(t *testing.T) {
 	}
 	if same := unscaled(o, 1); same.TTFTP50Ms != o.TTFTP50Ms {
 		t.Errorf("scale 1 changed the outcome")
+	}
+}
+
+// The standard error over rounds of the rounds' means, as a share of their
+// mean: a coin tossed once a round shows in it, a spread within rounds
+// does not.
+func TestRoundErrors(t *testing.T) {
+	ms := time.Millisecond
+	var obs []Observation
+	// Rounds alternate 10 and 20 tok/s (two requests each, equal), TTFT
+	// 100 and 300 ms within every round.
+	for r, tpot := range []time.Duration{100 * ms, 50 * ms, 100 * ms, 50 * ms} {
+		obs = append(obs, Observation{Round: r, TTFT: 100 * ms, TPOT: tpot}, Observation{Round: r, TTFT: 300 * ms, TPOT: tpot})
+	}
+	o := summarize(Scenario{Parallel: 2, Concurrency: 2, PromptWords: 8}, obs)
+	ttft, tok := o.RoundErrors()
+	// tok/s round means 10, 20, 10, 20: mean 15, standard deviation
+	// sqrt(100/3), standard error sqrt(100/3)/2.
+	if want := math.Sqrt(100.0/3) / 2 / 15; o.Rounds != 4 || ttft != 0 || math.Abs(tok-want) > 1e-12 {
+		t.Errorf("%d rounds, standard errors %v / %v, want 4, 0 / %v", o.Rounds, ttft, tok, want)
+	}
+	one := summarize(o.Scenario, obs[:2])
+	if ttft, tok := one.RoundErrors(); !math.IsInf(ttft, 1) || !math.IsInf(tok, 1) {
+		t.Errorf("one round: standard errors %v / %v, want +Inf (unknown)", ttft, tok)
+	}
+}
+
+// The engine's side of a held-out scenario stops adding rounds when its
+// figures are precise enough, and never runs fewer than the least.
+func TestRunUntilPrecise(t *testing.T) {
+	prof := simulator.Profiles["tiny"]
+	sc := Scenario{Parallel: 1, Concurrency: 1, PromptWords: 4}
+	err := withSimulator(prof, 1, 512, 0.1, func(url string) error {
+		p := &prober{client: &http.Client{Timeout: time.Minute}, url: url, model: prof.Model, maxTokens: 3}
+		var asked []int
+		o, err := p.runUntil(context.Background(), sc, 2, 6, func(o Outcome) bool {
+			asked = append(asked, o.Rounds)
+			return o.Rounds >= 3
+		})
+		if err != nil {
+			return err
+		}
+		if o.Rounds != 3 || o.Requests != 3 || !slices.Equal(asked, []int{2, 3}) {
+			t.Errorf("%d rounds, %d requests, asked after %v rounds; want 3, 3, [2 3]", o.Rounds, o.Requests, asked)
+		}
+		o, err = p.runUntil(context.Background(), sc, 2, 3, func(Outcome) bool { return false })
+		if err != nil {
+			return err
+		}
+		if o.Rounds != 3 {
+			t.Errorf("never precise: %d rounds, want the most, 3", o.Rounds)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

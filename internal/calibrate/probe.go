@@ -88,6 +88,7 @@ func (o Observation) MarshalJSON() ([]byte, error) {
 // Outcome summarises a scenario's requests.
 type Outcome struct {
 	Scenario     Scenario `json:"scenario"`
+	Rounds       int      `json:"rounds"`
 	Requests     int      `json:"requests"`
 	TTFTP50Ms    float64  `json:"ttft_p50_ms"`
 	TokPerSecAvg float64  `json:"tok_per_s_mean"`
@@ -102,6 +103,7 @@ func summarize(sc Scenario, obs []Observation) Outcome {
 	var ttft, speed, step []float64
 	var prompt float64
 	for _, ob := range obs {
+		o.Rounds = max(o.Rounds, ob.Round+1)
 		ttft = append(ttft, float64(ob.TTFT)/float64(time.Millisecond))
 		if ob.Step > 0 {
 			step = append(step, float64(ob.Step)/float64(time.Millisecond))
@@ -120,6 +122,49 @@ func summarize(sc Scenario, obs []Observation) Outcome {
 		o.PromptTokens = prompt / float64(len(obs))
 	}
 	return o
+}
+
+// RoundErrors are the standard errors of the mean over rounds of each
+// round's mean TTFT and of its mean tok/s, each as a fraction of that mean:
+// how far another run of as many rounds could move the figures. A coin the
+// engine tosses once a round (rule 6's late joins) shows here. +Inf with
+// fewer than two rounds.
+func (o Outcome) RoundErrors() (ttft, tokPerSec float64) {
+	n := o.Rounds
+	sumTTFT, sumTok := make([]float64, n), make([]float64, n)
+	nTTFT, nTok := make([]int, n), make([]int, n)
+	for _, ob := range o.Observations {
+		sumTTFT[ob.Round] += float64(ob.TTFT)
+		nTTFT[ob.Round]++
+		if ob.TPOT > 0 {
+			sumTok[ob.Round] += float64(time.Second) / float64(ob.TPOT)
+			nTok[ob.Round]++
+		}
+	}
+	return standardError(sumTTFT, nTTFT), standardError(sumTok, nTok)
+}
+
+// standardError is the relative standard error of the mean of the means
+// sums[i]/counts[i], over the entries with a count.
+func standardError(sums []float64, counts []int) float64 {
+	var means []float64
+	for i, s := range sums {
+		if counts[i] > 0 {
+			means = append(means, s/float64(counts[i]))
+		}
+	}
+	n := float64(len(means))
+	var mean, ss float64
+	for _, m := range means {
+		mean += m / n
+	}
+	for _, m := range means {
+		ss += (m - mean) * (m - mean)
+	}
+	if n < 2 || mean == 0 {
+		return math.Inf(1)
+	}
+	return math.Sqrt(ss/(n-1)/n) / math.Abs(mean)
 }
 
 // prober sends probe requests to an Ollama API.
@@ -213,8 +258,17 @@ func medianStep(gaps []time.Duration, tokens int) time.Duration {
 // run sends the scenario's rounds: Concurrency requests at once, the next
 // round when all have ended.
 func (p *prober) run(ctx context.Context, sc Scenario, rounds int) (Outcome, error) {
+	return p.runUntil(ctx, sc, rounds, rounds, nil)
+}
+
+// runUntil sends at least minRounds of the scenario's rounds, and more, up
+// to maxRounds, until enough says the outcome so far needs no more.
+func (p *prober) runUntil(ctx context.Context, sc Scenario, minRounds, maxRounds int, enough func(Outcome) bool) (Outcome, error) {
 	var obs []Observation
-	for r := range rounds {
+	for r := 0; r < maxRounds; r++ {
+		if r >= minRounds && enough(summarize(sc, obs)) {
+			break
+		}
 		got := make([]Observation, sc.Concurrency)
 		errs := make([]error, sc.Concurrency)
 		var wg sync.WaitGroup

@@ -28,9 +28,13 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 		fmt.Fprintf(w, " At each parallel setting above 1, a join probe, %d rounds: a prompt of %d words, longer than one batch, and one of %d words sent %v after it (not in the decode fit).",
 			cfg.JoinRounds, cfg.JoinWords, cfg.joinFollowerWords(), cfg.JoinDelay)
 	}
-	fmt.Fprintf(w, " Held-out scenarios: %d rounds each", cfg.heldOutRounds())
+	fmt.Fprintf(w, " Held-out scenarios: %d rounds each on the engine", cfg.heldOutRounds())
+	if most := cfg.heldOutMaxRounds(); most > cfg.heldOutRounds() {
+		fmt.Fprintf(w, ", and more, up to %d, while the standard error of its round means of TTFT or tok/s was above %.0f%% of the mean", most, 100*cfg.HeldOutPrecision)
+	}
+	fmt.Fprintf(w, "; the simulator ran as many rounds")
 	if sc := cfg.HeldOutTimeScale; sc > 0 && sc != 1 {
-		fmt.Fprintf(w, "; the simulator ran them at time scale %g, its timings divided by it", sc)
+		fmt.Fprintf(w, ", at time scale %g, its timings divided by it", sc)
 	}
 	fmt.Fprintf(w, ".\n\n")
 	fmt.Fprintf(w, "## Fitted profile (`%s`)\n\n", prof.Name)
@@ -64,28 +68,53 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	fmt.Fprintf(w, "\n## Held-out scenarios: engine vs simulation\n\n"+
 		"The simulator column is a **simulation** with the fitted profile, not a measurement of the engine. "+
 		"Errors are (simulated − measured) / measured; the bound is ±%.0f%%.\n\n", 100*Bound)
-	fmt.Fprintf(w, "| scenario | TTFT p50 engine | TTFT p50 simulated | error | tok/s engine | tok/s simulated | error | decode step p50 engine / simulated | late joins engine / simulated |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| scenario | rounds | TTFT p50 engine | TTFT p50 simulated | error | tok/s engine | tok/s simulated | error | engine's standard error TTFT / tok/s | decode step p50 engine / simulated | late joins engine / simulated |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range res.HeldOut {
-		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %s | %.1f | %.1f | %s | %.1f / %.1f ms | %s / %s |\n", c.Real.Scenario, c.Real.TTFTP50Ms, c.Sim.TTFTP50Ms,
-			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real, cfg.batchSize()), joinCell(c.Sim, cfg.batchSize()))
+		ttftSE, tokSE := c.Real.RoundErrors()
+		fmt.Fprintf(w, "| %s | %d | %.1f ms | %.1f ms | %s | %.1f | %.1f | %s | %s / %s | %.1f / %.1f ms | %s / %s |\n", c.Real.Scenario, c.Real.Rounds, c.Real.TTFTP50Ms, c.Sim.TTFTP50Ms,
+			pct(c.TTFTErr), c.Real.TokPerSecAvg, c.Sim.TokPerSecAvg, pct(c.TokPerSecErr), stdErr(ttftSE), stdErr(tokSE),
+			c.Real.StepP50Ms, c.Sim.StepP50Ms, joinCell(c.Real, cfg.batchSize()), joinCell(c.Sim, cfg.batchSize()))
 	}
 	fmt.Fprintf(w, "\nLate joins: rounds in which the requests that reached the runner during the first request's first batch "+
-		"joined the batch after next, of the rounds in which they joined the next or the one after (join.go); – for one request a round, or more requests than slots.\n")
-	worst := res.WorstError()
+		"joined the batch after next, of the rounds in which they joined the next or the one after (join.go); – for one request a round, or more requests than slots. "+
+		"The engine's standard error is that of the mean over its rounds of each round's mean TTFT and tok/s, as a share of that mean: "+
+		"how far another run of as many rounds could move the engine's figure.\n")
+	worst, which := res.worst()
 	verdict := "within"
 	if worst > Bound {
 		verdict = "outside"
 	}
-	_, err := fmt.Fprintf(w, "\nLargest held-out error: %.1f%%, %s the ±%.0f%% bound.\n", 100*worst, verdict, 100*Bound)
+	_, err := fmt.Fprintf(w, "\nLargest held-out error: %.1f%% (%s), %s the ±%.0f%% bound.\n", 100*worst, which, verdict, 100*Bound)
 	return err
+}
+
+// stdErr is a relative standard error as a percentage, – when there is none.
+func stdErr(f float64) string {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f%%", 100*f)
+}
+
+// worst is the largest held-out error and which figure it is, with the
+// engine's standard error of that figure.
+func (r *Result) worst() (float64, string) {
+	worst, which := 0.0, "no held-out scenario"
+	for _, c := range r.HeldOut {
+		ttftSE, tokSE := c.Real.RoundErrors()
+		if e := math.Abs(c.TTFTErr); e >= worst {
+			worst, which = e, fmt.Sprintf("%s TTFT p50; the engine's standard error %s", c.Real.Scenario, stdErr(ttftSE))
+		}
+		if e := math.Abs(c.TokPerSecErr); e >= worst {
+			worst, which = e, fmt.Sprintf("%s tok/s; the engine's standard error %s", c.Real.Scenario, stdErr(tokSE))
+		}
+	}
+	return worst, which
 }
 
 // WorstError is the largest held-out error, as a fraction.
 func (r *Result) WorstError() float64 {
-	worst := 0.0
-	for _, c := range r.HeldOut {
-		worst = max(worst, math.Abs(c.TTFTErr), math.Abs(c.TokPerSecErr))
-	}
+	worst, _ := r.worst()
 	return worst
 }
 
