@@ -37,7 +37,7 @@ CAL_MODEL_FLAGS := -name tokentrace-25m -width 512 -blocks 8 -heads 8 -kv-heads 
 CAL_MODEL_KEY := $(shell { printf '%s' '$(CAL_MODEL_FLAGS)'; cat $(filter-out %_test.go,$(wildcard internal/gguf/*.go)); } | sha256sum | cut -c1-12)
 CAL_MODEL_GGUF := $(CACHE)/models/25m-$(CAL_MODEL_KEY).gguf
 CALIBRATE_OUT ?= out/calibrate-ollama
-CALIBRATE_FLAGS ?= --num-parallel 1,2,4 --num-ctx 2048 --rounds 3 --held-out-rounds 4 --max-tokens 32
+CALIBRATE_FLAGS ?= --num-parallel 1,2,4 --num-ctx 2048 --rounds 3 --max-tokens 32
 
 $(CAL_MODEL_GGUF):
 	@mkdir -p $(dir $@)

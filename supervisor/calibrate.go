@@ -66,7 +66,7 @@ func runCalibrate(args []string) error {
 	fs.DurationVar(&f.joinDelay, "join-delay", time.Millisecond, fmt.Sprintf("how long after the first request the join probe sends the second (while the first one's first batch runs; within %v counts as together)", simulator.TogetherWindow))
 	fs.IntVar(&f.joinRounds, "join-rounds", 10, "repeats of the join probe")
 	fs.StringVar(&f.heldOut, "held-out", "p1-c2-w64,p2-c2-w192,p4-c3-w96,p4-c4-w32", "scenarios checked, not fitted: p<parallel>-c<concurrency>-w<prompt words>, comma-separated")
-	fs.IntVar(&f.heldRounds, "held-out-rounds", 0, "repeats of every held-out scenario on the engine, at least (0: --rounds); the simulator runs as many as the engine did")
+	fs.IntVar(&f.heldRounds, "held-out-rounds", 8, "repeats of every held-out scenario on the engine, at least (0: --rounds); the simulator runs as many as the engine did. Fewer than 8 lets --held-out-precision stop a scenario whose rounds happened to fall the same way")
 	fs.IntVar(&f.heldMax, "held-out-max-rounds", 16, "the most repeats of a held-out scenario on the engine (never fewer than --held-out-rounds): it adds rounds while its figures are less precise than --held-out-precision")
 	fs.Float64Var(&f.heldPrec, "held-out-precision", 0.05, "the standard error of the engine's round means of TTFT and of tok/s, as a share of the mean, below which a held-out scenario needs no more rounds (0: exactly --held-out-rounds)")
 	fs.Float64Var(&f.heldScale, "held-out-time-scale", 0.25, "the fitted simulator runs the held-out scenarios this much faster (its --time-scale), its timings divided by it; 1 is real time")
