@@ -25,7 +25,7 @@ type Config struct {
 	URL    string
 	Model  string
 	// Parallel are the settings probed (each at every concurrency from 1
-	// to its slots); the fit's prompt lengths run on the first.
+	// to its slots, and the prompt lengths at concurrency 1).
 	Parallel []int
 	// NumCtx is each slot's context.
 	NumCtx int
@@ -184,7 +184,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var samples Samples
 	heldReal := map[Scenario]Outcome{}
 	defer cfg.Engine.Stop(context.WithoutCancel(ctx))
-	for i, p := range cfg.Parallel {
+	for _, p := range cfg.Parallel {
 		fmt.Fprintf(cfg.Log, "engine with %d slots of %d tokens: starting\n", p, cfg.NumCtx)
 		facts, err := cfg.Engine.Start(ctx, matrix.Setting{Parallel: p, NumCtx: cfg.NumCtx})
 		if err != nil {
@@ -201,16 +201,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if facts.IdleMemBytes > 0 {
 			samples.Memory = append(samples.Memory, Point{float64(p * cfg.NumCtx), float64(facts.IdleMemBytes)})
 		}
+		// The prompt lengths run on every setting, so the prefill fit spans
+		// the whole calibration, as the held-out scenarios do: a slow spell
+		// of the machine while the first setting ran weighs a third.
 		var probes []Scenario
-		if i == 0 {
-			for _, w := range cfg.PromptWords {
-				probes = append(probes, Scenario{Parallel: p, Concurrency: 1, PromptWords: w})
-			}
+		for _, w := range cfg.PromptWords {
+			probes = append(probes, Scenario{Parallel: p, Concurrency: 1, PromptWords: w})
 		}
-		for c := 1; c <= p; c++ {
-			if i == 0 && c == 1 {
-				continue // the prompt-length probes cover it
-			}
+		for c := 2; c <= p; c++ {
 			probes = append(probes, Scenario{Parallel: p, Concurrency: c, PromptWords: cfg.PromptWords[0]})
 		}
 		if cfg.JoinWords > 0 && p > 1 {
@@ -332,8 +330,8 @@ func tokenMap(ctx context.Context, cfg Config, prof simulator.Profile, probes []
 	err := withSimulator(prof, 1, cfg.NumCtx, 0.001, func(url string) error {
 		p := &prober{client: &http.Client{Timeout: time.Minute}, url: url, model: cfg.Model, maxTokens: 2}
 		for _, o := range probes {
-			if o.Scenario.Concurrency != 1 {
-				continue
+			if o.Scenario.Concurrency != 1 || o.Scenario.Parallel != probes[0].Scenario.Parallel {
+				continue // one setting's prompt lengths: the others repeat them
 			}
 			s, err := p.run(ctx, Scenario{Parallel: 1, Concurrency: 1, PromptWords: o.Scenario.PromptWords}, 2)
 			if err != nil {

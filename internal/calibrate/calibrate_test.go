@@ -103,7 +103,7 @@ func TestRunAgainstTheSimulator(t *testing.T) {
 			t.Errorf("probe %s: %d requests, want %d", o.Scenario, o.Requests, 2*o.Scenario.Concurrency)
 		}
 	}
-	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c2-w4 p2-c2-w80-f80-d20" {
+	if got := strings.Join(names, " "); got != "p1-c1-w4 p1-c1-w40 p2-c1-w4 p2-c1-w40 p2-c2-w4 p2-c2-w80-f80-d20" {
 		t.Errorf("probes %s", got)
 	}
 	// The join probe sends its second request the delay after the round starts.

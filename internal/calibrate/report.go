@@ -21,7 +21,7 @@ func WriteReport(w io.Writer, cfg Config, res *Result, load string) error {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	fmt.Fprintf(w, "# Calibration of the simulator to %s\n\n", cfg.Model)
 	fmt.Fprintf(w, "Started %s, took %s. Machine load: %s.\n\n", res.Started.UTC().Format(time.RFC3339), res.Took.Round(time.Second), load)
-	fmt.Fprintf(w, "Probes: prompts of %v words at concurrency 1, then every concurrency up to the slots at parallel %v; "+
+	fmt.Fprintf(w, "Probes: prompts of %v words at concurrency 1, then every concurrency up to the slots, at parallel %v each; "+
 		"%d output tokens, %d rounds each, context %d per slot, every prompt new (no prefix cache hits).",
 		cfg.PromptWords, cfg.Parallel, cfg.MaxTokens, cfg.Rounds, cfg.NumCtx)
 	if cfg.JoinWords > 0 {
