@@ -50,11 +50,10 @@ type Config struct {
 	JoinDelay         time.Duration
 	JoinRounds        int
 	// HeldOut are checked, not fitted: the real engine runs each
-	// HeldOutRounds times (0: Rounds), and then more rounds, up to
-	// HeldOutMaxRounds (0: no more), while the standard error of its round
-	// means of TTFT or tok/s is above HeldOutPrecision of the mean (0: no
-	// more; never below HeldOutRounds); the fitted simulator runs as many
-	// rounds as the engine did.
+	// HeldOutRounds times (0: Rounds), then more rounds, up to
+	// HeldOutMaxRounds, while the standard error of its round means of
+	// TTFT or tok/s is above HeldOutPrecision of the mean (0: no more
+	// rounds); the fitted simulator runs as many rounds as the engine did.
 	// Their Parallel must be among Parallel.
 	HeldOut          []Scenario
 	HeldOutRounds    int

@@ -153,6 +153,9 @@ func standardError(sums []float64, counts []int) float64 {
 			means = append(means, s/float64(counts[i]))
 		}
 	}
+	if len(means) < 2 {
+		return math.Inf(1)
+	}
 	n := float64(len(means))
 	var mean, ss float64
 	for _, m := range means {
@@ -161,7 +164,7 @@ func standardError(sums []float64, counts []int) float64 {
 	for _, m := range means {
 		ss += (m - mean) * (m - mean)
 	}
-	if n < 2 || mean == 0 {
+	if mean == 0 {
 		return math.Inf(1)
 	}
 	return math.Sqrt(ss/(n-1)/n) / math.Abs(mean)
