@@ -130,43 +130,35 @@ func summarize(sc Scenario, obs []Observation) Outcome {
 // engine tosses once a round (rule 6's late joins) shows here. +Inf with
 // fewer than two rounds.
 func (o Outcome) RoundErrors() (ttft, tokPerSec float64) {
-	n := o.Rounds
-	sumTTFT, sumTok := make([]float64, n), make([]float64, n)
-	nTTFT, nTok := make([]int, n), make([]int, n)
-	for _, ob := range o.Observations {
-		sumTTFT[ob.Round] += float64(ob.TTFT)
-		nTTFT[ob.Round]++
-		if ob.TPOT > 0 {
-			sumTok[ob.Round] += float64(time.Second) / float64(ob.TPOT)
-			nTok[ob.Round]++
+	var ttfts, toks []float64
+	for _, round := range byRound(o.Observations) {
+		var t, k []float64
+		for _, ob := range round {
+			t = append(t, float64(ob.TTFT))
+			if ob.TPOT > 0 {
+				k = append(k, float64(time.Second)/float64(ob.TPOT))
+			}
+		}
+		ttfts = append(ttfts, stats.Summarize(t).Mean)
+		if len(k) > 0 {
+			toks = append(toks, stats.Summarize(k).Mean)
 		}
 	}
-	return standardError(sumTTFT, nTTFT), standardError(sumTok, nTok)
+	return relativeStandardError(ttfts), relativeStandardError(toks)
 }
 
-// standardError is the relative standard error of the mean of the means
-// sums[i]/counts[i], over the entries with a count.
-func standardError(sums []float64, counts []int) float64 {
-	var means []float64
-	for i, s := range sums {
-		if counts[i] > 0 {
-			means = append(means, s/float64(counts[i]))
-		}
-	}
-	if len(means) < 2 {
+// relativeStandardError is the standard error of the mean of xs as a
+// fraction of that mean; +Inf with fewer than two values or a mean of 0.
+func relativeStandardError(xs []float64) float64 {
+	mean := stats.Summarize(xs).Mean
+	if len(xs) < 2 || mean == 0 {
 		return math.Inf(1)
 	}
-	n := float64(len(means))
-	var mean, ss float64
-	for _, m := range means {
-		mean += m / n
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
 	}
-	for _, m := range means {
-		ss += (m - mean) * (m - mean)
-	}
-	if mean == 0 {
-		return math.Inf(1)
-	}
+	n := float64(len(xs))
 	return math.Sqrt(ss/(n-1)/n) / math.Abs(mean)
 }
 
