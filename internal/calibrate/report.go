@@ -99,17 +99,24 @@ func stdErr(f float64) string {
 // worst is the largest held-out error and which figure it is, with the
 // engine's standard error of that figure.
 func (r *Result) worst() (float64, string) {
-	worst, which := 0.0, "no held-out scenario"
-	for _, c := range r.HeldOut {
-		ttftSE, tokSE := c.Real.RoundErrors()
+	worst, at, isTok := 0.0, -1, false
+	for i, c := range r.HeldOut {
 		if e := math.Abs(c.TTFTErr); e >= worst {
-			worst, which = e, fmt.Sprintf("%s TTFT p50; the engine's standard error %s", c.Real.Scenario, stdErr(ttftSE))
+			worst, at, isTok = e, i, false
 		}
 		if e := math.Abs(c.TokPerSecErr); e >= worst {
-			worst, which = e, fmt.Sprintf("%s tok/s; the engine's standard error %s", c.Real.Scenario, stdErr(tokSE))
+			worst, at, isTok = e, i, true
 		}
 	}
-	return worst, which
+	if at < 0 {
+		return 0, "no held-out scenario"
+	}
+	c := r.HeldOut[at]
+	ttftSE, tokSE := c.Real.RoundErrors()
+	if isTok {
+		return worst, fmt.Sprintf("%s tok/s; the engine's standard error %s", c.Real.Scenario, stdErr(tokSE))
+	}
+	return worst, fmt.Sprintf("%s TTFT p50; the engine's standard error %s", c.Real.Scenario, stdErr(ttftSE))
 }
 
 // WorstError is the largest held-out error, as a fraction.
