@@ -163,12 +163,18 @@ func isHex(c byte) bool {
 // copyBody copies the upstream's body to the client, each read written
 // and flushed before the next. It returns a read error other than EOF or a
 // write error (a flush error shows in the next write, as in ReverseProxy).
+// A tapped body's bytes are measured after they are written (readHeld).
 func (g *Gateway) copyBody(w io.Writer, body io.Reader, flush func()) error {
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
+	read := body.Read
+	if tap, ok := body.(*bodyTap); ok {
+		read = tap.readHeld
+		defer tap.settle() // before buf goes back to the pool, even on a panic
+	}
 	for {
-		n, rerr := body.Read(buf)
+		n, rerr := read(buf)
 		if n > 0 {
 			nw, werr := w.Write(buf[:n])
 			if werr == nil && nw < n {

@@ -74,27 +74,65 @@ func contentEncoding(h http.Header) string {
 // bodyTap feeds every body byte (decoded, when the body is compressed) to
 // the exchange's Meter as the forwarder reads it, and notes how reading
 // ended. The forwarder gets the bytes exactly as the upstream sent them.
+//
+// The forwarder's own copy loop reads with readHeld: the bytes reach the
+// client first and the Meter after (settle), with the time they arrived,
+// so measuring a chunk delays no token, the first one included.
 type bodyTap struct {
 	rc   io.ReadCloser
 	ex   *exchange
 	feed io.Writer // nil: the body is not measured
 	dec  *decoder  // set when the body is compressed
+
+	held   []byte    // read by readHeld, not yet measured
+	heldAt time.Time // when they arrived
 }
 
 func (t *bodyTap) Read(p []byte) (int, error) {
+	t.settle()
 	n, err := t.rc.Read(p)
 	if n > 0 && t.feed != nil {
 		_, _ = t.feed.Write(p[:n])
 	}
-	if err != nil {
-		if err == io.EOF {
-			t.ex.sawEOF = true
-			t.stop(true)
-		} else if t.ex.readErr == nil {
-			t.ex.readErr = err
-		}
-	}
+	t.ended(err)
 	return n, err
+}
+
+// readHeld reads as Read does but holds the bytes until settle, which the
+// caller must call before it reuses p or returns. A compressed body is
+// measured at once: its decoder keeps no time.
+func (t *bodyTap) readHeld(p []byte) (int, error) {
+	if t.dec != nil || t.feed == nil {
+		return t.Read(p)
+	}
+	t.settle()
+	n, err := t.rc.Read(p)
+	if n > 0 {
+		t.held, t.heldAt = p[:n], t.ex.meter.Now()
+	}
+	t.ended(err)
+	return n, err
+}
+
+// settle measures the bytes readHeld holds.
+func (t *bodyTap) settle() {
+	if t.held != nil {
+		t.ex.meter.WriteAt(t.held, t.heldAt)
+		t.held = nil
+	}
+}
+
+// ended notes how a read ended.
+func (t *bodyTap) ended(err error) {
+	if err == nil {
+		return
+	}
+	if err == io.EOF {
+		t.ex.sawEOF = true
+		t.stop(true)
+	} else if t.ex.readErr == nil {
+		t.ex.readErr = err
+	}
 }
 
 func (t *bodyTap) Close() error {
@@ -102,9 +140,11 @@ func (t *bodyTap) Close() error {
 	return t.rc.Close()
 }
 
-// stop ends decoding (waiting for the decoder's last output when the body
-// ended cleanly) and notes a decoding failure as unmeasured.
+// stop ends measuring: it measures what is held, ends decoding (waiting
+// for the decoder's last output when the body ended cleanly) and notes a
+// decoding failure as unmeasured.
 func (t *bodyTap) stop(clean bool) {
+	t.settle()
 	if t.dec == nil {
 		return
 	}

@@ -121,20 +121,33 @@ func (mt *Meter) Response(status int, contentType string) {
 	mt.framed = true
 }
 
-// Write reads body bytes; it never fails, so it can sit in an io.TeeReader.
+// Write reads body bytes as they arrive; it never fails, so it can sit in
+// an io.TeeReader.
 func (mt *Meter) Write(p []byte) (int, error) {
 	if len(p) == 0 || mt.finished {
 		return len(p), nil
 	}
+	mt.WriteAt(p, mt.cfg.Clock())
+	return len(p), nil
+}
+
+// Now reads the Meter's clock: the arrival time to give WriteAt.
+func (mt *Meter) Now() time.Time { return mt.cfg.Clock() }
+
+// WriteAt reads body bytes that arrived at the given time (from Now),
+// for a reader that passes them on before it measures them.
+func (mt *Meter) WriteAt(p []byte, at time.Time) {
+	if len(p) == 0 || mt.finished {
+		return
+	}
 	if !mt.framed {
 		mt.Response(200, "")
 	}
-	mt.now = mt.cfg.Clock()
+	mt.now = at
 	if mt.m.FirstByte.IsZero() {
 		mt.m.FirstByte = mt.now
 	}
 	mt.framer.write(p, mt.chunk)
-	return len(p), nil
 }
 
 func (mt *Meter) chunk(payload []byte) {
