@@ -1,6 +1,9 @@
 package stream
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
 // inspect reads one chunk of the given API: its end marker, else what the
 // API's read finds. Strings equal to model or finish are returned as those
@@ -45,7 +48,7 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 		return ci
 	}
 	f := &sc.f
-	ci.model = sc.intern(f.model, model)
+	ci.model = sc.share(f.model, model)
 	if len(f.errRaw) > 0 && string(f.errRaw) != "null" {
 		ci.isErr, ci.errMsg = true, errorMessage(f.errRaw)
 		return ci
@@ -109,7 +112,7 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 			finishReason = c.finishReason
 		}
 	}
-	ci.finishReason = sc.intern(finishReason, finish)
+	ci.finishReason = sc.share(finishReason, finish)
 	if f.usageSet {
 		ci.inputTokens, ci.outputTokens, ci.hasUsage = int(f.promptTokens), int(f.completionTokens), true
 		if f.compDetails && f.hasReasoningTokens {
@@ -128,18 +131,79 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 
 // intern returns the value of s, as known when it equals known.
 func (sc *chunkScanner) intern(s jstr, known string) string {
-	if len(s.raw) == 0 {
+	v := sc.value(s)
+	if v == nil {
 		return ""
-	}
-	v := s.raw
-	if s.esc {
-		sc.scratch = appendUnquoted(sc.scratch[:0], s.raw)
-		v = sc.scratch
 	}
 	if string(v) == known {
 		return known
 	}
 	return string(v)
+}
+
+// share is intern for a value every stream of a server repeats (the model
+// name, the finish reason): a new one comes from sharedValues, so the
+// streams' known values are one copy, which their every chunk reads from
+// the CPU's caches instead of from memory of its own.
+func (sc *chunkScanner) share(s jstr, known string) string {
+	v := sc.value(s)
+	if v == nil {
+		return ""
+	}
+	if string(v) == known {
+		return known
+	}
+	return sharedValues.get(v)
+}
+
+// value is the bytes of s, unescaped into the scanner's scratch when need
+// be; nil when s is empty.
+func (sc *chunkScanner) value(s jstr) []byte {
+	if len(s.raw) == 0 {
+		return nil
+	}
+	if !s.esc {
+		return s.raw
+	}
+	sc.scratch = appendUnquoted(sc.scratch[:0], s.raw)
+	return sc.scratch
+}
+
+// sharedValues hands out one string per distinct value, up to
+// maxSharedValues of them (after that, each is its own copy) and up to
+// maxSharedValue bytes each, so a server sending ever new values costs
+// bounded memory.
+var sharedValues = stringTable{m: make(map[string]string)}
+
+const (
+	maxSharedValues = 4096
+	maxSharedValue  = 256
+)
+
+type stringTable struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+func (t *stringTable) get(v []byte) string {
+	if len(v) > maxSharedValue {
+		return string(v)
+	}
+	t.mu.RLock()
+	s, ok := t.m[string(v)]
+	t.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(v)
+	t.mu.Lock()
+	if old, ok := t.m[s]; ok {
+		s = old
+	} else if len(t.m) < maxSharedValues {
+		t.m[s] = s
+	}
+	t.mu.Unlock()
+	return s
 }
 
 // textParts joins the non-empty text strings of a chunk, with one

@@ -105,7 +105,7 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 	if sc.bad {
 		return chunkInfo{malformed: true}
 	}
-	ci.model = sc.intern(msgModel, model)
+	ci.model = sc.share(msgModel, model)
 	switch {
 	case typ.is("error") || hasErr:
 		ci.isErr = true
@@ -116,7 +116,7 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 		return ci
 	case typ.is("message"): // a whole message
 		ci.output, ci.content, ci.final = content, visible, true
-		ci.finishReason = sc.intern(stopReason, finish)
+		ci.finishReason = sc.share(stopReason, finish)
 		u.take(&ci)
 		if wantText {
 			ci.text = t.string(sc)
@@ -134,7 +134,7 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 	case typ.is("message_delta"):
 		if len(stopReason.raw) > 0 {
 			ci.final = true
-			ci.finishReason = sc.intern(stopReason, finish)
+			ci.finishReason = sc.share(stopReason, finish)
 		}
 		u.take(&ci)
 		return ci

@@ -55,7 +55,7 @@ func (sc *chunkScanner) inspectResponses(payload []byte, model, finish string, w
 	if sc.bad {
 		return chunkInfo{malformed: true}
 	}
-	ci.model = sc.intern(r.model, model)
+	ci.model = sc.share(r.model, model)
 	t := typ
 	switch {
 	case t.is("error"):
@@ -124,7 +124,7 @@ func (sc *chunkScanner) responseEnd(ci *chunkInfo, r *respObject, finish string)
 	if len(r.incomplete.raw) > 0 {
 		reason = r.incomplete
 	}
-	ci.finishReason = sc.intern(reason, finish)
+	ci.finishReason = sc.share(reason, finish)
 	r.usage.take(ci)
 }
 
