@@ -129,22 +129,14 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 	return ci
 }
 
-// intern returns the value of s, as known when it equals known.
-func (sc *chunkScanner) intern(s jstr, known string) string {
-	v := sc.value(s)
-	if v == nil {
-		return ""
-	}
-	if string(v) == known {
-		return known
-	}
-	return string(v)
-}
+// stringOf returns the value of s.
+func (sc *chunkScanner) stringOf(s jstr) string { return string(sc.value(s)) }
 
-// share is intern for a value every stream of a server repeats (the model
-// name, the finish reason): a new one comes from sharedValues, so the
-// streams' known values are one copy, which their every chunk reads from
-// the CPU's caches instead of from memory of its own.
+// share returns the value of s, as known when it equals known: a value
+// every stream of a server repeats (the model name, the finish reason). A
+// new one comes from sharedValues, so the streams' known values are one
+// copy, which their every chunk reads from the CPU's caches instead of
+// from memory of its own.
 func (sc *chunkScanner) share(s jstr, known string) string {
 	v := sc.value(s)
 	if v == nil {

@@ -109,7 +109,7 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 	switch {
 	case typ.is("error") || hasErr:
 		ci.isErr = true
-		ci.errMsg = sc.intern(errMsg, "")
+		ci.errMsg = sc.stringOf(errMsg)
 		if ci.errMsg == "" {
 			ci.errMsg = "error event in stream"
 		}

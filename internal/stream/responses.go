@@ -60,9 +60,9 @@ func (sc *chunkScanner) inspectResponses(payload []byte, model, finish string, w
 	switch {
 	case t.is("error"):
 		ci.isErr = true
-		ci.errMsg = sc.intern(message, "")
+		ci.errMsg = sc.stringOf(message)
 		if ci.errMsg == "" && r.hasErr {
-			ci.errMsg = sc.intern(r.errMsg, "")
+			ci.errMsg = sc.stringOf(r.errMsg)
 		}
 		if ci.errMsg == "" {
 			ci.errMsg = "error event in stream"
@@ -70,7 +70,7 @@ func (sc *chunkScanner) inspectResponses(payload []byte, model, finish string, w
 		return ci
 	case len(t.raw) == 0: // a whole response
 		if r.hasErr || r.status.is("failed") {
-			ci.isErr, ci.errMsg = true, sc.intern(r.errMsg, "")
+			ci.isErr, ci.errMsg = true, sc.stringOf(r.errMsg)
 			if ci.errMsg == "" {
 				ci.errMsg = "response failed"
 			}
@@ -90,7 +90,7 @@ func (sc *chunkScanner) inspectResponses(payload []byte, model, finish string, w
 		return ci
 	case t.is("response.failed"):
 		ci.isErr = true
-		ci.errMsg = sc.intern(r.errMsg, "")
+		ci.errMsg = sc.stringOf(r.errMsg)
 		if ci.errMsg == "" {
 			ci.errMsg = "response failed"
 		}
