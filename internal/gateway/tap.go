@@ -100,7 +100,8 @@ func (t *bodyTap) Read(p []byte) (int, error) {
 
 // readHeld reads as Read does but holds the bytes until settle, which the
 // caller must call before it reuses p or returns. A compressed body is
-// measured at once: its decoder keeps no time.
+// measured at once (its decoder keeps no time), and so is a read that ends
+// the body (stop measures what is held).
 func (t *bodyTap) readHeld(p []byte) (int, error) {
 	if t.dec != nil || t.feed == nil {
 		return t.Read(p)
