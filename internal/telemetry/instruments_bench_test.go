@@ -16,14 +16,7 @@ import (
 // meter provider records them. Run:
 // go test -run '^$' -bench ChunkGapRecords ./internal/telemetry
 func BenchmarkChunkGapRecords(b *testing.B) {
-	m, err := NewMetrics(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in, err := NewInstruments(m.Provider)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, in := prometheusInstruments(b)
 	set := attribute.NewSet(semconv.GenAIOperationNameKey.String("chat"), semconv.GenAIProviderNameKey.String("openai"),
 		semconv.GenAIRequestModelKey.String("bench"), semconv.ServerAddressKey.String("127.0.0.1"), semconv.ServerPortKey.Int(8080))
 	opts := []metric.RecordOption{metric.WithAttributeSet(set)}

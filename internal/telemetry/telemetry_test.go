@@ -328,15 +328,22 @@ func TestInstrumentBucketsReachSeedLatencies(t *testing.T) {
 	}
 }
 
-func TestMetricsHandlerServesOpenMetricsExemplars(t *testing.T) {
+// prometheusInstruments makes the instruments on a NewMetrics provider.
+func prometheusInstruments(tb testing.TB) (*Metrics, *Instruments) {
+	tb.Helper()
 	ms, err := NewMetrics(nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	in, err := NewInstruments(ms.Provider)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return ms, in
+}
+
+func TestMetricsHandlerServesOpenMetricsExemplars(t *testing.T) {
+	ms, in := prometheusInstruments(t)
 	tp := sdktrace.NewTracerProvider()
 	ctx, span := tp.Tracer("t").Start(context.Background(), "x")
 	in.TTFT.Record(ctx, 0.3)
