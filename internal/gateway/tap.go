@@ -47,14 +47,14 @@ func (g *Gateway) tapResponse(resp *http.Response) error {
 	ex.meter.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
 	ex.status = resp.StatusCode
 	tap := &ex.tapBody
-	tap.rc, tap.ex, tap.feed = resp.Body, ex, &ex.meter
+	tap.rc, tap.ex = resp.Body, ex
 	if enc := contentEncoding(resp.Header); enc != "" {
 		d, err := newDecoder(enc, ex.meter.Write)
 		if err != nil {
 			ex.unmeasured = err.Error()
-			tap.feed = nil
+			tap.off = true
 		} else {
-			tap.dec, tap.feed = d, d
+			tap.dec = d
 		}
 	}
 	resp.Body = tap
@@ -79,22 +79,18 @@ func contentEncoding(h http.Header) string {
 // client first and the Meter after (settle), with the time they arrived,
 // so measuring a chunk delays no token, the first one included.
 type bodyTap struct {
-	rc   io.ReadCloser
-	ex   *exchange
-	feed io.Writer // nil: the body is not measured
-	dec  *decoder  // set when the body is compressed
+	rc  io.ReadCloser
+	ex  *exchange
+	off bool     // the body is not measured
+	dec *decoder // set when the body is compressed
 
 	held   []byte    // read by readHeld, not yet measured
 	heldAt time.Time // when they arrived
 }
 
 func (t *bodyTap) Read(p []byte) (int, error) {
+	n, err := t.readHeld(p)
 	t.settle()
-	n, err := t.rc.Read(p)
-	if n > 0 && t.feed != nil {
-		_, _ = t.feed.Write(p[:n])
-	}
-	t.ended(err)
 	return n, err
 }
 
@@ -103,13 +99,14 @@ func (t *bodyTap) Read(p []byte) (int, error) {
 // measured at once (its decoder keeps no time), and so is a read that ends
 // the body (stop measures what is held).
 func (t *bodyTap) readHeld(p []byte) (int, error) {
-	if t.dec != nil || t.feed == nil {
-		return t.Read(p)
-	}
 	t.settle()
 	n, err := t.rc.Read(p)
-	if n > 0 {
-		t.held, t.heldAt = p[:n], t.ex.meter.Now()
+	if n > 0 && !t.off {
+		if t.dec != nil {
+			_, _ = t.dec.Write(p[:n])
+		} else {
+			t.held, t.heldAt = p[:n], t.ex.meter.Now()
+		}
 	}
 	t.ended(err)
 	return n, err
