@@ -2,7 +2,8 @@ package gateway
 
 import (
 	"strings"
-	"sync"
+
+	"github.com/tokentrace/tokentrace/internal/bounded"
 )
 
 // overflowValue stands for every label value past a cap.
@@ -14,36 +15,21 @@ const maxLabelLen = 64
 // boundedValues admits at most max distinct label values; later ones
 // become overflowValue, so a client cannot grow the metric series without
 // bound by inventing model or scenario names.
-type boundedValues struct {
-	mu   sync.RWMutex
-	max  int
-	seen map[string]struct{}
-}
+type boundedValues struct{ set *bounded.Strings }
 
 func newBoundedValues(max int) *boundedValues {
-	return &boundedValues{max: max, seen: make(map[string]struct{}, max)}
+	return &boundedValues{set: bounded.NewStrings(max)}
 }
 
 func (b *boundedValues) value(v string) string {
 	if v == "" {
 		return v
 	}
-	b.mu.RLock()
-	_, ok := b.seen[v]
-	b.mu.RUnlock()
-	if ok {
-		return v
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.seen[v]; ok {
-		return v
-	}
-	if len(b.seen) >= b.max {
+	kept, ok := bounded.Keep(b.set, v)
+	if !ok {
 		return overflowValue
 	}
-	b.seen[v] = struct{}{}
-	return v
+	return kept
 }
 
 // boundModel keeps a model name fit for a label: bounded in length.

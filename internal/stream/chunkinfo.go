@@ -2,7 +2,8 @@ package stream
 
 import (
 	"bytes"
-	"sync"
+
+	"github.com/tokentrace/tokentrace/internal/bounded"
 )
 
 // inspect reads one chunk of the given API: its end marker, else what the
@@ -145,7 +146,7 @@ func (sc *chunkScanner) share(s jstr, known string) string {
 	if string(v) == known {
 		return known
 	}
-	return sharedValues.get(v)
+	return sharedValue(v)
 }
 
 // value is the bytes of s, unescaped into the scanner's scratch when need
@@ -163,39 +164,23 @@ func (sc *chunkScanner) value(s jstr) []byte {
 
 // sharedValues hands out one string per distinct value, up to
 // maxSharedValues of them (after that, each is its own copy) and up to
-// maxSharedValue bytes each, so a server sending ever new values costs
-// bounded memory.
-var sharedValues = stringTable{m: make(map[string]string)}
+// maxSharedValue bytes each.
+var sharedValues = bounded.NewStrings(maxSharedValues)
 
 const (
 	maxSharedValues = 4096
 	maxSharedValue  = 256
 )
 
-type stringTable struct {
-	mu sync.RWMutex
-	m  map[string]string
-}
-
-func (t *stringTable) get(v []byte) string {
-	if len(v) > maxSharedValue {
-		return string(v)
+// sharedValue is v from sharedValues when it fits there, else a copy of
+// its own.
+func sharedValue(v []byte) string {
+	if len(v) <= maxSharedValue {
+		if s, ok := bounded.Keep(sharedValues, v); ok {
+			return s
+		}
 	}
-	t.mu.RLock()
-	s, ok := t.m[string(v)]
-	t.mu.RUnlock()
-	if ok {
-		return s
-	}
-	s = string(v)
-	t.mu.Lock()
-	if old, ok := t.m[s]; ok {
-		s = old
-	} else if len(t.m) < maxSharedValues {
-		t.m[s] = s
-	}
-	t.mu.Unlock()
-	return s
+	return string(v)
 }
 
 // textParts joins the non-empty text strings of a chunk, with one

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,24 +28,15 @@ func TestStreamsShareTheirModelName(t *testing.T) {
 	}
 }
 
-// TestSharedValuesAreBounded: a server sending ever new values fills the
-// table only up to its bound, and a long value is never kept.
-func TestSharedValuesAreBounded(t *testing.T) {
-	tab := stringTable{m: make(map[string]string)}
-	for i := range maxSharedValues + 100 {
-		v := "model-" + strconv.Itoa(i)
-		if got := tab.get([]byte(v)); got != v {
-			t.Fatalf("got %q for %q", got, v)
-		}
-	}
-	if len(tab.m) != maxSharedValues {
-		t.Errorf("%d values kept, want the bound %d", len(tab.m), maxSharedValues)
-	}
+// TestLongValuesAreNotShared: a value longer than maxSharedValue comes
+// back whole and is not kept.
+func TestLongValuesAreNotShared(t *testing.T) {
+	before := sharedValues.Len()
 	long := strings.Repeat("m", maxSharedValue+1)
-	if got := tab.get([]byte(long)); got != long {
+	if got := sharedValue([]byte(long)); got != long {
 		t.Fatal("a long value came back changed")
 	}
-	if _, kept := tab.m[long]; kept {
+	if sharedValues.Len() != before {
 		t.Error("a value longer than maxSharedValue was kept")
 	}
 }
