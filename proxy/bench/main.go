@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ type options struct {
 	cpuProfile     string
 	memProfile     string
 	tracePrefix    string
+	perfPrefix     string
 }
 
 // scale is one load: streams at once, tokens gap apart, in one API.
@@ -105,6 +107,7 @@ func run() int {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write each Go proxy child's CPU profile to FILE.<variant>")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write each Go proxy child's allocation profile to FILE.<variant> when it stops")
 	flag.StringVar(&o.tracePrefix, "trace", "", "write each Go proxy child's execution trace (go tool trace) to FILE.<variant>; large: use with one short scale")
+	flag.StringVar(&o.perfPrefix, "perf", "", "record each Go proxy child with Linux perf (kernel and user stacks, 499 Hz) to FILE.<variant>, for perf report; needs perf on PATH")
 	flag.Parse()
 	if o.serve != "" {
 		if err := serveProxy(o); err != nil {
@@ -178,6 +181,11 @@ func (o *options) parse(streams, gaps, variants, apis string) error {
 		return fmt.Errorf("-first-token %v: must not be negative", o.firstToken)
 	case o.memStreams < 0 || o.hold < 1 || o.longHold < 0:
 		return fmt.Errorf("-memory-streams ≥ 0, -hold ≥ 1 and -long-hold ≥ 0, please")
+	}
+	if o.perfPrefix != "" {
+		if _, err := exec.LookPath("perf"); err != nil {
+			return fmt.Errorf("-perf %s: perf is not on PATH (Debian: apt-get install linux-perf)", o.perfPrefix)
+		}
 	}
 	return nil
 }

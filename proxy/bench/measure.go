@@ -182,10 +182,11 @@ func measure(o options) (*report, error) {
 		if t.child == nil {
 			continue
 		}
-		if err := t.child.stop(); err != nil {
+		err := t.child.stop()
+		t.child = nil // stopped either way: the deferred stop must not wait for it again
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.vr.name, err)
 		}
-		t.child = nil
 	}
 	return rep, nil
 }

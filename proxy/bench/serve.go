@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +39,7 @@ type childProc struct {
 	goStats bool // answers /__bench/stats
 	workers bool // its CPU time includes its child processes'
 	done    chan error
+	perf    *perfRecord // attached to it (-perf); stopped first
 }
 
 func (c *childProc) pid() int { return c.cmd.Process.Pid }
@@ -73,10 +76,70 @@ func startChild(variant, upstream, otlp string, o options) (*childProc, error) {
 		return nil, fmt.Errorf("read %s proxy address from %q: %v", variant, line, err)
 	}
 	c.base = "http://" + addr
+	if o.perfPrefix != "" {
+		if c.perf, err = startPerf(c.pid(), o.perfPrefix+"."+variant); err != nil {
+			_ = c.stop()
+			return nil, fmt.Errorf("%s proxy: %w", variant, err)
+		}
+	}
 	return c, nil
 }
 
+// perfRecord is perf record attached to a proxy child (-perf).
+type perfRecord struct {
+	cmd  *exec.Cmd
+	out  strings.Builder // what perf printed; read once it is done
+	done chan error
+}
+
+// startPerf records process pid's stacks, kernel and user, to file until
+// stop; it is interrupted (and so writes its file) if we die first.
+func startPerf(pid int, file string) (*perfRecord, error) {
+	p := &perfRecord{done: make(chan error, 1)}
+	p.cmd = exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", file)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGINT}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start perf record: %w", err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	// perf prints nothing until it stops; one that cannot attach stops at once.
+	select {
+	case err := <-p.done:
+		return nil, fmt.Errorf("perf record -p %d stopped at once (%v): %s", pid, err, strings.TrimSpace(p.out.String()))
+	case <-time.After(500 * time.Millisecond):
+	}
+	return p, nil
+}
+
+// stop interrupts perf, which then writes its file, and waits for it.
+func (p *perfRecord) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-p.done:
+		// perf writes its file on SIGINT, then ends by it.
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGINT {
+				err = nil
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("perf record: %w: %s", err, strings.TrimSpace(p.out.String()))
+		}
+		return nil
+	case <-time.After(time.Minute):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("perf record did not stop in a minute; killed, its file is incomplete")
+	}
+}
+
 func (c *childProc) stop() error {
+	var perfErr error
+	if c.perf != nil {
+		perfErr, c.perf = c.perf.stop(), nil
+	}
 	if c.stdin != nil {
 		_ = c.stdin.Close()
 	} else {
@@ -85,13 +148,13 @@ func (c *childProc) stop() error {
 	select {
 	case err := <-c.done:
 		if err != nil {
-			return fmt.Errorf("proxy child: %w", err)
+			return errors.Join(fmt.Errorf("proxy child: %w", err), perfErr)
 		}
-		return nil
+		return perfErr
 	case <-time.After(20 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-c.done
-		return fmt.Errorf("proxy child did not stop; killed")
+		return errors.Join(errors.New("proxy child did not stop; killed"), perfErr)
 	}
 }
 
