@@ -16,8 +16,8 @@ type perRound func(f roundFig, r int) (v float64, ok bool)
 
 func (r *report) write(w io.Writer) {
 	o := r.o
-	fmt.Fprintf(w, "proxy benchmark: %s, GOMAXPROCS %d; answers of %d tokens, the first after %v; %d rounds of %v per variant and scale\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), o.tokens, o.firstToken, o.rounds, o.duration)
+	fmt.Fprintf(w, "proxy benchmark: %s, GOMAXPROCS %d; answers of %d tokens, the first after %v; %d rounds of %v per variant and scale, each round starting one variant later; a gateway's round waits %v after its load for its last spans\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), o.tokens, o.firstToken, o.rounds, o.duration, exportSettle)
 	if r.collector {
 		fmt.Fprintf(w, "gateway spans exported over OTLP/gRPC to the collector: %d of %d accepted; the gateway's batch processor dropped %d (queue full or export failed)\n",
 			r.spansIn, r.spansSent, r.dropped)
