@@ -11,7 +11,7 @@
 # 20 ms, then each API (OpenAI chat, Responses, Messages, Ollama chat) at
 # 256 streams, a token every 20 ms, for the CPU per token of each. Each proxy
 # is its own child process; its CPU time comes from /proc. It prints
-# Markdown tables (also kept in $(BIN)/bench-proxy.md); about 8.5 minutes. Pass options with BENCH_PROXY_FLAGS, for example
+# Markdown tables (also kept in $(BIN)/bench-proxy.md); about 9 minutes. Pass options with BENCH_PROXY_FLAGS, for example
 # BENCH_PROXY_FLAGS='-streams 256 -token-gap 20ms -rounds 5'. Run it on a
 # quiet machine.
 
