@@ -155,12 +155,7 @@ func (c *collector) pid() int { return c.cmd.Process.Pid }
 
 func (c *collector) stop() {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	_, _ = waitOrKill(c.cmd.Process, c.done, 10*time.Second)
 }
 
 // logTail is the end of the collector's output, for an error message.

@@ -115,23 +115,33 @@ func startPerf(pid int, file string) (*perfRecord, error) {
 // stop interrupts perf, which then writes its file, and waits for it.
 func (p *perfRecord) stop() error {
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-p.done:
-		// perf writes its file on SIGINT, then ends by it.
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGINT {
-				err = nil
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("perf record: %w: %s", err, strings.TrimSpace(p.out.String()))
-		}
-		return nil
-	case <-time.After(time.Minute):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	err, killed := waitOrKill(p.cmd.Process, p.done, time.Minute)
+	if killed {
 		return fmt.Errorf("perf record did not stop in a minute; killed, its file is incomplete")
+	}
+	// perf writes its file on SIGINT, then ends by it.
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGINT {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("perf record: %w: %s", err, strings.TrimSpace(p.out.String()))
+	}
+	return nil
+}
+
+// waitOrKill waits up to limit for a process to end, done being where its
+// Wait reports; past limit it kills the process and waits for that. It
+// returns what done gave, and whether the limit passed.
+func waitOrKill[T any](p *os.Process, done <-chan T, limit time.Duration) (T, bool) {
+	select {
+	case v := <-done:
+		return v, false
+	case <-time.After(limit):
+		_ = p.Kill()
+		return <-done, true
 	}
 }
 
@@ -145,17 +155,14 @@ func (c *childProc) stop() error {
 	} else {
 		_ = c.cmd.Process.Signal(syscall.SIGQUIT) // nginx: graceful shutdown
 	}
-	select {
-	case err := <-c.done:
-		if err != nil {
-			return errors.Join(fmt.Errorf("proxy child: %w", err), perfErr)
-		}
-		return perfErr
-	case <-time.After(20 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
+	err, killed := waitOrKill(c.cmd.Process, c.done, 20*time.Second)
+	switch {
+	case killed:
 		return errors.Join(errors.New("proxy child did not stop; killed"), perfErr)
+	case err != nil:
+		return errors.Join(fmt.Errorf("proxy child: %w", err), perfErr)
 	}
+	return perfErr
 }
 
 // childStats is what a proxy process reports about itself.
