@@ -147,6 +147,8 @@ type releaseOnClose struct {
 	done atomic.Bool
 }
 
+func (b *releaseOnClose) underBody() io.ReadCloser { return b.ReadCloser }
+
 func (b *releaseOnClose) Close() error {
 	if b.done.CompareAndSwap(false, true) {
 		b.u.inflight.Add(-1)

@@ -92,7 +92,8 @@ func BenchmarkIdleBodyRead(b *testing.B) {
 	buf := make([]byte, 32<<10)
 	b.ReportAllocs()
 	for b.Loop() {
-		body := &idleBody{rc: io.NopCloser(&chunkReader{chunks: chunks}), limit: time.Minute, cancel: func(error) {}}
+		rc := io.NopCloser(&chunkReader{chunks: chunks})
+		body := &idleBody{rc: rc, r: rc, limit: time.Minute, cancel: func(error) {}}
 		for {
 			if _, err := body.Read(buf); err != nil {
 				break

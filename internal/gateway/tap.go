@@ -38,7 +38,7 @@ func (g *Gateway) tapResponse(resp *http.Response) error {
 		} else {
 			idle = new(idleBody)
 		}
-		idle.rc, idle.limit, idle.cancel = resp.Body, g.cfg.StreamIdleTimeout, f.cancel
+		idle.rc, idle.r, idle.limit, idle.cancel = resp.Body, readsOf(resp.Body), g.cfg.StreamIdleTimeout, f.cancel
 		resp.Body = idle
 	}
 	if ex == nil {
@@ -47,7 +47,7 @@ func (g *Gateway) tapResponse(resp *http.Response) error {
 	ex.meter.Response(resp.StatusCode, resp.Header.Get("Content-Type"))
 	ex.status = resp.StatusCode
 	tap := &ex.tapBody
-	tap.rc, tap.ex = resp.Body, ex
+	tap.rc, tap.r, tap.ex = resp.Body, readsOf(resp.Body), ex
 	if enc := contentEncoding(resp.Header); enc != "" {
 		d, err := newDecoder(enc, ex.meter.Write)
 		if err != nil {
@@ -80,6 +80,7 @@ func contentEncoding(h http.Header) string {
 // so measuring a chunk delays no token, the first one included.
 type bodyTap struct {
 	rc  io.ReadCloser
+	r   io.Reader // rc, or the body under it for reads (readsOf)
 	ex  *exchange
 	off bool     // the body is not measured
 	dec *decoder // set when the body is compressed
@@ -100,7 +101,7 @@ func (t *bodyTap) Read(p []byte) (int, error) {
 // the body (stop measures what is held).
 func (t *bodyTap) readHeld(p []byte) (int, error) {
 	t.settle()
-	n, err := t.rc.Read(p)
+	n, err := t.r.Read(p)
 	if n > 0 && !t.off {
 		if t.dec != nil {
 			_, _ = t.dec.Write(p[:n])
@@ -152,6 +153,27 @@ func (t *bodyTap) stop(clean bool) {
 	t.dec = nil
 }
 
+// closeHook is a response body wrapper that acts only when the body is
+// closed; its reads are those of the body under it.
+type closeHook interface {
+	io.ReadCloser
+	underBody() io.ReadCloser
+}
+
+// readsOf is where reads of body go: past the wrappers that act only on
+// Close (the pool's release of its upstream, the client span's end), to the
+// body under them. Close still goes through every wrapper. Each wrapper
+// skipped is one call and one object fewer per read, so per chunk.
+func readsOf(body io.ReadCloser) io.Reader {
+	for {
+		h, ok := body.(closeHook)
+		if !ok {
+			return body
+		}
+		body = h.underBody()
+	}
+}
+
 // errStreamIdle is how a body read ends when the upstream sent nothing for
 // too long; it is a timeout (error.type=timeout).
 type errStreamIdle struct{ limit time.Duration }
@@ -174,6 +196,7 @@ func (e errStreamIdle) Unwrap() error { return context.DeadlineExceeded }
 // body's bookkeeping per chunk.
 type idleBody struct {
 	rc     io.ReadCloser
+	r      io.Reader // rc, or the body under it for reads (readsOf)
 	limit  time.Duration
 	cancel context.CancelCauseFunc
 	base   time.Time    // start counts from here; set before the timer exists
@@ -200,7 +223,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	} else {
 		b.start.Store(int64(time.Since(b.base)) + 1)
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.r.Read(p)
 	b.start.Store(0)
 	if err != nil && err != io.EOF && b.fired.Load() {
 		err = errStreamIdle{b.limit}

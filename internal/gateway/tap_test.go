@@ -10,6 +10,7 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tokentrace/tokentrace/internal/stream"
 )
@@ -72,4 +73,31 @@ func TestTokensReachTheClientBeforeTheyAreMeasured(t *testing.T) {
 		t.Errorf("first token at %v, after its write began at %v: timed when measured, not when it arrived", ex.firstAt, w.began[0])
 	}
 	ex.finish(ctx, nil)
+}
+
+// TestReadsSkipTheCloseHooks: reads of an upstream body go straight to the
+// transport's body, past the wrappers that act only on Close, and closing
+// still ends the client span and counts the request out of its upstream.
+func TestReadsSkipTheCloseHooks(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	_, span := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)).Tracer("t").Start(context.Background(), "POST")
+	inner := io.NopCloser(&chunkReader{chunks: [][]byte{[]byte("data: 1\n\n")}})
+	u := new(upstream)
+	u.inflight.Store(1)
+	var body io.ReadCloser = &releaseOnClose{ReadCloser: &endSpanOnClose{ReadCloser: inner, span: span}, u: u}
+	if got := readsOf(body); got != io.Reader(inner) {
+		t.Fatalf("reads go to %T, want the transport's body %T", got, inner)
+	}
+	if got := readsOf(inner); got != io.Reader(inner) {
+		t.Fatalf("a body without close hooks: reads go to %T, want itself", got)
+	}
+	if err := body.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := u.inflight.Load(); n != 0 {
+		t.Errorf("upstream in flight after Close = %d, want 0", n)
+	}
+	if n := len(rec.Ended()); n != 1 {
+		t.Errorf("client spans ended after Close = %d, want 1", n)
+	}
 }

@@ -66,6 +66,8 @@ type endSpanOnClose struct {
 	done bool
 }
 
+func (b *endSpanOnClose) underBody() io.ReadCloser { return b.ReadCloser }
+
 func (b *endSpanOnClose) Close() error {
 	if !b.done {
 		b.done = true
