@@ -11,6 +11,17 @@ func addSeeds(f *testing.F) {
 	f.Add([]byte(sse(`{"choices":[{"delta":{"content":"x"}}]}`)+sse("[DONE]")), uint8(5), true)
 	f.Add([]byte("data: a\r\ndata: b\r\n\r\n: c\n\nevent: e\n\n"), uint8(1), true)
 	f.Add([]byte("{\"error\":\"x\"}\n\n\r\n{"), uint8(2), false)
+	// Chunks alike but for their text, as servers stream them (read by
+	// their shape), with texts that end the string early or run past it.
+	f.Add([]byte(sse(openAIChunk("a"))+sse(openAIChunk("b"))+sse(openAIChunk(`c\"`))+sse(openAIChunk(`d"`))+
+		sse(openAIChunk(`e\`))+sse(openAIChunk(""))+sse(openAIChunk("\u00e9\x01"))+sse(openAIChunk("f"))+sse("[DONE]")), uint8(7), true)
+}
+
+// openAIChunk is an OpenAI-compatible chunk whose delta content is the
+// raw bytes of text (a valid JSON string only when text is).
+func openAIChunk(text string) string {
+	return `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1767225600,"model":"m","choices":[{"index":0,"delta":{"content":"` +
+		text + `"},"logprobs":null,"finish_reason":null}]}`
 }
 
 // FuzzFraming: however the body is cut into reads, the chunks are the same,
@@ -53,6 +64,18 @@ func FuzzMeter(f *testing.F) {
 			m.Write(body[i:min(i+s, len(body))])
 		}
 		got := m.Finish(nil)
+		// A Meter that wants each chunk's text reads every chunk whole,
+		// never by its shape: the figures are the same.
+		now = t0
+		whole := NewMeter(Config{API: api, Start: t0, Clock: func() time.Time { now = now.Add(time.Millisecond); return now },
+			OnChunk: func(ChunkEvent) {}})
+		whole.Response(200, ct)
+		for i := 0; i < len(body); i += s {
+			whole.Write(body[i:min(i+s, len(body))])
+		}
+		if want := whole.Finish(nil); !reflect.DeepEqual(got, want) {
+			t.Fatalf("read by shape:\n%+v\nread whole:\n%+v", got, want)
+		}
 		if got.OutputChunks > 0 && len(got.Gaps) != got.OutputChunks-1 {
 			t.Fatalf("%d output chunks but %d gaps", got.OutputChunks, len(got.Gaps))
 		}

@@ -144,3 +144,39 @@ func TestInspectNestingLimit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzShapeMatchesInspect: a chunk that has the shape of the chunk before
+// it reads as encoding/json reads it. The shape is taken from first; the
+// chunk is second, and second's bytes put in the place of first's text.
+func FuzzShapeMatchesInspect(f *testing.F) {
+	for _, s := range inspectSeeds {
+		f.Add([]byte(s), []byte(`x`))
+	}
+	for _, text := range []string{"a", `"`, `\`, `a\"`, `\"`, `\\`, `\u00e`, "\x01", "\xff", `a","b`, `a"},"x":{"`, ""} {
+		f.Add([]byte(openAIChunk("tok")), []byte(text))
+		f.Add([]byte(`{"choices":[{"delta":{"reasoning_content":"r"}}],"model":"m"}`), []byte(text))
+	}
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		var sc chunkScanner
+		var s shape
+		s.learn(&sc, first, sc.inspect(APIOpenAI, first, "", "", false))
+		if !s.ok {
+			return
+		}
+		if want := inspectReference(APIOpenAI, first); !want.output || want.final || want.hasUsage || want.isErr {
+			t.Fatalf("shape taken from %q, which reads as %+v", first, want)
+		}
+		spliced := append(append(append([]byte(nil), s.buf[:s.pre]...), second...), s.buf[s.pre:]...)
+		for _, p := range [][]byte{first, second, spliced} {
+			try := s
+			if !try.match(p) {
+				continue
+			}
+			want := inspectReference(APIOpenAI, p)
+			want.text = ""
+			if !reflect.DeepEqual(try.ci, want) {
+				t.Fatalf("shape of %q matched %q\n got %+v\nwant %+v", first, p, try.ci, want)
+			}
+		}
+	})
+}

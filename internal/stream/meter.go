@@ -70,6 +70,9 @@ type Meter struct {
 	// (each system call empties the TLB on a kernel with page-table
 	// isolation and no PCID), so every separate object costs a miss.
 	gaps [32]time.Duration
+	// shape is the last chunk's, for reading the next one by comparing
+	// bytes (shape.go).
+	shape shape
 }
 
 // scanners hold the chunk scanners, which keep nothing from one chunk to
@@ -153,9 +156,17 @@ func (mt *Meter) WriteAt(p []byte, at time.Time) {
 func (mt *Meter) chunk(payload []byte) {
 	m := &mt.m
 	wantText := mt.cfg.OnChunk != nil && !mt.cfg.NoChunkText
-	sc := borrowScanner()
-	ci := sc.inspect(mt.cfg.API, payload, m.Model, m.FinishReason, wantText)
-	returnScanner(sc)
+	var ci chunkInfo
+	if !wantText && mt.shape.match(payload) {
+		ci = mt.shape.ci
+	} else {
+		sc := borrowScanner()
+		ci = sc.inspect(mt.cfg.API, payload, m.Model, m.FinishReason, wantText)
+		if !wantText && mt.cfg.API.Wire().reader == readUnion {
+			mt.shape.learn(sc, payload, ci)
+		}
+		returnScanner(sc)
+	}
 	switch {
 	case ci.malformed:
 		mt.malformedSeen = true

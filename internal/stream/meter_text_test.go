@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,5 +61,40 @@ func TestMeterChunkAllocations(t *testing.T) {
 				t.Errorf("%s, NoChunkText %v: %v allocations per chunk (%d chunks), want %v", tt.name, noText, got, m.m.OutputChunks, want)
 			}
 		}
+	}
+}
+
+// TestMeterReadsChunksByShape: a stream of chunks alike but for their text
+// is read by shape after its first output chunk, and a chunk whose other
+// bytes change, or whose text is not a plain string, is read whole.
+func TestMeterReadsChunksByShape(t *testing.T) {
+	m := NewMeter(Config{API: APIOpenAI, Start: t0, OnChunk: func(ChunkEvent) {}, NoChunkText: true})
+	m.Response(200, "text/event-stream")
+	m.Write([]byte(sse(openAIChunk("a"))))
+	if !m.shape.ok {
+		t.Fatal("no shape taken from a plain output chunk")
+	}
+	for _, text := range []string{"b", `c\"`, "d"} {
+		if !m.shape.match([]byte(openAIChunk(text))) {
+			t.Errorf("chunk with text %q does not have the shape", text)
+		}
+	}
+	for _, p := range []string{openAIChunk(`e"`), openAIChunk(""), openAIChunk(`f\`), strings.Replace(openAIChunk("g"), "1767225600", "1767225601", 1)} {
+		m.shape.ok = true
+		if m.shape.match([]byte(p)) {
+			t.Errorf("%s has the shape", p)
+		}
+	}
+	// A shape that fails the next chunk twice in a row: no more are taken.
+	ollama := NewMeter(Config{API: APIOpenAI, Start: t0, OnChunk: func(ChunkEvent) {}, NoChunkText: true})
+	ollama.Response(200, "text/event-stream")
+	for i := range 4 {
+		ollama.Write([]byte(sse(strings.Replace(openAIChunk("x"), "1767225600", strconv.Itoa(i), 1))))
+	}
+	if ollama.shape.ok || ollama.shape.misses != stopShapes {
+		t.Errorf("chunks that change each time: shape kept %v after %d misses", ollama.shape.ok, ollama.shape.misses)
+	}
+	if got := ollama.Finish(nil); got.OutputChunks != 4 {
+		t.Errorf("%d output chunks, want 4", got.OutputChunks)
 	}
 }
