@@ -58,6 +58,9 @@ type chunkScanner struct {
 	scratch []byte
 	ev      eventScan
 	text    []byte
+	// deltaText is the output string of the Messages event just read, when
+	// it was a content_block_delta that carried output.
+	deltaText jstr
 }
 
 // choice returns element i of the choices backing array, zeroing it on

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 // eventSeeds are real events of the Responses and Messages APIs and the
@@ -96,19 +95,19 @@ func FuzzMeterEvents(f *testing.F) {
 	f.Add([]byte(strings.Join(responsesStream([]string{"a"}, []string{"b"}, 1, 2, 1), "")), uint8(7), false)
 	f.Add([]byte(strings.Join(messagesStream([]string{"a"}, []string{"b"}, 1, 2, 3), "")), uint8(3), true)
 	f.Add([]byte("event: error\ndata: {\"type\":\"error\"}\n\n"), uint8(1), true)
+	// Deltas alike but for their text (read by their shape), with texts
+	// that end the string early or run past it.
+	var deltas strings.Builder
+	for _, text := range []string{"a", "b", `c\"`, `d"`, `e\`, "", "f", "g"} {
+		deltas.WriteString(sse(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"` + text + `"}}`))
+	}
+	f.Add([]byte(deltas.String()+sse(`{"type":"message_stop"}`)), uint8(9), true)
 	f.Fuzz(func(t *testing.T, body []byte, step uint8, anthropic bool) {
 		api := APIResponses
 		if anthropic {
 			api = APIAnthropic
 		}
-		now := t0
-		m := NewMeter(Config{API: api, Start: t0, Clock: func() time.Time { now = now.Add(time.Millisecond); return now }})
-		m.Response(200, "text/event-stream")
-		s := int(step)%16 + 1
-		for i := 0; i < len(body); i += s {
-			m.Write(body[i:min(i+s, len(body))])
-		}
-		got := m.Finish(nil)
+		got := measureTwice(t, api, "text/event-stream", body, int(step)%16+1)
 		if got.OutputChunks > 0 && len(got.Gaps) != got.OutputChunks-1 {
 			t.Fatalf("%d output chunks but %d gaps", got.OutputChunks, len(got.Gaps))
 		}

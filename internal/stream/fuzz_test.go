@@ -47,6 +47,28 @@ func FuzzFraming(f *testing.F) {
 	})
 }
 
+// measureTwice measures body, cut into reads of step bytes, with a Meter
+// that reads chunks by their shape where it can, and again with one that
+// wants each chunk's text, so reads every chunk whole: the figures must be
+// the same.
+func measureTwice(t *testing.T, api API, contentType string, body []byte, step int) *Measurement {
+	t.Helper()
+	var ms [2]*Measurement
+	for i, onChunk := range []func(ChunkEvent){nil, func(ChunkEvent) {}} {
+		now := t0
+		m := NewMeter(Config{API: api, Start: t0, Clock: func() time.Time { now = now.Add(time.Millisecond); return now }, OnChunk: onChunk})
+		m.Response(200, contentType)
+		for i := 0; i < len(body); i += step {
+			m.Write(body[i:min(i+step, len(body))])
+		}
+		ms[i] = m.Finish(nil)
+	}
+	if !reflect.DeepEqual(ms[0], ms[1]) {
+		t.Fatalf("read by shape:\n%+v\nread whole:\n%+v", ms[0], ms[1])
+	}
+	return ms[0]
+}
+
 // FuzzMeter: any body, of either API and framing, is measured without a
 // panic, and the figures hold together.
 func FuzzMeter(f *testing.F) {
@@ -56,26 +78,7 @@ func FuzzMeter(f *testing.F) {
 		if isSSE {
 			api, ct = APIOpenAI, "text/event-stream"
 		}
-		now := t0
-		m := NewMeter(Config{API: api, Start: t0, Clock: func() time.Time { now = now.Add(time.Millisecond); return now }})
-		m.Response(200, ct)
-		s := int(step)%16 + 1
-		for i := 0; i < len(body); i += s {
-			m.Write(body[i:min(i+s, len(body))])
-		}
-		got := m.Finish(nil)
-		// A Meter that wants each chunk's text reads every chunk whole,
-		// never by its shape: the figures are the same.
-		now = t0
-		whole := NewMeter(Config{API: api, Start: t0, Clock: func() time.Time { now = now.Add(time.Millisecond); return now },
-			OnChunk: func(ChunkEvent) {}})
-		whole.Response(200, ct)
-		for i := 0; i < len(body); i += s {
-			whole.Write(body[i:min(i+s, len(body))])
-		}
-		if want := whole.Finish(nil); !reflect.DeepEqual(got, want) {
-			t.Fatalf("read by shape:\n%+v\nread whole:\n%+v", got, want)
-		}
+		got := measureTwice(t, api, ct, body, int(step)%16+1)
 		if got.OutputChunks > 0 && len(got.Gaps) != got.OutputChunks-1 {
 			t.Fatalf("%d output chunks but %d gaps", got.OutputChunks, len(got.Gaps))
 		}

@@ -146,24 +146,34 @@ func TestInspectNestingLimit(t *testing.T) {
 }
 
 // FuzzShapeMatchesInspect: a chunk that has the shape of the chunk before
-// it reads as encoding/json reads it. The shape is taken from first; the
-// chunk is second, and second's bytes put in the place of first's text.
+// it reads as a whole read reads it (encoding/json's, for the
+// OpenAI-compatible API). The shape is taken from first; the chunk is
+// second, and second's bytes put in the place of first's text.
 func FuzzShapeMatchesInspect(f *testing.F) {
 	for _, s := range inspectSeeds {
-		f.Add([]byte(s), []byte(`x`))
+		f.Add([]byte(s), []byte(`x`), false)
+	}
+	for _, s := range eventSeeds {
+		f.Add([]byte(s), []byte(`x`), true)
 	}
 	for _, text := range []string{"a", `"`, `\`, `a\"`, `\"`, `\\`, `\u00e`, "\x01", "\xff", `a","b`, `a"},"x":{"`, ""} {
-		f.Add([]byte(openAIChunk("tok")), []byte(text))
-		f.Add([]byte(`{"choices":[{"delta":{"reasoning_content":"r"}}],"model":"m"}`), []byte(text))
+		f.Add([]byte(openAIChunk("tok")), []byte(text), false)
+		f.Add([]byte(`{"choices":[{"delta":{"reasoning_content":"r"}}],"model":"m"}`), []byte(text), false)
+		f.Add([]byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"tok"}}`), []byte(text), true)
+		f.Add([]byte(`{"type":"content_block_delta","delta":{"text":"a","thinking":"","type":"thinking_delta","text":""}}`), []byte(text), true)
 	}
-	f.Fuzz(func(t *testing.T, first, second []byte) {
+	f.Fuzz(func(t *testing.T, first, second []byte, anthropic bool) {
+		api, reader, whole := APIOpenAI, readUnion, func(p []byte) chunkInfo { return inspectReference(APIOpenAI, p) }
+		if anthropic {
+			api, reader, whole = APIAnthropic, readMessages, func(p []byte) chunkInfo { return inspect(APIAnthropic, p) }
+		}
 		var sc chunkScanner
 		var s shape
-		s.learn(&sc, first, sc.inspect(APIOpenAI, first, "", "", false))
+		s.learn(&sc, reader, first, sc.inspect(api, first, "", "", false))
 		if !s.ok {
 			return
 		}
-		if want := inspectReference(APIOpenAI, first); !want.output || want.final || want.hasUsage || want.isErr {
+		if want := whole(first); !want.output || want.final || want.hasUsage || want.hasOutput || want.isErr {
 			t.Fatalf("shape taken from %q, which reads as %+v", first, want)
 		}
 		spliced := append(append(append([]byte(nil), s.buf[:s.pre]...), second...), s.buf[s.pre:]...)
@@ -172,7 +182,7 @@ func FuzzShapeMatchesInspect(f *testing.F) {
 			if !try.match(p) {
 				continue
 			}
-			want := inspectReference(APIOpenAI, p)
+			want := whole(p)
 			want.text = ""
 			if !reflect.DeepEqual(try.ci, want) {
 				t.Fatalf("shape of %q matched %q\n got %+v\nwant %+v", first, p, try.ci, want)

@@ -162,8 +162,8 @@ func (mt *Meter) chunk(payload []byte) {
 	} else {
 		sc := borrowScanner()
 		ci = sc.inspect(mt.cfg.API, payload, m.Model, m.FinishReason, wantText)
-		if !wantText && mt.cfg.API.Wire().reader == readUnion {
-			mt.shape.learn(sc, payload, ci)
+		if !wantText {
+			mt.shape.learn(sc, mt.cfg.API.Wire().reader, payload, ci)
 		}
 		returnScanner(sc)
 	}

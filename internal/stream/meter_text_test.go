@@ -85,6 +85,24 @@ func TestMeterReadsChunksByShape(t *testing.T) {
 			t.Errorf("%s has the shape", p)
 		}
 	}
+	// A Messages text delta has a shape; a Responses delta, whose sequence
+	// number changes each time, is not kept.
+	for _, tt := range []struct {
+		api   API
+		chunk string
+		kept  bool
+	}{
+		{APIAnthropic, `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}`, true},
+		{APIAnthropic, `{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"a"}}`, false},
+		{APIResponses, `{"type":"response.output_text.delta","delta":"a","sequence_number":4}`, false},
+	} {
+		m := NewMeter(Config{API: tt.api, Start: t0, OnChunk: func(ChunkEvent) {}, NoChunkText: true})
+		m.Response(200, "text/event-stream")
+		m.Write([]byte(sse(tt.chunk)))
+		if m.shape.ok != tt.kept {
+			t.Errorf("%s %s: shape kept %v, want %v", tt.api, tt.chunk, m.shape.ok, tt.kept)
+		}
+	}
 	// A shape that fails the next chunk twice in a row: no more are taken.
 	ollama := NewMeter(Config{API: APIOpenAI, Start: t0, OnChunk: func(ChunkEvent) {}, NoChunkText: true})
 	ollama.Response(200, "text/event-stream")

@@ -3,20 +3,21 @@ package stream
 import "bytes"
 
 // shape is a stream's last chunk seen whole, when it was a plain output
-// chunk of the OpenAI-compatible API: its bytes but for its one output
-// string, and what inspect made of it. A server streams the same chunk
-// over and over with only the token's text changed, so a chunk with the
-// same bytes before and after a valid, non-empty string reads the same but
-// for that text, which the Meter does not read (NoChunkText): comparing
-// bytes finds that for a fraction of what lexing the JSON costs.
+// chunk (of the OpenAI-compatible API or a Messages content_block_delta):
+// its bytes but for its one output string, and what inspect made of it. A
+// server streams the same chunk over and over with only the token's text
+// changed, so a chunk with the same bytes before and after a valid,
+// non-empty string reads the same but for that text, which the Meter does
+// not read (NoChunkText): comparing bytes finds that for a fraction of what
+// lexing the JSON costs.
 //
 // Only the string's bytes differ, and a JSON string stays one value
 // whatever valid bytes it holds, so the document parses to the same values
 // but that string's, which was the chunk's one output text; its being
-// non-empty is all inspect read of it. A chunk whose other bytes change
-// (a timestamp per chunk, as Ollama's own API sends) is read whole; after
-// two shapes in a row that did not hold for the next chunk, the stream
-// stops keeping them.
+// non-empty is all inspect read of it. A chunk whose other bytes change (a
+// timestamp per chunk, as Ollama's own API sends, or the Responses API's
+// sequence number) is read whole; after two shapes in a row that did not
+// hold for the next chunk, the stream stops keeping them.
 type shape struct {
 	buf    []byte // the prefix (with the string's opening quote), then the suffix (from its closing quote)
 	pre    int    // the prefix's length
@@ -58,10 +59,10 @@ func (s *shape) match(payload []byte) bool {
 	return false
 }
 
-// learn takes payload's shape when sc has just read it whole into ci, as
-// a plain output chunk of one output string (sc.onlyText).
-func (s *shape) learn(sc *chunkScanner, payload []byte, ci chunkInfo) {
-	if s.misses >= stopShapes || len(payload) > maxShape {
+// learn takes payload's shape when sc has just read it whole, with the
+// reader r, into ci, as a plain output chunk of one output string.
+func (s *shape) learn(sc *chunkScanner, r chunkReader, payload []byte, ci chunkInfo) {
+	if s.misses >= stopShapes || len(payload) > maxShape || r == readResponses {
 		return
 	}
 	plain := ci.output && !ci.final && !ci.done && !ci.isErr && !ci.malformed && !ci.hasUsage &&
@@ -70,7 +71,10 @@ func (s *shape) learn(sc *chunkScanner, payload []byte, ci chunkInfo) {
 	if !plain {
 		return
 	}
-	text, ok := sc.onlyText()
+	text, ok := sc.deltaText, len(sc.deltaText.raw) > 0
+	if r == readUnion {
+		text, ok = sc.onlyText()
+	}
 	if !ok {
 		return
 	}
