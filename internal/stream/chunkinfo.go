@@ -11,6 +11,7 @@ import (
 // strings, so a Meter passing its current ones allocates nothing for them;
 // ci.text is built only when wantText.
 func (sc *chunkScanner) inspect(api API, payload []byte, model, finish string, wantText bool) chunkInfo {
+	sc.only = jstr{}
 	w := api.Wire()
 	if w.endMarker != nil && bytes.Equal(bytes.TrimSpace(payload), w.endMarker) {
 		return chunkInfo{final: true, done: true}
@@ -126,6 +127,8 @@ func (sc *chunkScanner) inspectUnion(payload []byte, model, finish string, wantT
 	if wantText {
 		ci.text = t.string(sc)
 		sc.text = t.buf
+	} else {
+		sc.only = sc.onlyText()
 	}
 	return ci
 }

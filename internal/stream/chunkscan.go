@@ -58,9 +58,11 @@ type chunkScanner struct {
 	scratch []byte
 	ev      eventScan
 	text    []byte
-	// deltaText is the output string of the Messages event just read, when
-	// it was a content_block_delta that carried output.
-	deltaText jstr
+	// only is the one output string of the chunk just read, when its
+	// reader found that and nothing else the stream does not repeat (a
+	// plain delta); empty otherwise. A Meter keeps the chunk's shape
+	// around it (shape.go).
+	only jstr
 }
 
 // choice returns element i of the choices backing array, zeroing it on

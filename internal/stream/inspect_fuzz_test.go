@@ -159,17 +159,18 @@ func FuzzShapeMatchesInspect(f *testing.F) {
 	for _, text := range []string{"a", `"`, `\`, `a\"`, `\"`, `\\`, `\u00e`, "\x01", "\xff", `a","b`, `a"},"x":{"`, ""} {
 		f.Add([]byte(openAIChunk("tok")), []byte(text), false)
 		f.Add([]byte(`{"choices":[{"delta":{"reasoning_content":"r"}}],"model":"m"}`), []byte(text), false)
+		f.Add([]byte(`{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}],"usage":null}`), []byte(text), false)
 		f.Add([]byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"tok"}}`), []byte(text), true)
 		f.Add([]byte(`{"type":"content_block_delta","delta":{"text":"a","thinking":"","type":"thinking_delta","text":""}}`), []byte(text), true)
 	}
 	f.Fuzz(func(t *testing.T, first, second []byte, anthropic bool) {
-		api, reader, whole := APIOpenAI, readUnion, func(p []byte) chunkInfo { return inspectReference(APIOpenAI, p) }
+		api, whole := APIOpenAI, func(p []byte) chunkInfo { return inspectReference(APIOpenAI, p) }
 		if anthropic {
-			api, reader, whole = APIAnthropic, readMessages, func(p []byte) chunkInfo { return inspect(APIAnthropic, p) }
+			api, whole = APIAnthropic, func(p []byte) chunkInfo { return inspect(APIAnthropic, p) }
 		}
 		var sc chunkScanner
 		var s shape
-		s.learn(&sc, reader, first, sc.inspect(api, first, "", "", false))
+		s.learn(&sc, first, sc.inspect(api, first, "", "", false))
 		if !s.ok {
 			return
 		}

@@ -22,7 +22,6 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 	t := textParts{want: wantText, buf: sc.text[:0]}
 	var content bool // a whole message's content blocks hold text, thinking or a tool call
 	var visible bool // and some of it is not thinking
-	sc.deltaText = jstr{}
 	if !sc.begin(payload) {
 		return chunkInfo{malformed: true}
 	}
@@ -157,7 +156,7 @@ func (sc *chunkScanner) inspectMessages(payload []byte, model, finish string, wa
 	default: // signature_delta and any delta not known to carry output
 		return ci
 	}
-	sc.deltaText = deltaText // the one output string of a plain delta (shape.go)
+	sc.only = deltaText
 	if wantText {
 		sc.scratch = deltaText.appendTo(sc.scratch[:0])
 		ci.text = string(sc.scratch)

@@ -163,7 +163,7 @@ func (mt *Meter) chunk(payload []byte) {
 		sc := borrowScanner()
 		ci = sc.inspect(mt.cfg.API, payload, m.Model, m.FinishReason, wantText)
 		if !wantText {
-			mt.shape.learn(sc, mt.cfg.API.Wire().reader, payload, ci)
+			mt.shape.learn(sc, payload, ci)
 		}
 		returnScanner(sc)
 	}

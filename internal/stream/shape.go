@@ -59,23 +59,11 @@ func (s *shape) match(payload []byte) bool {
 	return false
 }
 
-// learn takes payload's shape when sc has just read it whole, with the
-// reader r, into ci, as a plain output chunk of one output string.
-func (s *shape) learn(sc *chunkScanner, r chunkReader, payload []byte, ci chunkInfo) {
-	if s.misses >= stopShapes || len(payload) > maxShape || r == readResponses {
-		return
-	}
-	plain := ci.output && !ci.final && !ci.done && !ci.isErr && !ci.malformed && !ci.hasUsage &&
-		!ci.hasInput && !ci.hasOutput && !ci.hasReasoningTokens && !ci.hasCachedTokens && ci.ollama == nil &&
-		ci.finishReason == "" && ci.errMsg == "" && ci.text == ""
-	if !plain {
-		return
-	}
-	text, ok := sc.deltaText, len(sc.deltaText.raw) > 0
-	if r == readUnion {
-		text, ok = sc.onlyText()
-	}
-	if !ok {
+// learn takes payload's shape when sc has just read it whole into ci, as
+// a plain output chunk of one output string (sc.only).
+func (s *shape) learn(sc *chunkScanner, payload []byte, ci chunkInfo) {
+	text := sc.only
+	if len(text.raw) == 0 || s.misses >= stopShapes || len(payload) > maxShape {
 		return
 	}
 	start := cap(payload) - cap(text.raw) // text.raw is a part of payload
@@ -87,21 +75,21 @@ func (s *shape) learn(sc *chunkScanner, r chunkReader, payload []byte, ci chunkI
 	s.pre, s.ci, s.ok, s.fresh = start, ci, true, true
 }
 
-// onlyText returns the one output string of the chunk sc has just read
-// with inspectUnion, when that is all it holds besides what every chunk of
-// the stream repeats: one choice, its delta with exactly one of content,
+// onlyText is the one output string of the chunk inspectUnion has just
+// read, when that is all it holds besides what every chunk of the stream
+// repeats: one choice, its delta with exactly one of content,
 // reasoning_content and reasoning, no tool calls, no text, no finish
-// reason, no Ollama fields, no usage, no error.
-func (sc *chunkScanner) onlyText() (jstr, bool) {
+// reason, no Ollama fields, no usage, no error. Empty otherwise.
+func (sc *chunkScanner) onlyText() jstr {
 	f := &sc.f
 	if f.choices != 1 || f.message.set || len(f.response.raw) > 0 || len(f.thinking.raw) > 0 || f.done ||
 		f.usageSet || (len(f.errRaw) > 0 && string(f.errRaw) != "null") {
-		return jstr{}, false
+		return jstr{}
 	}
 	c := &sc.choice0
 	d := &c.delta
 	if !d.set || c.message.set || len(c.text.raw) > 0 || len(c.finishReason.raw) > 0 || len(d.toolCalls) > 0 {
-		return jstr{}, false
+		return jstr{}
 	}
 	var text jstr
 	n := 0
@@ -111,5 +99,8 @@ func (sc *chunkScanner) onlyText() (jstr, bool) {
 			n++
 		}
 	}
-	return text, n == 1
+	if n != 1 {
+		return jstr{}
+	}
+	return text
 }
