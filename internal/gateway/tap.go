@@ -155,10 +155,7 @@ func (t *bodyTap) stop(clean bool) {
 
 // closeHook is a response body wrapper that acts only when the body is
 // closed; its reads are those of the body under it.
-type closeHook interface {
-	io.ReadCloser
-	underBody() io.ReadCloser
-}
+type closeHook interface{ underBody() io.ReadCloser }
 
 // readsOf is where reads of body go: past the wrappers that act only on
 // Close (the pool's release of its upstream, the client span's end), to the
