@@ -138,9 +138,20 @@ func (p *BatchProcessor) run() {
 		clear(batch)
 		batch = batch[:0]
 	}
-	// take moves the queued spans into batches and sends every full one;
-	// a partial batch is sent too when all is set.
-	take := func(all bool) {
+	// sendFull sends a batch for every batchSize spans queued and leaves
+	// the rest in the queue, where OnEnd counts them towards the next one.
+	// Only this goroutine receives from the queue, so the receives do not
+	// block.
+	sendFull := func() {
+		for len(p.queue) >= p.batchSize {
+			for range p.batchSize {
+				batch = append(batch, <-p.queue)
+			}
+			send()
+		}
+	}
+	// sendAll sends every queued span, the last batch partial.
+	sendAll := func() {
 		for {
 			select {
 			case s := <-p.queue:
@@ -149,9 +160,7 @@ func (p *BatchProcessor) run() {
 					send()
 				}
 			default:
-				if all {
-					send()
-				}
+				send()
 				return
 			}
 		}
@@ -159,15 +168,15 @@ func (p *BatchProcessor) run() {
 	for {
 		select {
 		case <-p.full:
-			take(false)
+			sendFull()
 		case <-timer.C:
-			take(true)
+			sendAll()
 			timer.Reset(p.batchTimeout)
 		case ack := <-p.flushReq:
-			take(true)
+			sendAll()
 			close(ack)
 		case <-p.stop:
-			take(true)
+			sendAll()
 			return
 		}
 	}
