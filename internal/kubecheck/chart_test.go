@@ -261,3 +261,57 @@ func TestChartCollectorMatchesTheShippedConfig(t *testing.T) {
 		t.Errorf("the chart's pipelines differ:\nchart   %v\nshipped %v", pipelines(chart), pipelines(shipped))
 	}
 }
+
+// TestChartProxyHasAGoMemoryLimit holds the proxy's Go runtime to the container's memory limit (GOMEMLIMIT from
+// limits.memory), unless extraEnv sets GOMEMLIMIT itself, which then appears once.
+func TestChartProxyHasAGoMemoryLimit(t *testing.T) {
+	helmBin := env(t, "TOKENTRACE_HELM_BIN")
+	type envVar struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom struct {
+			ResourceFieldRef struct {
+				Resource string `yaml:"resource"`
+			} `yaml:"resourceFieldRef"`
+		} `yaml:"valueFrom"`
+	}
+	memLimits := func(args ...string) []envVar {
+		out := helm(t, helmBin, append([]string{"template", "tt", chartDir, "--namespace", namespace, "--kube-version", kubeVersion}, args...)...)
+		var found []envVar
+		for _, doc := range strings.Split(string(out), "\n---") {
+			var obj struct {
+				Kind string `yaml:"kind"`
+				Spec struct {
+					Template struct {
+						Spec struct {
+							Containers []struct {
+								Name string   `yaml:"name"`
+								Env  []envVar `yaml:"env"`
+							} `yaml:"containers"`
+						} `yaml:"spec"`
+					} `yaml:"template"`
+				} `yaml:"spec"`
+			}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range obj.Spec.Template.Spec.Containers {
+				if obj.Kind != "Deployment" || c.Name != "proxy" {
+					continue
+				}
+				for _, e := range c.Env {
+					if e.Name == "GOMEMLIMIT" {
+						found = append(found, e)
+					}
+				}
+			}
+		}
+		return found
+	}
+	if got := memLimits(); len(got) != 1 || got[0].ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+		t.Errorf("the proxy's GOMEMLIMIT with the default values: %+v, want one, from limits.memory", got)
+	}
+	if got := memLimits("--set", "proxy.extraEnv[0].name=GOMEMLIMIT", "--set", "proxy.extraEnv[0].value=300MiB"); len(got) != 1 || got[0].Value != "300MiB" {
+		t.Errorf("the proxy's GOMEMLIMIT with extraEnv setting it: %+v, want only extraEnv's", got)
+	}
+}
