@@ -71,7 +71,8 @@ const (
 	DefaultEjectBackoff    = 2 * time.Second
 )
 
-// GCPercent is the GOGC the proxy command runs with unless GOGC is set. A
+// GCPercent is the GOGC the proxy command runs with unless GOGC is set
+// (while its live heap is under GCHeadroom/4; see TuneGC). A
 // proxy's live heap is small (tens of KiB per stream) while every streamed
 // chunk and every exported span allocates, so at Go's default of 100 the
 // collector runs many times a second and its marking, assists and sweeping

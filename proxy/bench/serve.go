@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
@@ -246,7 +245,7 @@ func serveProxy(o options) error {
 		// metrics to the Prometheus reader. Without a collector, spans are
 		// built, queued and batched alike and handed to a discarding exporter.
 		if os.Getenv("GOGC") == "" { // as the proxy command runs
-			debug.SetGCPercent(gateway.GCPercent)
+			defer gateway.TuneGC()()
 		}
 		tp, res, err := benchTracing(o.otlp)
 		if err != nil {
