@@ -16,9 +16,7 @@ import (
 )
 
 func main() {
-	if os.Getenv("GOGC") == "" {
-		gateway.TuneGC() // for the process's life
-	}
+	gateway.TuneGC() // for the process's life
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr, sig))

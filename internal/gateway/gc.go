@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -27,11 +28,15 @@ func gcPercentFor(live, headroom uint64) int {
 	return max(100, int(headroom*100/live))
 }
 
-// TuneGC runs the collector as the proxy command does: GOGC is set after
-// every collection from the live heap that collection found (gcPercentFor,
+// TuneGC runs the collector as the proxy command does, unless GOGC is set
+// in the environment (then it changes nothing): GOGC is set after every
+// collection from the live heap that collection found (gcPercentFor,
 // GCHeadroom), starting at GCPercent. stop ends the tuning and leaves GOGC
-// where it is. Call it only when GOGC is not set in the environment.
+// where it is.
 func TuneGC() (stop func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
 	return tuneGC(GCHeadroom)
 }
 

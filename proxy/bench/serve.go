@@ -244,9 +244,7 @@ func serveProxy(o options) error {
 		// OTLP/gRPC to the collector at o.otlp through the batch processor,
 		// metrics to the Prometheus reader. Without a collector, spans are
 		// built, queued and batched alike and handed to a discarding exporter.
-		if os.Getenv("GOGC") == "" { // as the proxy command runs
-			defer gateway.TuneGC()()
-		}
+		defer gateway.TuneGC()() // as the proxy command runs
 		tp, res, err := benchTracing(o.otlp)
 		if err != nil {
 			return err
