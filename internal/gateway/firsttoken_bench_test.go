@@ -13,7 +13,6 @@ import (
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tokentrace/tokentrace/internal/telemetry"
 )
@@ -115,8 +114,11 @@ func BenchmarkFirstToken(b *testing.B) {
 		}))
 	})
 	b.Run("gateway", func(b *testing.B) {
-		bp := telemetry.NewBatchProcessor(discardSpans{}, telemetry.BatchConfig{})
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bp))
+		tr, err := telemetry.NewTracing(context.Background(), telemetry.TraceConfig{ServiceName: "tokentrace-proxy", Exporter: telemetry.DiscardSpans{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tp := tr.Provider
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 		g, err := New(Config{Upstreams: []string{up.URL}, TracerProvider: tp, MeterProvider: mp,
 			Propagator: telemetry.Propagator(), TokenEvents: TokenEvents{Packed: true}})
@@ -133,8 +135,3 @@ func BenchmarkFirstToken(b *testing.B) {
 		run(b, g)
 	})
 }
-
-type discardSpans struct{}
-
-func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardSpans) Shutdown(context.Context) error                             { return nil }

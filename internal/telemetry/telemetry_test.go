@@ -367,3 +367,23 @@ func TestMetricsHandlerServesOpenMetricsExemplars(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TraceConfig.Exporter takes the batches in place of OTLP, through the
+// same batch processor.
+func TestTracingHandsBatchesToTheConfiguredExporter(t *testing.T) {
+	exp := &batchRecorder{batches: make(chan int, 1)}
+	tr, err := NewTracing(context.Background(), TraceConfig{ServiceName: "t", Exporter: exp, Endpoint: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		_, s := tr.Provider.Tracer("t").Start(context.Background(), "x")
+		s.End()
+	}
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-exp.batches; got != 2 || tr.Processor.Exported() != 2 {
+		t.Fatalf("the exporter got a batch of %d, the processor counts %d exported; want 2 and 2", got, tr.Processor.Exported())
+	}
+}

@@ -55,7 +55,18 @@ type TraceConfig struct {
 	// MaxEvents bounds the events one span keeps (per-token events);
 	// default 1100, enough for a 1,000-token answer.
 	MaxEvents int
+	// Exporter, when set, is handed the batches instead of an OTLP
+	// exporter (Protocol, Endpoint, Insecure, Headers and FromEnv are then
+	// unused): DiscardSpans measures the proxy's own cost without a
+	// collector.
+	Exporter sdktrace.SpanExporter
 }
+
+// DiscardSpans is a span exporter that drops every batch it is handed.
+type DiscardSpans struct{}
+
+func (DiscardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (DiscardSpans) Shutdown(context.Context) error                             { return nil }
 
 // DefaultMaxEvents is the default of TraceConfig.MaxEvents.
 const DefaultMaxEvents = 1100
@@ -147,6 +158,9 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 // processor bounds each export; retrying inside the exporter would only hold
 // the queue longer while the collector is away, so retries are off.
 func newExporter(ctx context.Context, cfg TraceConfig) (sdktrace.SpanExporter, error) {
+	if cfg.Exporter != nil {
+		return cfg.Exporter, nil
+	}
 	if cfg.Protocol == ProtocolHTTP {
 		opts := append([]otlptracehttp.Option{otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})},
 			endpointOptions(cfg, otlptracehttp.WithEndpointURL, otlptracehttp.WithEndpoint, otlptracehttp.WithInsecure, otlptracehttp.WithHeaders)...)

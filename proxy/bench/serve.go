@@ -321,20 +321,16 @@ func spansDropped() uint64 {
 }
 
 func benchTracing(otlp string) (*sdktrace.TracerProvider, *resource.Resource, error) {
-	if otlp != "" {
-		t, err := telemetry.NewTracing(context.Background(), telemetry.TraceConfig{
-			ServiceName: "tokentrace-proxy", Endpoint: otlp, Insecure: true})
-		if err != nil {
-			return nil, nil, err
-		}
-		processor.Store(t.Processor)
-		return t.Provider, t.Resource, nil
+	cfg := telemetry.TraceConfig{ServiceName: "tokentrace-proxy", Endpoint: otlp, Insecure: true}
+	if otlp == "" {
+		cfg.Exporter = telemetry.DiscardSpans{}
 	}
-	bp := telemetry.NewBatchProcessor(discard{}, telemetry.BatchConfig{})
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bp), sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{
-		AttributeValueLengthLimit: -1, AttributeCountLimit: 128, EventCountLimit: telemetry.DefaultMaxEvents,
-		LinkCountLimit: 128, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128}))
-	return tp, nil, nil
+	t, err := telemetry.NewTracing(context.Background(), cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	processor.Store(t.Processor)
+	return t.Provider, t.Resource, nil
 }
 
 func writeAllocs(path string) error {
@@ -348,8 +344,3 @@ func writeAllocs(path string) error {
 	}
 	return nil
 }
-
-type discard struct{}
-
-func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                             { return nil }
