@@ -101,7 +101,7 @@ func BenchmarkFirstToken(b *testing.B) {
 	b.Run("bare", func(b *testing.B) {
 		rp := &httputil.ReverseProxy{
 			Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-			Transport:     newTransport(Config{}),
+			Transport:     newTransport(Config{}).next, // net/http's, as bare proxies have
 			FlushInterval: -1,
 		}
 		// The guard proxybench's bare proxy has too (see declaredBody): without

@@ -124,9 +124,11 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-func newTransport(cfg Config) *http.Transport {
+// newTransport is the transport to upstreams: streamTransport for plain
+// HTTP, over net/http's for the rest, both with the same settings.
+func newTransport(cfg Config) *streamTransport {
 	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	next := &http.Transport{
 		Proxy:                 nil, // the upstream is reached directly, never through HTTP_PROXY
 		DialContext:           d.DialContext,
 		MaxIdleConns:          1024,
@@ -139,6 +141,8 @@ func newTransport(cfg Config) *http.Transport {
 		WriteBufferSize:    4 << 10,
 		ReadBufferSize:     4 << 10,
 	}
+	return &streamTransport{next: next, dial: d.DialContext, headerTimeout: next.ResponseHeaderTimeout,
+		idleTimeout: next.IdleConnTimeout, maxIdle: next.MaxIdleConnsPerHost}
 }
 
 // newPool makes a pool of upstreams and the two forwarders that use it as
