@@ -109,7 +109,7 @@ func (t *streamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// The upstream had closed the connection before it saw the request:
 		// as Transport, send it again on another.
-		if req, err = againWithBody(req); err != nil {
+		if req, err = rewind(req); err != nil {
 			return nil, err
 		}
 	}
@@ -164,20 +164,6 @@ func closeRequestBody(req *http.Request) {
 	if req.Body != nil {
 		_ = req.Body.Close()
 	}
-}
-
-// againWithBody is req ready to be sent once more.
-func againWithBody(req *http.Request) (*http.Request, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req, nil
-	}
-	body, err := req.GetBody()
-	if err != nil {
-		return nil, err
-	}
-	out := *req
-	out.Body = body
-	return &out, nil
 }
 
 // staleConnError says a reused connection failed before a byte of the

@@ -56,6 +56,21 @@ func (cc *connCounter) conns() int {
 	return cc.opened
 }
 
+// fetch sends req through st and reads its body to the end.
+func fetch(t *testing.T, st *streamTransport, req *http.Request) string {
+	t.Helper()
+	resp, err := st.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func testStreamTransport(t *testing.T) *streamTransport {
 	t.Helper()
 	st := newTransport(Config{UpstreamTimeout: 10 * time.Second})
@@ -99,12 +114,7 @@ func TestStreamTransportKeepsConnectionsForTheNextRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	resp, err = st.RoundTrip(postWithBody(t, context.Background(), up.URL, "again"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
+	fetch(t, st, postWithBody(t, context.Background(), up.URL, "again"))
 	if n := up.conns(); n != 1 {
 		t.Errorf("7 requests one after another took %d connections, want 1", n)
 	}
@@ -141,12 +151,7 @@ func TestStreamTransportClosesABodyNotReadToItsEnd(t *testing.T) {
 	if _, err := resp.Body.Read(buf); !errors.Is(err, errReadOnClosedBody) {
 		t.Errorf("read after close: %v, want %v", err, errReadOnClosedBody)
 	}
-	resp, err = st.RoundTrip(postWithBody(t, context.Background(), up.URL+"/short", "{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
+	fetch(t, st, postWithBody(t, context.Background(), up.URL+"/short", "{}"))
 	if n := up.conns(); n != 2 {
 		t.Errorf("a cut stream and the next request took %d connections, want 2", n)
 	}
@@ -160,12 +165,7 @@ func TestStreamTransportDropsIdleConnectionsTheUpstreamClosed(t *testing.T) {
 	for i := range 2 {
 		// A POST whose connection was closed while idle is not sent again
 		// by the transport: it must not be given a closed one.
-		resp, err := st.RoundTrip(postWithBody(t, context.Background(), up.URL, "{}"))
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
+		fetch(t, st, postWithBody(t, context.Background(), up.URL, "{}"))
 		if i == 0 {
 			select {
 			case <-up.closed: // the upstream closed the idle connection
@@ -245,13 +245,8 @@ func TestStreamTransportSendsAgainOnlyWhatTransportWould(t *testing.T) {
 			url, conns := closingUpstream(t)
 			st := testStreamTransport(t)
 			first, _ := http.NewRequest(http.MethodGet, url, nil)
-			resp, err := st.RoundTrip(first)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			resp, err = st.RoundTrip(tc.req(url))
+			fetch(t, st, first)
+			resp, err := st.RoundTrip(tc.req(url))
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("second request: %v, want %v", err, tc.wantErr)
 			}
