@@ -82,19 +82,11 @@ func TestForwarderMatchesReverseProxy(t *testing.T) {
 		req.Header.Set("X-Forwarded-For", "10.9.9.9")
 		req.Header.Set("X-Real-Ip", "10.9.9.9")
 		req.Header.Set("Authorization", "Bearer k")
-		resp, err := rg.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, b := fetch(t, rg.client.Do, req)
 		mu.Lock()
 		s.upHeader, s.upQuery, s.upBody = up.upHeader, up.upQuery, up.upBody
 		mu.Unlock()
-		s.status, s.header, s.trailer, s.body = resp.StatusCode, resp.Header, resp.Trailer, string(b)
+		s.status, s.header, s.trailer, s.body = resp.StatusCode, resp.Header, resp.Trailer, b
 		delete(s.header, "Date")
 		delete(s.upHeader, "Traceparent") // only inference requests get one
 		return s

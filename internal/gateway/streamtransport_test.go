@@ -56,10 +56,11 @@ func (cc *connCounter) conns() int {
 	return cc.opened
 }
 
-// fetch sends req through st and reads its body to the end.
-func fetch(t *testing.T, st *streamTransport, req *http.Request) string {
+// fetch sends req with do (a client's Do, a transport's RoundTrip) and
+// reads the response's body to the end.
+func fetch(t *testing.T, do func(*http.Request) (*http.Response, error), req *http.Request) (*http.Response, string) {
 	t.Helper()
-	resp, err := st.RoundTrip(req)
+	resp, err := do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func fetch(t *testing.T, st *streamTransport, req *http.Request) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp, string(b)
 }
 
 func testStreamTransport(t *testing.T) *streamTransport {
@@ -114,7 +115,7 @@ func TestStreamTransportKeepsConnectionsForTheNextRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	fetch(t, st, postWithBody(t, context.Background(), up.URL, "again"))
+	fetch(t, st.RoundTrip, postWithBody(t, context.Background(), up.URL, "again"))
 	if n := up.conns(); n != 1 {
 		t.Errorf("7 requests one after another took %d connections, want 1", n)
 	}
@@ -151,7 +152,7 @@ func TestStreamTransportClosesABodyNotReadToItsEnd(t *testing.T) {
 	if _, err := resp.Body.Read(buf); !errors.Is(err, errReadOnClosedBody) {
 		t.Errorf("read after close: %v, want %v", err, errReadOnClosedBody)
 	}
-	fetch(t, st, postWithBody(t, context.Background(), up.URL+"/short", "{}"))
+	fetch(t, st.RoundTrip, postWithBody(t, context.Background(), up.URL+"/short", "{}"))
 	if n := up.conns(); n != 2 {
 		t.Errorf("a cut stream and the next request took %d connections, want 2", n)
 	}
@@ -165,7 +166,7 @@ func TestStreamTransportDropsIdleConnectionsTheUpstreamClosed(t *testing.T) {
 	for i := range 2 {
 		// A POST whose connection was closed while idle is not sent again
 		// by the transport: it must not be given a closed one.
-		fetch(t, st, postWithBody(t, context.Background(), up.URL, "{}"))
+		fetch(t, st.RoundTrip, postWithBody(t, context.Background(), up.URL, "{}"))
 		if i == 0 {
 			select {
 			case <-up.closed: // the upstream closed the idle connection
@@ -245,7 +246,7 @@ func TestStreamTransportSendsAgainOnlyWhatTransportWould(t *testing.T) {
 			url, conns := closingUpstream(t)
 			st := testStreamTransport(t)
 			first, _ := http.NewRequest(http.MethodGet, url, nil)
-			fetch(t, st, first)
+			fetch(t, st.RoundTrip, first)
 			resp, err := st.RoundTrip(tc.req(url))
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("second request: %v, want %v", err, tc.wantErr)
